@@ -20,6 +20,7 @@ _REGISTRARS = [
     "stereo_snn.search.cli",
     "stereo_snn.bench.cli",
     "stereo_snn.stereo.cli",
+    "stereo_snn.stereo.cli_visualize",
     "classification.cli",
 ]
 
