@@ -1,0 +1,108 @@
+"""Shared plumbing: atomic writes, checkpoints, devices, the CLI error path."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from stereo_snn import atomic, cli, runtime
+from stereo_snn.errors import CheckpointError, ConfigError, OutputError
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out.json"
+    atomic.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_open(target, "w") as fh:
+            fh.write("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp file left behind
+
+
+def test_atomic_path_keeps_suffix_for_format_sniffing(tmp_path):
+    with atomic.atomic_path(tmp_path / "pic.png") as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == tmp_path
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "pic.png").read_bytes() == b"x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(OutputError, match="ro"):
+        atomic.write_text(ro / "x.txt", "x")
+
+
+def test_ensure_dir_under_a_file_is_a_clear_error(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputError, match="file"):
+        atomic.ensure_dir(f / "sub")
+
+
+def test_checkpoint_round_trip_weights_only(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    path = runtime.save_checkpoint(tmp_path / "ck.pt", {"model": model.state_dict(), "epoch": 3, "cfg": {"lr": 0.1}})
+    state = runtime.load_checkpoint(path)
+    assert state["epoch"] == 3 and state["cfg"] == {"lr": 0.1}
+    assert torch.equal(state["model"]["weight"], model.weight.detach())
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="missing.pt"):
+        runtime.load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        runtime.load_checkpoint(bad)
+
+
+def test_checkpoint_refuses_arbitrary_objects(tmp_path):
+    import argparse  # any class outside the weights-only allowlist needs code execution to load
+
+    path = tmp_path / "evil.pt"
+    torch.save({"obj": argparse.Namespace(a=1)}, path)
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        runtime.load_checkpoint(path)
+
+
+def test_resolve_device():
+    assert runtime.resolve_device("cpu").type == "cpu"
+    assert runtime.resolve_device(None).type in {"cpu", "cuda"}
+    with pytest.raises(ConfigError, match="nonsense"):
+        runtime.resolve_device("nonsense")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            runtime.resolve_device("cuda")
+
+
+def test_seed_everything_reproduces():
+    runtime.seed_everything(7)
+    a = torch.rand(3)
+    runtime.seed_everything(7)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_run_dir_layout(tmp_path):
+    run = runtime.RunDir(tmp_path / "run")
+    run.write_config({"x": 1})
+    run.write_metrics({"mae": 0.5})
+    assert run.read_json("metrics.json") == {"mae": 0.5}
+    assert run.read_json("config.json")["x"] == 1
+    assert run.checkpoints.is_dir() and run.figures.is_dir()
+    with pytest.raises(ConfigError, match="nope.json"):
+        run.read_json("nope.json")
+
+
+def test_cli_help_and_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert "stereo-snn" in capsys.readouterr().out
+    assert cli.main([]) == 2  # no command: help, non-zero
