@@ -1,0 +1,373 @@
+"""Stereo disparity metrics for DSEC and MVSEC (numpy only; torch tensors are accepted).
+
+Every metric is computed per image on the valid ground-truth pixels and then averaged
+over images (the se-cff / DSEC benchmark and DDES conventions).
+
+DSEC (``dsec_metrics``): valid pixels are ``gt > 0`` (0 marks "no ground truth" in the
+16-bit PNGs). MAE and RMSE are in pixels; 1PE / 2PE are the percentage of valid pixels
+whose absolute error is *strictly greater* than 1 / 2 px.
+
+MVSEC (``mvsec_metrics``), DDES protocol (Tulyakov et al., ICCV 2019): valid pixels
+are those with a finite, positive ground-truth disparity (MVSEC's invalid depth is NaN,
+so its disparity is NaN or inf). Depth is ``focal_baseline / disparity`` for both the
+prediction and the ground truth; the mean depth error is the mean absolute depth
+difference (metres) over the valid pixels; one-pixel accuracy is ``100 - 1PE`` (%);
+the mean disparity error is the disparity MAE (pixels).
+DDES converts with ``focal_baseline / (d + 1e-7)`` and never clamps, so a single
+prediction of 0 px counts as a depth of ~2e8 m and swamps the mean (StereoSpike instead
+drops pixels whose prediction is <= 0). We keep every valid pixel and clamp the
+*predicted* disparity from below at ``min_disparity`` (default 1 px, i.e. a depth of at
+most ``focal_baseline`` metres, ~20 m for MVSEC, beyond its indoor scenes): results are
+identical to DDES whenever the predictions are >= ``min_disparity``; pass
+``min_disparity=0`` for DDES's exact unclamped formula.
+
+Images without a single valid ground-truth pixel carry no information: the
+:class:`MetricAccumulator` skips them and counts them in ``skipped_images``; no metric is
+ever NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, Literal, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError, DatasetError
+
+__all__ = [
+    "to_numpy",
+    "dsec_valid_mask",
+    "mvsec_valid_mask",
+    "disparity_to_depth",
+    "mean_absolute_error",
+    "root_mean_square_error",
+    "n_pixel_error",
+    "mean_depth_error",
+    "median_depth_error",
+    "dsec_metrics",
+    "mvsec_metrics",
+    "MetricAccumulator",
+    "format_table",
+    "DSEC_KEYS",
+    "MVSEC_KEYS",
+]
+
+#: metric names returned by :func:`dsec_metrics` (besides ``valid_pixels``), in table order
+DSEC_KEYS = ("mae", "one_pe", "two_pe", "rmse")
+#: metric names returned by :func:`mvsec_metrics` (besides ``valid_pixels``), in table order
+MVSEC_KEYS = (
+    "mean_depth_error_m",
+    "median_depth_error_m",
+    "one_pixel_accuracy",
+    "one_pe",
+    "mean_disparity_error",
+)
+
+#: DDES's additive guard in depth = focal_baseline / (disparity + eps)
+_DDES_EPS = 1e-7
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """Return ``array`` (numpy array, torch tensor, or nested sequence) as a float64 numpy
+    array, detached and on the CPU. torch is never imported here."""
+    if hasattr(array, "detach"):  # torch.Tensor without importing torch
+        array = array.detach().cpu().numpy()
+    return np.asarray(array, dtype=np.float64)
+
+
+def _as_image(array: Any, name: str) -> np.ndarray:
+    """Convert to float64 and squeeze leading singleton axes down to (H, W)."""
+    a = to_numpy(array)
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2:
+        raise DatasetError(f"{name}: expected one disparity map of shape (H, W), got shape {tuple(a.shape)}")
+    return a
+
+
+def _pair(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
+    p = _as_image(pred, "prediction")
+    g = _as_image(gt, "ground truth")
+    if p.shape != g.shape:
+        raise DatasetError(f"prediction shape {p.shape} does not match ground-truth shape {g.shape}")
+    return p, g
+
+
+def dsec_valid_mask(gt: np.ndarray) -> np.ndarray:
+    """DSEC valid pixels: ground-truth disparity > 0 (0 = no ground truth; NaN is invalid too)."""
+    return np.isfinite(gt) & (gt > 0)
+
+
+def mvsec_valid_mask(gt: np.ndarray) -> np.ndarray:
+    """MVSEC valid pixels: finite, positive ground-truth disparity (NaN/inf/0 = invalid)."""
+    return np.isfinite(gt) & (gt > 0)
+
+
+def disparity_to_depth(disparity_px: Any, focal_baseline: float, min_disparity: float = 0.0) -> np.ndarray:
+    """Depth in metres from disparity in pixels: ``focal_baseline / (max(d, min_disparity) + 1e-7)``.
+
+    ``focal_baseline`` is fx (pixels) times the baseline (metres). The 1e-7 guard is
+    DDES's; non-finite disparities give ``inf``.
+    """
+    if not (focal_baseline > 0 and math.isfinite(focal_baseline)):
+        raise ConfigError(f"focal_baseline must be a positive number of pixel-metres, got {focal_baseline!r}")
+    d = to_numpy(disparity_px)
+    d = np.maximum(d, min_disparity) if min_disparity > 0 else d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = focal_baseline / (d + _DDES_EPS)
+    depth[~np.isfinite(d)] = np.inf
+    return depth
+
+
+def mean_absolute_error(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of |pred - gt| over ``mask`` (same unit as the inputs); 0 if the mask is empty."""
+    if not mask.any():
+        return 0.0
+    return float(np.mean(np.abs(pred[mask] - gt[mask])))
+
+
+def root_mean_square_error(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """Square root of the mean of (pred - gt)^2 over ``mask``; 0 if the mask is empty."""
+    if not mask.any():
+        return 0.0
+    return float(np.sqrt(np.mean((pred[mask] - gt[mask]) ** 2)))
+
+
+def n_pixel_error(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, n: float) -> float:
+    """Percentage (0-100) of ``mask`` pixels with |pred - gt| strictly greater than ``n`` px."""
+    if not mask.any():
+        return 0.0
+    return float(100.0 * np.mean(np.abs(pred[mask] - gt[mask]) > n))
+
+
+def _depth_errors(
+    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, focal_baseline: float, min_disparity: float
+) -> np.ndarray:
+    _check_prediction(pred, mask)
+    pred_depth = disparity_to_depth(pred[mask], focal_baseline, min_disparity)
+    gt_depth = disparity_to_depth(gt[mask], focal_baseline)
+    return np.abs(pred_depth - gt_depth)
+
+
+def mean_depth_error(
+    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, focal_baseline: float, min_disparity: float = 1.0
+) -> float:
+    """Mean absolute depth error (metres) over ``mask``, depths from disparities (pixels)
+    with :func:`disparity_to_depth`; predictions clamped below at ``min_disparity`` px."""
+    if not mask.any():
+        return 0.0
+    return float(np.mean(_depth_errors(pred, gt, mask, focal_baseline, min_disparity)))
+
+
+def median_depth_error(
+    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, focal_baseline: float, min_disparity: float = 1.0
+) -> float:
+    """Median absolute depth error (metres) over ``mask`` (as DDES also reports)."""
+    if not mask.any():
+        return 0.0
+    return float(np.median(_depth_errors(pred, gt, mask, focal_baseline, min_disparity)))
+
+
+def _check_prediction(pred: np.ndarray, mask: np.ndarray) -> None:
+    """A NaN/inf prediction at a valid pixel can only come from a broken model: say so."""
+    if not np.all(np.isfinite(pred[mask])):
+        raise DatasetError("prediction holds NaN or infinite disparities at valid ground-truth pixels")
+
+
+def dsec_metrics(pred: Any, gt: Any) -> dict[str, float | int]:
+    """DSEC metrics of one disparity map (pixels) against its ground truth (pixels, 0 = invalid).
+
+    Returns ``mae`` (px), ``one_pe`` and ``two_pe`` (% of valid pixels with error > 1 / > 2
+    px, strict), ``rmse`` (px) and ``valid_pixels`` (count). With no valid pixel every
+    metric is 0 and ``valid_pixels`` is 0 (the accumulator skips such images).
+    """
+    p, g = _pair(pred, gt)
+    mask = dsec_valid_mask(g)
+    _check_prediction(p, mask)
+    return {
+        "mae": mean_absolute_error(p, g, mask),
+        "one_pe": n_pixel_error(p, g, mask, 1.0),
+        "two_pe": n_pixel_error(p, g, mask, 2.0),
+        "rmse": root_mean_square_error(p, g, mask),
+        "valid_pixels": int(mask.sum()),
+    }
+
+
+def mvsec_metrics(
+    pred_disp: Any, gt_disp: Any, focal_baseline: float, min_disparity: float = 1.0
+) -> dict[str, float | int]:
+    """MVSEC metrics (DDES protocol) of one disparity map against ground-truth disparity.
+
+    Args:
+        pred_disp: predicted disparity (H, W), pixels.
+        gt_disp: ground-truth disparity (H, W), pixels; NaN, inf or <= 0 = invalid.
+        focal_baseline: fx * baseline in pixel-metres (indoor_flying: 19.941772).
+        min_disparity: lower clamp (pixels) on the predicted disparity before the depth
+            conversion (see the module docstring); 0 reproduces DDES exactly.
+
+    Returns ``mean_depth_error_m`` and ``median_depth_error_m`` (metres),
+    ``one_pixel_accuracy`` (% of valid pixels with error <= 1 px), ``one_pe`` (its
+    complement, error > 1 px), ``mean_disparity_error`` (px) and ``valid_pixels``.
+    """
+    if min_disparity < 0:
+        raise ConfigError(f"min_disparity must be >= 0 pixels, got {min_disparity}")
+    p, g = _pair(pred_disp, gt_disp)
+    mask = mvsec_valid_mask(g)
+    _check_prediction(p, mask)
+    one_pe = n_pixel_error(p, g, mask, 1.0)
+    valid = int(mask.sum())
+    return {
+        "mean_depth_error_m": mean_depth_error(p, g, mask, focal_baseline, min_disparity),
+        "median_depth_error_m": median_depth_error(p, g, mask, focal_baseline, min_disparity),
+        "one_pixel_accuracy": 100.0 - one_pe if valid else 0.0,
+        "one_pe": one_pe,
+        "mean_disparity_error": mean_absolute_error(p, g, mask),
+        "valid_pixels": valid,
+    }
+
+
+def _batch(array: Any, name: str) -> np.ndarray:
+    """(H, W) -> (1, H, W); (B, H, W) and (B, 1, H, W) -> (B, H, W)."""
+    a = to_numpy(array)
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise DatasetError(f"{name}: expected (H, W), (B, H, W) or (B, 1, H, W), got shape {tuple(a.shape)}")
+    return a
+
+
+class MetricAccumulator:
+    """Collects per-image metrics and averages them over images.
+
+    ``kind="dsec"`` uses :func:`dsec_metrics`; ``kind="mvsec"`` uses :func:`mvsec_metrics`
+    and needs ``focal_baseline`` (pixel-metres). Images with no valid ground-truth pixel
+    are skipped and counted in :attr:`skipped`; they never enter the means.
+
+    Attributes:
+        per_image: list of the per-image metric dicts that entered the means, each with
+            an ``image`` key (running index over every update, skipped ones included).
+        skipped: number of images skipped for lack of valid ground truth.
+    """
+
+    def __init__(
+        self,
+        kind: Literal["dsec", "mvsec"] = "dsec",
+        focal_baseline: float | None = None,
+        min_disparity: float = 1.0,
+    ) -> None:
+        if kind not in ("dsec", "mvsec"):
+            raise ConfigError(f"metric kind must be 'dsec' or 'mvsec', got {kind!r}")
+        if kind == "mvsec":
+            if focal_baseline is None:
+                raise ConfigError("MVSEC metrics need focal_baseline (fx * baseline, pixel-metres)")
+            fb = float(focal_baseline)
+            self._fn: Callable[[np.ndarray, np.ndarray], dict[str, float | int]] = (
+                lambda p, g: mvsec_metrics(p, g, fb, min_disparity)
+            )
+            self.keys: tuple[str, ...] = MVSEC_KEYS
+        else:
+            self._fn = dsec_metrics
+            self.keys = DSEC_KEYS
+        self.kind = kind
+        self.focal_baseline = focal_baseline
+        self.per_image: list[dict[str, float | int]] = []
+        self.skipped = 0
+        self._seen = 0
+
+    def update(self, pred: Any, gt: Any) -> list[dict[str, float | int] | None]:
+        """Add one image (H, W) or a batch (B, H, W) / (B, 1, H, W), pixels.
+
+        Returns the per-image metric dicts of this call (None for a skipped image).
+        """
+        p = _batch(pred, "prediction")
+        g = _batch(gt, "ground truth")
+        if p.shape != g.shape:
+            raise DatasetError(f"prediction shape {p.shape} does not match ground-truth shape {g.shape}")
+        out: list[dict[str, float | int] | None] = []
+        for pi, gi in zip(p, g):
+            m = self._fn(pi, gi)
+            index = self._seen
+            self._seen += 1
+            if m["valid_pixels"] == 0:
+                self.skipped += 1
+                out.append(None)
+                continue
+            row = {"image": index, **m}
+            self.per_image.append(row)
+            out.append(row)
+        return out
+
+    def compute(self) -> dict[str, float | int | None]:
+        """Means over the accumulated images, plus ``images`` (count averaged) and
+        ``skipped_images``. With no usable image the metric values are None (never NaN)."""
+        n = len(self.per_image)
+        result: dict[str, float | int | None] = {}
+        for key in self.keys:
+            result[key] = float(np.mean([r[key] for r in self.per_image])) if n else None
+        result["images"] = n
+        result["skipped_images"] = self.skipped
+        return result
+
+    def reset(self) -> None:
+        """Forget everything accumulated so far."""
+        self.per_image.clear()
+        self.skipped = 0
+        self._seen = 0
+
+
+#: how each known metric is labelled and printed in tables
+_COLUMN_FORMAT: dict[str, tuple[str, str]] = {
+    "mae": ("MAE [px]", "{:.3f}"),
+    "one_pe": ("1PE [%]", "{:.2f}"),
+    "two_pe": ("2PE [%]", "{:.2f}"),
+    "rmse": ("RMSE [px]", "{:.3f}"),
+    "mean_depth_error_m": ("MDE [cm]", "{:.1f}"),
+    "median_depth_error_m": ("MedDE [cm]", "{:.1f}"),
+    "one_pixel_accuracy": ("1PA [%]", "{:.2f}"),
+    "mean_disparity_error": ("MDispE [px]", "{:.3f}"),
+    "images": ("images", "{:d}"),
+    "skipped_images": ("skipped", "{:d}"),
+}
+_CENTIMETRE_KEYS = {"mean_depth_error_m", "median_depth_error_m"}
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    fmt = _COLUMN_FORMAT.get(key, (key, "{:.4g}"))[1]
+    if key in _CENTIMETRE_KEYS:
+        value = 100.0 * float(value)
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def format_table(rows: Mapping[str, Mapping[str, Any]], keys: Iterable[str] | None = None) -> str:
+    """Plain-text table, one row per method, metrics side by side.
+
+    ``rows`` maps a method name to its metric dict (e.g. ``{"snn": acc.compute(),
+    "sgbm": base.compute()}``). ``keys`` picks and orders the columns; by default every
+    key present in any row, known metrics first in their usual order. Depth errors are
+    printed in centimetres (as papers report them), missing values as ``n/a``.
+    """
+    if not rows:
+        return ""
+    if keys is None:
+        present = {k for r in rows.values() for k in r}
+        known = [k for k in _COLUMN_FORMAT if k in present]
+        others = sorted(k for k in present if k not in _COLUMN_FORMAT and k not in ("image", "valid_pixels"))
+        keys = known + others
+    keys = list(keys)
+    header = ["method"] + [_COLUMN_FORMAT.get(k, (k, ""))[0] for k in keys]
+    body = [[str(name)] + [_cell(k, r.get(k)) for k in keys] for name, r in rows.items()]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+
+    def fmt_line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt_line(header), rule, *(fmt_line(b) for b in body)])

@@ -1,0 +1,149 @@
+"""Stereo metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from stereo_snn.errors import ConfigError, DatasetError
+from stereo_snn.stereo.metrics import (
+    MetricAccumulator,
+    disparity_to_depth,
+    dsec_metrics,
+    format_table,
+    mvsec_metrics,
+)
+
+FB = 19.941772  # indoor_flying focal x baseline, pixel-metres
+
+
+def test_dsec_hand_computed():
+    gt = np.array([[10.0, 10.0, 10.0, 0.0], [10.0, 10.0, 0.0, 0.0]])
+    pred = np.array([[10.5, 11.0, 12.0, 99.0], [13.0, 10.0, 50.0, 7.0]])
+    # valid: errors 0.5, 1.0, 2.0, 3.0, 0.0 (the 0-gt pixels are ignored)
+    m = dsec_metrics(pred, gt)
+    assert m["valid_pixels"] == 5
+    assert m["mae"] == pytest.approx((0.5 + 1 + 2 + 3 + 0) / 5)
+    assert m["rmse"] == pytest.approx(math.sqrt((0.25 + 1 + 4 + 9 + 0) / 5))
+    # strict '>': an error of exactly 1 px is not a 1-pixel error, exactly 2 px not a 2PE
+    assert m["one_pe"] == pytest.approx(100 * 2 / 5)  # 2.0 and 3.0
+    assert m["two_pe"] == pytest.approx(100 * 1 / 5)  # 3.0 only
+
+
+def test_strict_boundary_just_above():
+    gt = np.array([[5.0, 5.0]])
+    m = dsec_metrics(gt + np.array([[1.0, 1.0 + 1e-6]]), gt)
+    assert m["one_pe"] == pytest.approx(50.0)
+
+
+def test_accepts_torch_and_batched_shapes():
+    torch = pytest.importorskip("torch")
+    gt = torch.full((1, 1, 3, 4), 4.0)
+    pred = gt + 0.25
+    assert dsec_metrics(pred, gt)["mae"] == pytest.approx(0.25)
+    acc = MetricAccumulator("dsec")
+    acc.update(torch.stack([pred[0], pred[0] + 2]), torch.stack([gt[0], gt[0]]))  # (B, 1, H, W)
+    assert acc.compute()["mae"] == pytest.approx((0.25 + 2.25) / 2)
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(DatasetError, match="does not match"):
+        dsec_metrics(np.zeros((3, 4)), np.zeros((4, 3)))
+
+
+def test_nan_prediction_at_valid_pixel_is_an_error():
+    with pytest.raises(DatasetError, match="NaN"):
+        dsec_metrics(np.array([[np.nan, 1.0]]), np.array([[2.0, 1.0]]))
+
+
+def test_mvsec_depth_conversion_and_metrics():
+    # ground-truth depths 2 m and 4 m -> disparities FB/2 and FB/4; one invalid (NaN depth)
+    gt_depth = np.array([[2.0, 4.0, np.nan]])
+    gt = FB / gt_depth
+    pred = np.array([[FB / 2.5, FB / 4.0 + 1.5, 3.0]])
+    m = mvsec_metrics(pred, gt, FB)
+    assert m["valid_pixels"] == 2
+    d1, d2 = FB / 2 - FB / 2.5, 1.5
+    assert m["mean_disparity_error"] == pytest.approx((d1 + d2) / 2)
+    assert d1 > 1 and d2 > 1
+    assert m["one_pe"] == pytest.approx(100.0)
+    assert m["one_pixel_accuracy"] == pytest.approx(0.0)
+    depth_err = [0.5, abs(FB / (FB / 4 + 1.5) - 4.0)]
+    assert m["mean_depth_error_m"] == pytest.approx(np.mean(depth_err), rel=1e-6)
+    assert m["median_depth_error_m"] == pytest.approx(np.median(depth_err), rel=1e-6)
+
+
+def test_mvsec_one_pixel_accuracy_boundary():
+    gt = np.array([[10.0, 10.0, 10.0, 10.0]])
+    pred = np.array([[11.0, 9.0, 12.0, 10.2]])  # |err| = 1, 1, 2, 0.2 -> only 2 is > 1
+    m = mvsec_metrics(pred, gt, FB)
+    assert m["one_pe"] == pytest.approx(25.0)
+    assert m["one_pixel_accuracy"] == pytest.approx(75.0)
+
+
+def test_mvsec_prediction_clamp():
+    gt = np.array([[FB / 5.0]])  # 5 m
+    zero = np.array([[0.0]])
+    clamped = mvsec_metrics(zero, gt, FB)  # clamp at 1 px -> depth FB m
+    assert clamped["mean_depth_error_m"] == pytest.approx(FB - 5.0, rel=1e-6)
+    ddes = mvsec_metrics(zero, gt, FB, min_disparity=0)  # DDES: FB / 1e-7
+    assert ddes["mean_depth_error_m"] == pytest.approx(FB / 1e-7 - 5.0, rel=1e-6)
+    with pytest.raises(ConfigError):
+        mvsec_metrics(zero, gt, FB, min_disparity=-1)
+
+
+def test_disparity_to_depth():
+    d = disparity_to_depth(np.array([FB, FB / 2, np.inf, np.nan]), FB)
+    assert d[0] == pytest.approx(1.0) and d[1] == pytest.approx(2.0)
+    assert np.isinf(d[2]) and np.isinf(d[3])
+    with pytest.raises(ConfigError, match="focal_baseline"):
+        disparity_to_depth(np.ones(2), 0.0)
+
+
+def test_accumulator_skips_images_without_gt_and_means_per_image():
+    acc = MetricAccumulator("dsec")
+    gt_a = np.full((2, 2), 3.0)
+    gt_b = np.array([[3.0, 0.0], [0.0, 0.0]])
+    acc.update(gt_a + 1.0, gt_a)  # mae 1 over 4 px
+    acc.update(np.zeros((2, 2)), np.zeros((2, 2)))  # no valid gt: skipped
+    out = acc.update(gt_b + 3.0, gt_b)  # mae 3 over 1 px
+    assert out[0]["image"] == 2
+    res = acc.compute()
+    # mean over images (1 + 3) / 2, not over pixels (4 + 3) / 5
+    assert res["mae"] == pytest.approx(2.0)
+    assert res["images"] == 2 and res["skipped_images"] == 1
+    assert [r["image"] for r in acc.per_image] == [0, 2]
+    assert not any(isinstance(v, float) and math.isnan(v) for v in res.values())
+
+
+def test_accumulator_empty_is_none_not_nan():
+    acc = MetricAccumulator("mvsec", focal_baseline=FB)
+    acc.update(np.ones((2, 2)), np.full((2, 2), np.nan))
+    res = acc.compute()
+    assert res["mean_depth_error_m"] is None and res["skipped_images"] == 1
+    acc.reset()
+    assert acc.compute()["skipped_images"] == 0
+
+
+def test_accumulator_bad_settings():
+    with pytest.raises(ConfigError, match="focal_baseline"):
+        MetricAccumulator("mvsec")
+    with pytest.raises(ConfigError, match="kind"):
+        MetricAccumulator("kitti")  # type: ignore[arg-type]
+
+
+def test_format_table_side_by_side():
+    rows = {
+        "snn": {"mae": 0.5, "one_pe": 10.0, "two_pe": 2.5, "rmse": 1.25, "images": 3, "skipped_images": 0},
+        "sgbm": {"mae": 2.0, "one_pe": None, "two_pe": 20.0, "rmse": 3.0, "images": 3, "skipped_images": 0},
+    }
+    text = format_table(rows)
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["method", "MAE"]
+    assert lines[2].split()[:2] == ["snn", "0.500"]
+    assert "n/a" in lines[3]
+    mv = format_table({"m": {"mean_depth_error_m": 0.155}})
+    assert "15.5" in mv and "MDE [cm]" in mv
+    assert format_table({}) == ""
