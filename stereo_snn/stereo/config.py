@@ -1,0 +1,240 @@
+"""Settings of the stereo application, read from a YAML/JSON file.
+
+One :class:`StereoConfig` holds everything a run needs: the event representation, the
+number of time steps, the maximum disparity, the network sizes, and the search and
+training settings. Unknown keys and impossible values raise :class:`ConfigError` naming
+the file and the key. The bundled presets live in ``stereo_snn/stereo/configs/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ..errors import ConfigError
+
+__all__ = [
+    "NetworkConfig",
+    "TrainConfig",
+    "SearchConfig",
+    "StereoConfig",
+    "load_config",
+    "preset_path",
+    "PRESETS_DIR",
+]
+
+PRESETS_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Sizes of the stereo network (channels are per cell node; layers are trellis layers).
+
+    feature_channels / matching_channels: channels per node in the 2D / 3D cells.
+    feature_layers / matching_layers: number of cells (trellis layers) in each network.
+    levels: resolution levels the trellis may use (1 = only 1/3 resolution).
+    steps: intermediate nodes per cell.
+    ops: candidate operation names (None = the engine's default set).
+    neuron: neuron settings handed to the engine (kind, tau, v_threshold, surrogate b).
+    hybrid: let the matching network choose spiking or ANN per layer (search only).
+    """
+
+    feature_channels: int = 8
+    feature_layers: int = 2
+    matching_channels: int = 8
+    matching_layers: int = 2
+    levels: int = 2
+    steps: int = 2
+    ops: tuple[str, ...] | None = None
+    neuron: Mapping[str, Any] = field(default_factory=dict)
+    hybrid: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Retraining settings (learning rate per sample batch, epochs, crops, loss)."""
+
+    epochs: int = 10
+    batch_size: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    crop: tuple[int, int] | None = None
+    vflip: bool = True
+    loss: str = "smooth_l1"
+    subpixel_b: float = 1.0
+    grad_clip: float = 5.0
+    dgs_every: int = 0
+    dgs_batches: int = 4
+    amp: bool = True
+    image_every: int = 1
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Bilevel search settings (handed to the engine's searcher)."""
+
+    epochs: int = 4
+    batch_size: int = 2
+    lr: float = 0.025
+    lr_min: float = 1e-3
+    arch_lr: float = 2e-3
+    arch_weight_decay: float = 1e-3
+    warmup_epochs: int = 1
+    energy_weight: float = 0.0
+    crop: tuple[int, int] | None = None
+    dgs_every: int = 0
+    dgs_batches: int = 4
+
+
+@dataclass(frozen=True)
+class StereoConfig:
+    """Everything a stereo run needs.
+
+    representation: event representation spec for ``stereo_snn.events.make_representation``
+        (e.g. ``{"name": "voxel_grid", "bins": 10}``); its channels are split into
+        ``time_steps`` steps.
+    time_steps: T, the number of time steps the spiking network runs.
+    max_disparity: largest disparity in pixels (full resolution); rounded up to a multiple of 3.
+    window_ms: length of the event window before each ground-truth timestamp (milliseconds).
+    """
+
+    representation: Mapping[str, Any] = field(default_factory=lambda: {"name": "voxel_grid", "bins": 10})
+    time_steps: int = 5
+    max_disparity: int = 48
+    window_ms: float = 50.0
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    @property
+    def disparity_levels(self) -> int:
+        """Disparity candidates in the 1/3-resolution cost volume: shifts 0, 3, ..., >= max_disparity - 1 px."""
+        return -(-(self.max_disparity - 1) // 3) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-python form (JSON/YAML serialisable) that :meth:`from_dict` reads back."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, source: str = "config") -> "StereoConfig":
+        """Build and validate a config; unknown keys or bad values raise ConfigError naming ``source``."""
+        data = dict(data or {})
+        sub = {
+            "network": NetworkConfig,
+            "train": TrainConfig,
+            "search": SearchConfig,
+        }
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in sub:
+                kwargs[key] = _build(sub[key], value, f"{source}: {key}")
+            elif key in {f.name for f in dataclasses.fields(cls)}:
+                kwargs[key] = value
+            elif key == "written":
+                continue
+            else:
+                raise ConfigError(f"{source}: unknown setting {key!r}")
+        cfg = _build(cls, kwargs, source)
+        cfg._validate(source)
+        return cfg
+
+    def replace(self, **changes: Any) -> "StereoConfig":
+        """A copy with top-level or dotted (``"train.epochs"``) settings changed."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if part not in node or not isinstance(node[part], dict):
+                    raise ConfigError(f"setting {key!r}: no such section {part!r}")
+                node = node[part]
+            node[parts[-1]] = value
+        return StereoConfig.from_dict(data, "override")
+
+    def _validate(self, source: str) -> None:
+        def need(cond: bool, key: str, what: str) -> None:
+            if not cond:
+                raise ConfigError(f"{source}: {key} {what}")
+
+        need(isinstance(self.representation, Mapping) and "name" in self.representation,
+             "representation", "must be a mapping with a 'name'")
+        need(isinstance(self.time_steps, int) and self.time_steps >= 1, "time_steps", "must be an integer >= 1")
+        need(isinstance(self.max_disparity, int) and self.max_disparity >= 3, "max_disparity", "must be an integer >= 3")
+        need(self.window_ms > 0, "window_ms", "must be > 0")
+        n = self.network
+        for key in ("feature_channels", "matching_channels", "feature_layers",
+                    "matching_layers", "steps", "levels"):
+            need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
+        need(n.levels <= 4, "network.levels", "must be at most 4")
+        t = self.train
+        need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", "must be >= 1")
+        need(t.lr > 0, "train.lr", "must be > 0")
+        need(t.loss in ("smooth_l1", "subpixel_ce"), "train.loss", f"must be 'smooth_l1' or 'subpixel_ce', not {t.loss!r}")
+        for crop, key in ((t.crop, "train.crop"), (self.search.crop, "search.crop")):
+            if crop is not None:
+                need(len(crop) == 2 and all(int(c) >= 6 for c in crop), key, "must be [height, width] with both >= 6 pixels")
+        s = self.search
+        need(s.epochs >= 1 and s.batch_size >= 1, "search.epochs/batch_size", "must be >= 1")
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _build(cls: type, value: Any, source: str) -> Any:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source}: must be a mapping, not {type(value).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, v in value.items():
+        if key not in names:
+            raise ConfigError(f"{source}: unknown setting {key!r}")
+        if isinstance(v, list):
+            v = tuple(v)
+        kwargs[key] = v
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def preset_path(name: str) -> Path:
+    """Path of a bundled preset (``tiny``, ``small``, ...)."""
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        raise ConfigError(f"config preset {name!r} not found (presets: {', '.join(names)})")
+    return path
+
+
+def load_config(path_or_name: str | Path | None, overrides: Mapping[str, Any] | None = None) -> StereoConfig:
+    """Read a YAML/JSON config file, or a bundled preset by name (None = ``small``).
+
+    ``overrides`` maps dotted keys (``"train.epochs"``) to values applied after reading.
+    """
+    if path_or_name is None:
+        path = preset_path("small")
+    else:
+        path = Path(path_or_name)
+        if not path.suffix and not path.exists():
+            path = preset_path(str(path_or_name))
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
+    cfg = StereoConfig.from_dict(data, str(path))
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    return cfg

@@ -1,0 +1,85 @@
+"""Cost volume, soft-argmin regression, padding, losses and configs (no engine needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stereo_snn.errors import ConfigError
+from stereo_snn.stereo.config import StereoConfig, load_config
+from stereo_snn.stereo.losses import smooth_l1_disparity, subpixel_cross_entropy
+from stereo_snn.stereo.network import concat_cost_volume, soft_argmin
+
+
+def test_cost_volume_pairs_left_x_with_right_x_minus_d():
+    torch.manual_seed(0)
+    left = torch.randn(2, 1, 3, 4, 7)
+    right = torch.randn(2, 1, 3, 4, 7)
+    vol = concat_cost_volume(left, right, levels=3)
+    assert vol.shape == (2, 1, 6, 3, 4, 7)
+    for d in range(3):
+        for x in range(7):
+            if x >= d:
+                assert torch.equal(vol[:, :, :3, d, :, x], left[..., x])
+                assert torch.equal(vol[:, :, 3:, d, :, x], right[..., x - d])
+            else:
+                assert torch.count_nonzero(vol[:, :, :, d, :, x]) == 0
+
+
+def test_soft_argmin_recovers_the_minimum_cost_disparity():
+    # a sharp minimum at candidate k (1/3 resolution) -> disparity 3k at full resolution
+    b, d3, h3, w3 = 1, 8, 2, 3
+    for k in (1, 4, 6):
+        cost = torch.full((b, d3, h3, w3), 60.0)
+        cost[:, k] = -60.0
+        out = soft_argmin(cost, max_disparity=21, size=(6, 9))
+        assert out["disparity"].shape == (1, 6, 9)
+        assert out["log_prob"].shape == (1, 21, 6, 9)
+        assert torch.allclose(out["log_prob"].exp().sum(1), torch.ones(1, 6, 9), atol=1e-5)
+        assert torch.allclose(out["disparity"], torch.full((1, 6, 9), 3.0 * k), atol=1e-3)
+    with pytest.raises(ValueError):
+        soft_argmin(cost, max_disparity=23, size=(6, 9))
+
+
+def test_smooth_l1_only_on_valid_pixels():
+    pred = torch.tensor([[[1.0, 5.0], [0.0, 2.0]]], requires_grad=True)
+    gt = torch.tensor([[[1.5, 1.0], [9.0, 2.0]]])
+    valid = torch.tensor([[[True, True], [False, True]]])
+    loss = smooth_l1_disparity(pred, gt, valid)
+    # 0.5*0.5^2 = 0.125 ; |4|-0.5 = 3.5 ; 0 -> mean over 3 valid
+    assert abs(float(loss.detach()) - (0.125 + 3.5 + 0.0) / 3) < 1e-6
+    loss.backward()
+    assert pred.grad[0, 1, 0] == 0
+    none_valid = smooth_l1_disparity(pred, gt, torch.zeros_like(valid))
+    assert float(none_valid) == 0.0
+
+
+def test_subpixel_cross_entropy_prefers_distribution_at_gt():
+    gt = torch.full((1, 1, 1), 2.3)
+    valid = torch.ones(1, 1, 1, dtype=torch.bool)
+    logits_good = torch.full((1, 6, 1, 1), -10.0)
+    logits_good[0, 2] = 0.0
+    logits_good[0, 3] = -0.5
+    logits_bad = torch.full((1, 6, 1, 1), -10.0)
+    logits_bad[0, 5] = 0.0
+    good = subpixel_cross_entropy(torch.log_softmax(logits_good, 1), gt, valid)
+    bad = subpixel_cross_entropy(torch.log_softmax(logits_bad, 1), gt, valid)
+    assert float(good) < float(bad)
+    with pytest.raises(ConfigError):
+        subpixel_cross_entropy(torch.log_softmax(logits_good, 1), gt, valid, b=0)
+
+
+def test_config_presets_and_errors(tmp_path):
+    cfg = load_config("tiny")
+    assert 3 * (cfg.disparity_levels - 1) + 1 >= cfg.max_disparity > 3 * (cfg.disparity_levels - 2) + 1
+    assert StereoConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.replace(**{"train.epochs": 3}).train.epochs == 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("network:\n  feature_layerz: 2\n")
+    with pytest.raises(ConfigError, match="feature_layerz"):
+        load_config(bad)
+    bad.write_text("train:\n  loss: l2\n")
+    with pytest.raises(ConfigError, match="train.loss"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="preset"):
+        load_config("no_such_preset")
