@@ -1,0 +1,133 @@
+"""Every picture function writes a readable image of the right size; animations decode."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from stereo_snn import viz
+from stereo_snn.errors import ConfigError, OutputError
+from stereo_snn.events.recording import Events
+
+H, W = 48, 72
+
+
+@pytest.fixture()
+def scene():
+    rng = np.random.default_rng(3)
+    xx = np.mgrid[0:H, 0:W][1]
+    gt = (5 + 20 * xx / W).astype(np.float32)
+    gt[:4] = 0  # no ground truth in the top rows
+    pred = gt + rng.normal(0, 0.8, gt.shape).astype(np.float32)
+    n = 3000
+    ev = Events(
+        rng.uniform(0, W, n).astype(np.float32),
+        rng.uniform(0, H, n).astype(np.float32),
+        np.sort(rng.integers(0, 50_000, n)).astype(np.int64),
+        rng.integers(0, 2, n).astype(np.int8),
+    )
+    return pred, gt, ev
+
+
+def test_colorize_range_and_invalid():
+    a = np.array([[0.0, 5.0, 10.0, np.nan]])
+    img = viz.colorize(a, 0, 10, cmap="turbo", invalid_mask=np.array([[False, True, False, False]]))
+    assert img.shape == (1, 4, 3) and img.dtype == np.uint8
+    assert tuple(img[0, 1]) == viz.INVALID_BGR and tuple(img[0, 3]) == viz.INVALID_BGR
+    lo = cv2.applyColorMap(np.array([[0]], np.uint8), cv2.COLORMAP_TURBO)[0, 0]
+    hi = cv2.applyColorMap(np.array([[255]], np.uint8), cv2.COLORMAP_TURBO)[0, 0]
+    assert (img[0, 0] == lo).all() and (img[0, 2] == hi).all()
+    assert (viz.colorize(a, 0, 10, cmap="turbo", reverse=True)[0, 0] == hi).all()
+    with pytest.raises(ConfigError, match="colour map"):
+        viz.colorize(a, cmap="rainbow-ish")
+
+
+def test_events_image_colours(scene):
+    ev = Events(np.array([1.0, 2.0, 3.0, 3.0]), np.array([1.0, 1.0, 1.0, 1.0]), np.arange(4), np.array([1, 0, 1, 0]))
+    img = viz.events_image(ev, 4, 5)
+    assert img.shape == (4, 5, 3)
+    assert tuple(img[0, 0]) == (255, 255, 255)  # no event: white
+    b, g, r = img[1, 1].astype(int)
+    assert r > b and r > g  # ON: red
+    b, g, r = img[1, 2].astype(int)
+    assert b > r  # OFF: blue
+    assert img[1, 3].max() < 128  # balanced ON/OFF: dark
+
+
+def test_every_picture_writes_readable_files(scene, tmp_path):
+    pred, gt, ev = scene
+    ev_img = viz.events_image(ev, H, W)
+    err, err_img = viz.error_map(pred, gt)
+    assert err.dtype == np.float32 and np.isnan(err[:4]).all() and np.isfinite(err[4:]).all()
+    depth = viz.depth_colormap(19.94 / np.maximum(pred, 1))
+    for name, img in {"ev": ev_img, "err": err_img, "depth": depth, "disp": viz.colorize(pred, 0, 30)}.items():
+        out = viz.save_image(tmp_path / f"{name}.png", img)
+        back = cv2.imread(str(out))
+        assert back is not None and back.shape == (H, W, 3)
+        assert np.array_equal(back, img)
+    png16 = viz.save_image(tmp_path / "d16.png", np.rint(pred.clip(0) * 256).astype(np.uint16))
+    assert cv2.imread(str(png16), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    panel = viz.panel_image([ev_img, depth], ["Events", "Depth"])
+    assert panel.shape[1] == 2 * W + 4 and panel.shape[0] > H
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_figures_have_panels_and_colour_bars(scene, tmp_path):
+    pred, gt, ev = scene
+    full = viz.disparity_figure(pred, gt, viz.events_image(ev, H, W), tmp_path / "panel.png", max_disp=32,
+                                depth=19.94 / np.maximum(pred, 1), title="test")
+    no_gt = viz.disparity_figure(pred, None, None, tmp_path / "pred.png", max_disp=32)
+    a, b = cv2.imread(str(full)), cv2.imread(str(no_gt))
+    assert a is not None and b is not None
+    assert a.shape[1] > 3.5 * b.shape[1]  # five panels against one
+    vox = viz.voxel_figure(np.random.default_rng(0).normal(size=(7, H, W)), tmp_path / "vox.png")
+    assert cv2.imread(str(vox)).shape[1] > 4 * W
+    with pytest.raises(ConfigError, match="max_disp"):
+        viz.disparity_figure(pred, gt, None, tmp_path / "x.png", max_disp=0)
+    with pytest.raises(ConfigError, match="does not match"):
+        viz.disparity_figure(pred, gt[:10], None, tmp_path / "x.png", max_disp=8)
+    with pytest.raises(ConfigError, match="bins"):
+        viz.voxel_figure(np.zeros((2, 2, 2, 2)), tmp_path / "v.png")
+
+
+@pytest.mark.parametrize("ext", [".gif", ".mp4"])
+def test_animation_decodes(scene, tmp_path, ext):
+    pred, _, _ = scene
+    frames = [viz.colorize(pred + k, 0, 40) for k in range(4)]
+    out = viz.save_animation(frames, tmp_path / f"anim{ext}", fps=5)
+    if ext == ".gif":
+        from PIL import Image
+
+        with Image.open(out) as im:
+            assert im.n_frames == 4 and im.size == (W, H)
+    else:
+        cap = cv2.VideoCapture(str(out))
+        decoded = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            assert frame.shape == (H, W, 3)
+            decoded += 1
+        cap.release()
+        assert decoded == 4
+
+
+def test_bad_outputs(tmp_path, scene):
+    pred, _, _ = scene
+    img = viz.colorize(pred)
+    with pytest.raises(ConfigError, match=".mp4 or .gif"):
+        viz.save_animation([img], tmp_path / "a.avi")
+    with pytest.raises(ConfigError, match="frame 1"):
+        viz.save_animation([img, img[:10]], tmp_path / "a.gif")
+    with pytest.raises(ConfigError, match="no frames"):
+        viz.save_animation([], tmp_path / "a.mp4")
+    with pytest.raises(OutputError):
+        viz.save_image(tmp_path / "x.unknownext", img)
+    with pytest.raises(OutputError, match="uint8"):
+        viz.save_image(tmp_path / "x.png", pred)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputError):
+        viz.save_image(blocker / "x.png", img)
