@@ -37,9 +37,9 @@ from ..errors import ConfigError, DatasetError
 
 __all__ = [
     "to_numpy",
+    "ddes_depth",
     "dsec_valid_mask",
     "mvsec_valid_mask",
-    "disparity_to_depth",
     "mean_absolute_error",
     "root_mean_square_error",
     "n_pixel_error",
@@ -104,11 +104,14 @@ def mvsec_valid_mask(gt: np.ndarray) -> np.ndarray:
     return np.isfinite(gt) & (gt > 0)
 
 
-def disparity_to_depth(disparity_px: Any, focal_baseline: float, min_disparity: float = 0.0) -> np.ndarray:
-    """Depth in metres from disparity in pixels: ``focal_baseline / (max(d, min_disparity) + 1e-7)``.
+def ddes_depth(disparity_px: Any, focal_baseline: float, min_disparity: float = 0.0) -> np.ndarray:
+    """Depth in metres as the DDES evaluation computes it:
+    ``focal_baseline / (max(d, min_disparity) + 1e-7)``, ``inf`` for non-finite ``d``.
 
-    ``focal_baseline`` is fx (pixels) times the baseline (metres). The 1e-7 guard is
-    DDES's; non-finite disparities give ``inf``.
+    Unlike :func:`stereo_snn.events.disparity_to_depth` (the data layer's conversion,
+    NaN for d <= 0) this keeps DDES's additive guard, so a zero prediction is a huge but
+    finite depth, as in the published numbers. ``focal_baseline`` is fx (pixels) times
+    the baseline (metres).
     """
     if not (focal_baseline > 0 and math.isfinite(focal_baseline)):
         raise ConfigError(f"focal_baseline must be a positive number of pixel-metres, got {focal_baseline!r}")
@@ -145,8 +148,8 @@ def _depth_errors(
     pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, focal_baseline: float, min_disparity: float
 ) -> np.ndarray:
     _check_prediction(pred, mask)
-    pred_depth = disparity_to_depth(pred[mask], focal_baseline, min_disparity)
-    gt_depth = disparity_to_depth(gt[mask], focal_baseline)
+    pred_depth = ddes_depth(pred[mask], focal_baseline, min_disparity)
+    gt_depth = ddes_depth(gt[mask], focal_baseline)
     return np.abs(pred_depth - gt_depth)
 
 
@@ -154,7 +157,7 @@ def mean_depth_error(
     pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, focal_baseline: float, min_disparity: float = 1.0
 ) -> float:
     """Mean absolute depth error (metres) over ``mask``, depths from disparities (pixels)
-    with :func:`disparity_to_depth`; predictions clamped below at ``min_disparity`` px."""
+    with :func:`ddes_depth`; predictions clamped below at ``min_disparity`` px."""
     if not mask.any():
         return 0.0
     return float(np.mean(_depth_errors(pred, gt, mask, focal_baseline, min_disparity)))

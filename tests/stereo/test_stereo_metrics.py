@@ -10,7 +10,7 @@ import pytest
 from stereo_snn.errors import ConfigError, DatasetError
 from stereo_snn.stereo.metrics import (
     MetricAccumulator,
-    disparity_to_depth,
+    ddes_depth,
     dsec_metrics,
     format_table,
     mvsec_metrics,
@@ -94,12 +94,12 @@ def test_mvsec_prediction_clamp():
         mvsec_metrics(zero, gt, FB, min_disparity=-1)
 
 
-def test_disparity_to_depth():
-    d = disparity_to_depth(np.array([FB, FB / 2, np.inf, np.nan]), FB)
+def test_ddes_depth():
+    d = ddes_depth(np.array([FB, FB / 2, np.inf, np.nan]), FB)
     assert d[0] == pytest.approx(1.0) and d[1] == pytest.approx(2.0)
     assert np.isinf(d[2]) and np.isinf(d[3])
     with pytest.raises(ConfigError, match="focal_baseline"):
-        disparity_to_depth(np.ones(2), 0.0)
+        ddes_depth(np.ones(2), 0.0)
 
 
 def test_accumulator_skips_images_without_gt_and_means_per_image():
