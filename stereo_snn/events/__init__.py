@@ -1,0 +1,50 @@
+"""Event data layer: containers, readers/writers (generic, DSEC, MVSEC), rectification.
+
+Never imports torch (tests check this in a subprocess).
+"""
+
+from .dsec import (
+    DSECCalibration,
+    DSECSequence,
+    DSECSplit,
+    load_calibration,
+    read_disparity_png,
+    read_test_csv,
+    validate_submission,
+    write_disparity_png,
+    write_dsec_sequence,
+    write_submission_png,
+    write_test_csv,
+    zip_submission,
+)
+from .files import EventFile, open_events, write_event_h5, write_event_npz
+from .geometry import depth_to_disparity, disparity_to_depth
+from .recording import Events, StereoRecording, empty_events
+from .rectify import load_rectify_map, rectify_events, write_rectify_map
+
+__all__ = [
+    "Events",
+    "StereoRecording",
+    "empty_events",
+    "EventFile",
+    "open_events",
+    "write_event_h5",
+    "write_event_npz",
+    "rectify_events",
+    "load_rectify_map",
+    "write_rectify_map",
+    "depth_to_disparity",
+    "disparity_to_depth",
+    "DSECCalibration",
+    "DSECSequence",
+    "DSECSplit",
+    "load_calibration",
+    "read_disparity_png",
+    "write_disparity_png",
+    "read_test_csv",
+    "write_test_csv",
+    "write_dsec_sequence",
+    "write_submission_png",
+    "zip_submission",
+    "validate_submission",
+]

@@ -1,0 +1,543 @@
+"""Generic event files: read windows of events from ``.h5/.hdf5`` and ``.npz``, write DSEC-style h5.
+
+Supported layouts (all timestamps integer microseconds):
+
+* HDF5 (``.h5``/``.hdf5``): datasets ``events/x``, ``events/y``, ``events/t``, ``events/p``
+  (1-D, same length, t sorted), optionally ``ms_to_idx`` (DSEC: ``t[ms_to_idx[ms]] >= 1000 ms``
+  and ``t[ms_to_idx[ms] - 1] < 1000 ms``) and ``t_offset`` (added to ``t`` for absolute time).
+  Compressed files (Blosc/ZSTD as in DSEC) need ``hdf5plugin``, imported here.
+* NumPy ``.npz``: arrays ``x, y, t, p`` (optionally ``t_offset``, ``ms_to_idx``,
+  ``height``/``width``). Loaded into memory (npz is meant for small files).
+
+Decisions (documented in docs/readme/events-io.md):
+
+* ``x, y, t`` must have integer dtypes. Float timestamps are rejected (seconds or
+  microseconds would be a guess); convert first, e.g. ``np.round(t_s * 1e6).astype(np.int64)``.
+* ``p`` may be integer or bool with values in {0, 1} or {-1, +1}; it is returned as int8 {0, 1}.
+* A window is half-open ``[t_start_us, t_end_us)`` in absolute microseconds. ``t_end <= t_start``
+  and windows that do not overlap the recording raise :class:`EventFileError`; a window that
+  overlaps the recording only partly returns the events inside it; a window inside the
+  recording that holds no events returns an empty :class:`Events` (not an error).
+* The recording spans ``[t_offset, t_offset + t_last + 1)`` when the file has ``t_offset``
+  (DSEC: relative time 0 is the recording start), else ``[t_first, t_last + 1)``.
+* Coordinates outside the sensor raise (``outside="error"``, default) or are dropped
+  (``outside="drop"``).
+* Timestamps are checked for order on every slice read and on a sample of the file at open.
+
+No torch import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import h5py
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import EventFileError
+from .recording import Events
+
+try:  # registers the Blosc/ZSTD filters with HDF5
+    import hdf5plugin
+except ImportError:  # pragma: no cover - hdf5plugin is a declared dependency
+    hdf5plugin = None
+
+__all__ = [
+    "EventFile",
+    "open_events",
+    "write_event_h5",
+    "write_event_npz",
+    "bisect_time",
+    "ms_to_idx_table",
+    "check_h5_filters",
+    "h5_errors",
+]
+
+H5_SUFFIXES = (".h5", ".hdf5")
+NPZ_SUFFIXES = (".npz",)
+FIELDS = ("x", "y", "t", "p")
+#: number of evenly spaced timestamps read at open to detect an unsorted file cheaply
+OPEN_ORDER_SAMPLES = 64
+#: bisection stops and reads the remaining span in one go below this many events
+BISECT_BLOCK = 4096
+#: Blosc and its filter id, for a helpful message when the plugin is missing
+_PLUGIN_FILTERS = {32001: "Blosc", 32015: "Zstd", 32004: "LZ4", 32008: "bitshuffle"}
+
+
+# --------------------------------------------------------------------------------------------
+# shared helpers (also used by the DSEC and MVSEC readers)
+
+
+@contextlib.contextmanager
+def h5_errors(path: Path, what: str, error: type[Exception] = EventFileError) -> Iterator[None]:
+    """Turn low-level h5py/OS errors raised inside the block into one project error.
+
+    ``what`` says what was being done ("opening", "reading events/t", ...). A missing
+    compression filter is reported with the hint to install/import ``hdf5plugin``.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError, ValueError) as exc:
+        msg = str(exc)
+        if "filter" in msg.lower() or "plugin" in msg.lower():
+            raise error(
+                f"{path}: cannot decompress while {what}: an HDF5 compression filter is missing "
+                f"(install and import hdf5plugin: pip install hdf5plugin) [{msg}]"
+            ) from exc
+        raise error(f"{path}: {what} failed; the file is unreadable or truncated ({msg})") from exc
+
+
+def check_h5_filters(path: Path, dataset: h5py.Dataset, error: type[Exception] = EventFileError) -> None:
+    """Raise ``error`` naming hdf5plugin if ``dataset`` uses a compression filter HDF5 lacks."""
+    plist = dataset.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        code = plist.get_filter(i)[0]
+        if not h5py.h5z.filter_avail(code):
+            name = _PLUGIN_FILTERS.get(code, f"id {code}")
+            raise error(
+                f"{path}: dataset {dataset.name} is compressed with the {name} filter, which is not "
+                f"available; install and import hdf5plugin (pip install hdf5plugin)"
+            )
+
+
+def bisect_time(read_t: Callable[[int, int], np.ndarray], n: int, value: int, lo: int = 0) -> int:
+    """First index ``i`` in ``[lo, n]`` with ``t[i] >= value`` for sorted ``t`` (O(log n) small reads).
+
+    ``read_t(i0, i1)`` returns ``t[i0:i1]`` as int64 microseconds; it is called with one-element
+    spans while the interval is wide, then once on the remaining span (< ``BISECT_BLOCK``).
+    """
+    hi = n
+    while hi - lo > BISECT_BLOCK:
+        mid = (lo + hi) // 2
+        if int(read_t(mid, mid + 1)[0]) < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    block = read_t(lo, hi)
+    return lo + int(np.searchsorted(block, value, side="left"))
+
+
+def ms_to_idx_table(t_rel_us: np.ndarray) -> np.ndarray:
+    """DSEC ``ms_to_idx`` for sorted relative timestamps: entry ``ms`` = first index with t >= 1000 ms.
+
+    Length ``floor(t_last / 1000) + 1`` (as in DSEC); uint64.
+    """
+    t_rel = np.asarray(t_rel_us, dtype=np.int64)
+    if t_rel.size == 0:
+        return np.zeros(1, np.uint64)
+    n_ms = int(t_rel[-1]) // 1000 + 1
+    return np.searchsorted(t_rel, np.arange(n_ms, dtype=np.int64) * 1000, side="left").astype(np.uint64)
+
+
+def _check_window(path: Path, t_start_us: int, t_end_us: int, time_range: tuple[int, int]) -> None:
+    start, end = time_range
+    if t_end_us <= t_start_us:
+        raise EventFileError(
+            f"{path}: empty or reversed window [{t_start_us}, {t_end_us}) us; t_end must be greater than t_start"
+        )
+    if start == end:
+        raise EventFileError(f"{path}: window [{t_start_us}, {t_end_us}) us requested but the file holds no events")
+    if t_end_us <= start or t_start_us >= end:
+        raise EventFileError(
+            f"{path}: window [{t_start_us}, {t_end_us}) us is outside the recording [{start}, {end}) us"
+        )
+
+
+def _as_int(path: Path, value: Any, name: str) -> int:
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "iu":
+        raise EventFileError(f"{path}: {name} must be one integer (microseconds), got dtype {arr.dtype} shape {arr.shape}")
+    return int(arr.reshape(-1)[0])
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+class EventFile:
+    """An open event file: time range, size, and exact half-open time windows.
+
+    Use :func:`open_events` to make one; close it (or use ``with``) when done. Readers never
+    write to the file (h5 files are opened read-only).
+
+    Attributes:
+        path: the file.
+        num_events: number of events stored.
+        t_offset_us: offset added to stored timestamps (0 if the file has none).
+        has_ms_to_idx: whether slicing uses the file's millisecond index.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        sensor_size: tuple[int, int] | None = None,
+        outside: str = "error",
+    ) -> None:
+        self.path = Path(path)
+        if outside not in ("error", "drop"):
+            raise EventFileError(f"{self.path}: outside must be 'error' or 'drop', got {outside!r}")
+        self.outside = outside
+        self._h5: h5py.File | None = None
+        self._cols: dict[str, Any] = {}
+        self._ms_to_idx: np.ndarray | None = None
+        self.t_offset_us = 0
+        self._has_offset = False
+        self._sensor_size: tuple[int, int] | None = None
+        if not self.path.exists():
+            raise EventFileError(f"{self.path}: event file not found")
+        if not self.path.is_file():
+            raise EventFileError(f"{self.path}: not a file")
+        suffix = self.path.suffix.lower()
+        if suffix in H5_SUFFIXES:
+            self._open_h5()
+        elif suffix in NPZ_SUFFIXES:
+            self._open_npz()
+        else:
+            raise EventFileError(f"{self.path}: unsupported event file type {suffix!r} (expected .h5, .hdf5 or .npz)")
+        try:
+            self._validate()
+            if sensor_size is not None:
+                self._sensor_size = _check_size(self.path, sensor_size)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening ---------------------------------------------------------------------------
+    def _open_h5(self) -> None:
+        if not h5py.is_hdf5(self.path):
+            raise EventFileError(f"{self.path}: not an HDF5 file (or truncated before its header)")
+        with h5_errors(self.path, "opening"):
+            self._h5 = h5py.File(self.path, "r")
+        f = self._h5
+        try:
+            with h5_errors(self.path, "reading the layout"):
+                for name in FIELDS:
+                    key = f"events/{name}"
+                    if key not in f or not isinstance(f[key], h5py.Dataset):
+                        raise EventFileError(f"{self.path}: missing dataset {key} (expected events/x, events/y, events/t, events/p)")
+                    check_h5_filters(self.path, f[key])
+                    self._cols[name] = f[key]
+                if "ms_to_idx" in f:
+                    check_h5_filters(self.path, f["ms_to_idx"])
+                    self._ms_to_idx = np.asarray(f["ms_to_idx"][()])
+                if "t_offset" in f:
+                    self.t_offset_us = _as_int(self.path, f["t_offset"][()], "t_offset")
+                    self._has_offset = True
+                self._sensor_size = _size_from_attrs(self.path, f)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_npz(self) -> None:
+        if not zipfile.is_zipfile(self.path):
+            raise EventFileError(f"{self.path}: not a .npz archive (or truncated)")
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise EventFileError(f"{self.path}: cannot read .npz archive ({exc})") from exc
+        for name in FIELDS:
+            if name not in arrays:
+                raise EventFileError(f"{self.path}: missing array {name!r} (expected x, y, t, p)")
+            self._cols[name] = arrays[name]
+        if "ms_to_idx" in arrays:
+            self._ms_to_idx = arrays["ms_to_idx"]
+        if "t_offset" in arrays:
+            self.t_offset_us = _as_int(self.path, arrays["t_offset"], "t_offset")
+            self._has_offset = True
+        if "height" in arrays and "width" in arrays:
+            self._sensor_size = _check_size(
+                self.path, (_as_int(self.path, arrays["height"], "height"), _as_int(self.path, arrays["width"], "width"))
+            )
+
+    def _validate(self) -> None:
+        cols = self._cols
+        lengths = {}
+        for name in FIELDS:
+            col = cols[name]
+            if len(col.shape) != 1:
+                raise EventFileError(f"{self.path}: {name} must be 1-D, has shape {tuple(col.shape)}")
+            lengths[name] = int(col.shape[0])
+            kind = col.dtype.kind
+            allowed = "iub" if name == "p" else "iu"
+            if kind not in allowed:
+                hint = " (convert seconds with np.round(t * 1e6).astype(np.int64))" if name == "t" else ""
+                raise EventFileError(f"{self.path}: {name} has dtype {col.dtype}; expected integers{hint}")
+        if len(set(lengths.values())) != 1:
+            raise EventFileError(f"{self.path}: x, y, t, p lengths differ: {lengths}")
+        self.num_events = lengths["t"]
+        if self._ms_to_idx is not None:
+            m = np.asarray(self._ms_to_idx)
+            if m.ndim != 1 or m.dtype.kind not in "iu" or m.size == 0:
+                raise EventFileError(f"{self.path}: ms_to_idx must be a non-empty 1-D integer array, has dtype {m.dtype} shape {m.shape}")
+            m = m.astype(np.int64)
+            if np.any(np.diff(m) < 0) or m[0] < 0 or m[-1] > self.num_events:
+                raise EventFileError(f"{self.path}: ms_to_idx is not a non-decreasing index into the {self.num_events} events")
+            self._ms_to_idx = m
+        if self.num_events:
+            n = self.num_events
+            idx = np.unique(np.linspace(0, n - 1, min(n, OPEN_ORDER_SAMPLES)).astype(np.int64))
+            with h5_errors(self.path, "reading events/t"):
+                sample = np.asarray(cols["t"][idx], dtype=np.int64)
+            if np.any(np.diff(sample) < 0):
+                raise EventFileError(f"{self.path}: timestamps are not sorted (non-monotonic t found in a sample)")
+            self._t_first = int(sample[0])
+            self._t_last = int(sample[-1])
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def time_range_us(self) -> tuple[int, int]:
+        """Half-open absolute span ``(start, end)`` in microseconds (see module docs)."""
+        if self.num_events == 0:
+            return (self.t_offset_us, self.t_offset_us)
+        start = self.t_offset_us if self._has_offset else self._t_first + self.t_offset_us
+        return (min(start, self._t_first + self.t_offset_us), self._t_last + self.t_offset_us + 1)
+
+    @property
+    def has_ms_to_idx(self) -> bool:
+        return self._ms_to_idx is not None
+
+    @property
+    def sensor_size(self) -> tuple[int, int]:
+        """(height, width) in pixels: from the file's attributes/arrays, the caller, else max + 1.
+
+        The max + 1 fallback reads all coordinates once (in blocks) and is cached.
+        """
+        if self._sensor_size is None:
+            hmax = wmax = -1
+            step = 1 << 20
+            with h5_errors(self.path, "reading events/x and events/y"):
+                for i in range(0, self.num_events, step):
+                    wmax = max(wmax, int(np.max(self._cols["x"][i : i + step])))
+                    hmax = max(hmax, int(np.max(self._cols["y"][i : i + step])))
+            if hmax < 0 or wmax < 0:
+                raise EventFileError(f"{self.path}: cannot infer the sensor size (no events, no height/width attributes)")
+            self._sensor_size = (hmax + 1, wmax + 1)
+        return self._sensor_size
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read_t_rel(self, i0: int, i1: int) -> np.ndarray:
+        with h5_errors(self.path, "reading events/t"):
+            return np.asarray(self._cols["t"][i0:i1]).astype(np.int64, copy=False)
+
+    def index_range(self, t_start_us: int, t_end_us: int) -> tuple[int, int]:
+        """Event indices ``[i0, i1)`` with ``t_start_us <= t_abs < t_end_us`` (no window checks)."""
+        rel0 = int(t_start_us) - self.t_offset_us
+        rel1 = int(t_end_us) - self.t_offset_us
+        n = self.num_events
+        if self._ms_to_idx is not None:
+            m = self._ms_to_idx
+            ms0 = max(0, math.floor(rel0 / 1000))
+            ms1 = max(0, math.ceil(rel1 / 1000))
+            lo = int(m[ms0]) if ms0 < m.size else n
+            hi = int(m[ms1]) if ms1 < m.size else n
+            span = self._read_t_rel(lo, hi)
+            return lo + int(np.searchsorted(span, rel0, "left")), lo + int(np.searchsorted(span, rel1, "left"))
+        i0 = bisect_time(self._read_t_rel, n, rel0)
+        i1 = bisect_time(self._read_t_rel, n, rel1, lo=i0)
+        return i0, i1
+
+    def slice(self, t_start_us: int, t_end_us: int) -> Events:
+        """Events with ``t_start_us <= t < t_end_us`` (absolute microseconds).
+
+        Returns raw integer coordinates (uint16), t int64 absolute, p int8 {0, 1}.
+        Raises :class:`EventFileError` for reversed windows, windows outside the recording,
+        unsorted timestamps or (``outside="error"``) coordinates outside the sensor.
+        """
+        t_start_us, t_end_us = int(t_start_us), int(t_end_us)
+        _check_window(self.path, t_start_us, t_end_us, self.time_range_us)
+        i0, i1 = self.index_range(t_start_us, t_end_us)
+        return self.read(i0, i1)
+
+    def read(self, i0: int, i1: int) -> Events:
+        """Events ``i0:i1`` by index, checked and converted to the canonical dtypes."""
+        t = self._read_t_rel(i0, i1)
+        with h5_errors(self.path, "reading events/x, events/y, events/p"):
+            x = np.asarray(self._cols["x"][i0:i1])
+            y = np.asarray(self._cols["y"][i0:i1])
+            p = np.asarray(self._cols["p"][i0:i1])
+        if t.size > 1 and np.any(t[1:] < t[:-1]):
+            bad = int(np.argmax(t[1:] < t[:-1])) + i0
+            raise EventFileError(f"{self.path}: timestamps are not sorted (t decreases after event {bad})")
+        t = t + self.t_offset_us
+        p = _canonical_polarity(self.path, p)
+        # an inferred size (max + 1) cannot be exceeded, so only a known size is checked
+        h, w = self._sensor_size if self._sensor_size is not None else (65536, 65536)
+        bad = (x >= w) | (y >= h)
+        if x.dtype.kind == "i" or y.dtype.kind == "i":
+            bad |= (x < 0) | (y < 0)
+        if np.any(bad):
+            if self.outside == "error":
+                k = int(np.argmax(bad))
+                raise EventFileError(
+                    f"{self.path}: event {i0 + k} at (x={int(x[k])}, y={int(y[k])}) is outside the "
+                    f"{w}x{h} sensor (pass outside='drop' to discard such events)"
+                )
+            keep = ~bad
+            x, y, t, p = x[keep], y[keep], t[keep], p[keep]
+        return Events(x.astype(np.uint16, copy=False), y.astype(np.uint16, copy=False), t, p)
+
+    # -- lifetime --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the underlying file (idempotent)."""
+        if self._h5 is not None:
+            with contextlib.suppress(Exception):
+                self._h5.close()
+            self._h5 = None
+        self._cols = {}
+
+    def __enter__(self) -> "EventFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EventFile({str(self.path)!r}, num_events={self.num_events})"
+
+
+def _canonical_polarity(path: Path, p: np.ndarray) -> np.ndarray:
+    if p.dtype.kind == "b":
+        return p.astype(np.int8)
+    if p.size and (p.min() < -1 or p.max() > 1):
+        raise EventFileError(f"{path}: polarity values must be in {{0, 1}} or {{-1, +1}}, found {int(p.min())}..{int(p.max())}")
+    return (p > 0).astype(np.int8)
+
+
+def _check_size(path: Path, size: Any) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError) as exc:
+        raise EventFileError(f"{path}: sensor size must be (height, width), got {size!r}") from exc
+    if h <= 0 or w <= 0 or h > 65535 or w > 65535:
+        raise EventFileError(f"{path}: sensor size (height={h}, width={w}) out of range 1..65535")
+    return (h, w)
+
+
+def _size_from_attrs(path: Path, f: h5py.File) -> tuple[int, int] | None:
+    for holder in (f.attrs, f["events"].attrs):
+        if "height" in holder and "width" in holder:
+            return _check_size(path, (holder["height"], holder["width"]))
+    if "height" in f and "width" in f:
+        return _check_size(path, (f["height"][()], f["width"][()]))
+    return None
+
+
+def open_events(
+    path: str | os.PathLike, sensor_size: tuple[int, int] | None = None, outside: str = "error"
+) -> EventFile:
+    """Open an event file (``.h5``/``.hdf5``/``.npz``) for windowed reading.
+
+    Args:
+        path: the file.
+        sensor_size: (height, width) in pixels; overrides the file's attributes.
+        outside: "error" (default) or "drop" for events outside the sensor.
+
+    Raises:
+        EventFileError: missing/unreadable/truncated file, missing dataset, wrong dtypes or
+            lengths, unsorted timestamps, a compression filter missing (names hdf5plugin).
+    """
+    return EventFile(path, sensor_size=sensor_size, outside=outside)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def _relative_times(path: Path, events: Events, t_offset_us: int) -> np.ndarray:
+    t = np.asarray(events.t, dtype=np.int64)
+    if t.size and np.any(t[1:] < t[:-1]):
+        raise EventFileError(f"{path}: cannot write unsorted events (t must be non-decreasing)")
+    rel = t - int(t_offset_us)
+    if rel.size and (rel[0] < 0 or rel[-1] > np.iinfo(np.uint32).max):
+        raise EventFileError(
+            f"{path}: t - t_offset must lie in [0, 2**32) us for uint32 storage, got {int(rel[0])}..{int(rel[-1])}"
+        )
+    lengths = {len(np.asarray(a)) for a in events}
+    if len(lengths) != 1:
+        raise EventFileError(f"{path}: x, y, t, p lengths differ")
+    return rel
+
+
+def write_event_h5(
+    path: str | os.PathLike,
+    events: Events,
+    t_offset_us: int = 0,
+    sensor_size: tuple[int, int] | None = None,
+    compression: str | None = "blosc-zstd",
+    ms_to_idx: bool = True,
+) -> Path:
+    """Write a DSEC-style ``events.h5`` atomically.
+
+    Layout: ``events/x`` uint16, ``events/y`` uint16, ``events/t`` uint32 (microseconds relative
+    to ``t_offset_us``), ``events/p`` uint8, ``ms_to_idx`` uint64 (unless ``ms_to_idx=False``),
+    ``t_offset`` int64; root attributes ``height``/``width`` when ``sensor_size`` is given.
+
+    Args:
+        events: absolute timestamps (int64 microseconds), sorted.
+        t_offset_us: subtracted before storing; ``t - t_offset_us`` must fit uint32.
+        sensor_size: (height, width) in pixels, stored as attributes.
+        compression: "blosc-zstd" (DSEC, needs hdf5plugin), "gzip" or None.
+    """
+    path = Path(path)
+    rel = _relative_times(path, events, t_offset_us)
+    if compression == "blosc-zstd":
+        if hdf5plugin is None:
+            raise EventFileError(f"{path}: Blosc/ZSTD compression needs hdf5plugin (pip install hdf5plugin)")
+        comp: dict[str, Any] = dict(hdf5plugin.Blosc(cname="zstd", clevel=1, shuffle=hdf5plugin.Blosc.SHUFFLE))
+    elif compression == "gzip":
+        comp = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+    elif compression is None:
+        comp = {}
+    else:
+        raise EventFileError(f"{path}: unknown compression {compression!r} (use 'blosc-zstd', 'gzip' or None)")
+    n = rel.size
+    if n == 0:
+        comp = {}
+    chunk = {"chunks": (min(n, 1 << 16),)} if n else {}
+    p = np.asarray(events.p)
+    columns = {
+        "x": np.asarray(events.x).astype(np.uint16),
+        "y": np.asarray(events.y).astype(np.uint16),
+        "t": rel.astype(np.uint32),
+        "p": (p > 0).astype(np.uint8),
+    }
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, arr in columns.items():
+                f.create_dataset(f"events/{name}", data=arr, **chunk, **comp)
+            if ms_to_idx:
+                f.create_dataset("ms_to_idx", data=ms_to_idx_table(rel), **comp if n else {})
+            f.create_dataset("t_offset", data=np.int64(t_offset_us))
+            if sensor_size is not None:
+                h, w = _check_size(path, sensor_size)
+                f.attrs["height"], f.attrs["width"] = h, w
+    return path
+
+
+def write_event_npz(
+    path: str | os.PathLike, events: Events, t_offset_us: int = 0, sensor_size: tuple[int, int] | None = None
+) -> Path:
+    """Write events to an ``.npz`` (x, y uint16; t int64 relative to ``t_offset_us``; p uint8), atomically."""
+    path = Path(path)
+    rel = _relative_times(path, events, 0)  # int64 storage: only order and lengths are checked
+    arrays: dict[str, np.ndarray] = {
+        "x": np.asarray(events.x).astype(np.uint16),
+        "y": np.asarray(events.y).astype(np.uint16),
+        "t": rel - int(t_offset_us),
+        "p": (np.asarray(events.p) > 0).astype(np.uint8),
+        "t_offset": np.int64(t_offset_us),
+    }
+    if sensor_size is not None:
+        arrays["height"], arrays["width"] = (np.int64(v) for v in _check_size(path, sensor_size))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    return path
+

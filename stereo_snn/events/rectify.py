@@ -1,0 +1,124 @@
+"""Event rectification with a per-pixel lookup map (DSEC ``rectify_map.h5`` convention).
+
+``rectify_map`` is float32 (H, W, 2): ``rectify_map[y, x]`` is the rectified, undistorted
+(x, y) of raw sensor pixel (x, y). A rectified event is *inside* the frame when
+``0 <= x < W`` and ``0 <= y < H`` (so ``floor`` of each coordinate is a valid pixel index);
+non-finite map entries count as outside. No torch import here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numba
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import DatasetError, EventFileError
+from .files import check_h5_filters, h5_errors
+from .recording import Events
+
+__all__ = ["rectify_events", "load_rectify_map", "write_rectify_map", "check_rectify_map", "RECTIFY_DATASET"]
+
+#: dataset name inside rectify_map.h5 (DSEC)
+RECTIFY_DATASET = "rectify_map"
+
+
+@numba.njit(cache=True, parallel=True)
+def _lookup(x: np.ndarray, y: np.ndarray, rmap: np.ndarray, out_x: np.ndarray, out_y: np.ndarray, inside: np.ndarray) -> None:
+    """Gather rectified coordinates of raw pixels already known to lie inside the map."""
+    h, w = rmap.shape[0], rmap.shape[1]
+    for i in numba.prange(x.shape[0]):
+        xr = rmap[y[i], x[i], 0]
+        yr = rmap[y[i], x[i], 1]
+        out_x[i] = xr
+        out_y[i] = yr
+        inside[i] = (xr >= 0.0) and (xr < w) and (yr >= 0.0) and (yr < h)
+
+
+def check_rectify_map(rectify_map: np.ndarray, where: str = "rectify_map", error: type[Exception] = DatasetError) -> np.ndarray:
+    """Return ``rectify_map`` as C-contiguous float32 (H, W, 2), or raise ``error`` naming ``where``."""
+    m = np.asarray(rectify_map)
+    if m.ndim != 3 or m.shape[2] != 2 or m.shape[0] < 1 or m.shape[1] < 1:
+        raise error(f"{where}: rectify map must have shape (height, width, 2), got {m.shape}")
+    if m.dtype.kind != "f":
+        raise error(f"{where}: rectify map must be floating point, got dtype {m.dtype}")
+    return np.ascontiguousarray(m, dtype=np.float32)
+
+
+def rectify_events(events: Events, rectify_map: np.ndarray, keep_outside: bool = False) -> Events:
+    """Rectify raw events: ``(x, y) <- rectify_map[y, x]`` as float32 pixels.
+
+    Args:
+        events: raw events with integer coordinates inside the map's (H, W).
+        rectify_map: float (H, W, 2) lookup map.
+        keep_outside: keep events whose rectified position falls outside the H x W frame
+            (True) or drop them (False, default).
+
+    Returns:
+        Events with float32 x, y; t and p unchanged (dropped events removed).
+
+    Raises:
+        EventFileError: a raw coordinate lies outside the map (wrong map or wrong camera).
+    """
+    rmap = check_rectify_map(rectify_map, error=EventFileError)
+    x = np.asarray(events.x)
+    y = np.asarray(events.y)
+    n = x.shape[0]
+    if y.shape[0] != n:
+        raise EventFileError(f"rectify_events: x and y lengths differ ({n} vs {y.shape[0]})")
+    if x.dtype.kind not in "iu" or y.dtype.kind not in "iu":
+        raise EventFileError(f"rectify_events: raw coordinates must be integers, got {x.dtype}/{y.dtype} (already rectified?)")
+    h, w = rmap.shape[:2]
+    signed = x.dtype.kind == "i" or y.dtype.kind == "i"
+    if n and (x.max() >= w or y.max() >= h or (signed and (x.min() < 0 or y.min() < 0))):
+        bad = int(np.argmax((x >= w) | (y >= h) | (x < 0) | (y < 0)))
+        raise EventFileError(
+            f"rectify_events: raw event at (x={int(x[bad])}, y={int(y[bad])}) is outside the {w}x{h} rectify map"
+        )
+    out_x = np.empty(n, np.float32)
+    out_y = np.empty(n, np.float32)
+    inside = np.empty(n, np.bool_)
+    _lookup(x, y, rmap, out_x, out_y, inside)
+    if keep_outside or n == 0 or inside.all():
+        return Events(out_x, out_y, events.t, events.p)
+    return Events(out_x[inside], out_y[inside], events.t[inside], events.p[inside])
+
+
+def load_rectify_map(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read ``rectify_map.h5`` (dataset ``rectify_map``) as float32 (H, W, 2).
+
+    Args:
+        path: the file.
+        shape: expected (height, width) in pixels, checked when given.
+
+    Raises:
+        DatasetError: missing/unreadable file, missing dataset, wrong shape or dtype.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: rectify map file not found")
+    if not h5py.is_hdf5(path):
+        raise DatasetError(f"{path}: not an HDF5 file (or truncated)")
+    with h5_errors(path, "reading rectify_map", error=DatasetError):
+        with h5py.File(path, "r") as f:
+            if RECTIFY_DATASET not in f:
+                raise DatasetError(f"{path}: missing dataset {RECTIFY_DATASET!r}")
+            check_h5_filters(path, f[RECTIFY_DATASET], error=DatasetError)
+            data = f[RECTIFY_DATASET][()]
+    rmap = check_rectify_map(data, where=str(path))
+    if shape is not None and tuple(rmap.shape[:2]) != tuple(shape):
+        raise DatasetError(f"{path}: rectify map is {rmap.shape[0]}x{rmap.shape[1]} (HxW), expected {shape[0]}x{shape[1]}")
+    return rmap
+
+
+def write_rectify_map(path: str | os.PathLike, rectify_map: np.ndarray) -> Path:
+    """Write a float32 (H, W, 2) map as ``rectify_map.h5`` (dataset ``rectify_map``), atomically."""
+    path = Path(path)
+    rmap = check_rectify_map(rectify_map, where=str(path), error=DatasetError)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset(RECTIFY_DATASET, data=rmap)
+    return path
