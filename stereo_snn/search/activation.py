@@ -1,0 +1,179 @@
+"""Node activations: currents summed at one membrane, per-cell neuron-type and hybrid choices.
+
+:class:`CellNeurons` holds what a cell decides about its neurons: in a supernet the logits over
+neuron kinds (temporal search) and over (spiking, ann) (hybrid search); in a fixed network the
+chosen kind and whether the cell spikes. Learnable time constants (plif: one per cell, clif:
+one per channel) are shared by every neuron of the cell, so "tau per layer" is one number (or
+one vector) per cell.
+
+:class:`NodeActivation` turns a list of ``(current, group)`` terms into the node's output. The
+surrogate temperature only shapes the backward, so the neuron runs once per surrogate group
+on the same summed membrane input, group ``g`` seeing the other groups' currents detached;
+the forwards coincide and the output ``o_1 + sum_{g>1} (o_g - o_g.detach())`` routes to each
+op's current exactly the gradient a neuron with that op's temperature would give.
+
+Every activation also records, from its last call, the energy price of one synaptic operation
+driven by its output (pJ): ``p_spk * rate.detach() * E_AC + p_ann * E_MAC`` (differentiable in
+the architecture logits), used by the expected-energy term.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..spiking import SPIKING_KINDS, NeuronConfig, is_spiking, make_neuron
+from ..spiking.surrogate import Dspike
+
+__all__ = ["E_AC_PJ", "E_MAC_PJ", "CellNeurons", "NodeActivation", "group_key"]
+
+E_AC_PJ = 0.9  # accumulate, 45 nm fp32 (Horowitz 2014), picojoules
+E_MAC_PJ = 4.6  # multiply-accumulate, picojoules
+
+
+def group_key(b: float | None) -> str:
+    """ModuleDict key of a surrogate group (``None`` = the cell's own temperature)."""
+    return "node" if b is None else f"b{float(b):g}".replace(".", "p")
+
+
+class CellNeurons(nn.Module):
+    """The neuron decisions of one cell (searched in a supernet, fixed in a derived network).
+
+    kinds: candidate spiking kinds (supernet) or the one chosen kind (fixed); hybrid: search
+    spiking vs ann (supernet only); spiking: the fixed choice; neuron: tau, threshold, cell b;
+    channels: node channel count (per-channel tau of clif).
+    """
+
+    def __init__(self, kinds: tuple[str, ...], neuron: NeuronConfig, channels: int, *, search: bool,
+                 hybrid: bool = False, spiking: bool = True, tau: float | list[float] | None = None):
+        """``tau``: initial time constant(s) of the learnable kinds (default ``neuron.tau``)."""
+        super().__init__()
+        bad = [k for k in kinds if k not in SPIKING_KINDS]
+        if not kinds or bad:
+            raise ConfigError(f"neuron_kinds {list(kinds)}: need one or more of {', '.join(SPIKING_KINDS)}")
+        self.kinds = tuple(kinds)
+        self.neuron = neuron
+        self.channels = channels
+        self.search = search
+        self.hybrid = bool(hybrid) and search
+        self.spiking = True if search else bool(spiking)
+        if search and len(self.kinds) > 1:
+            self.arch_type = nn.Parameter(1e-3 * torch.randn(len(self.kinds)))
+        if self.hybrid:
+            self.arch_hybrid = nn.Parameter(1e-3 * torch.randn(2))  # (spiking, ann)
+        # shared learnable time constants
+        init = neuron.tau if tau is None else tau
+        if "plif" in self.kinds:
+            t = float(init if not isinstance(init, (list, tuple)) else sum(init) / len(init))
+            self.plif_w = nn.Parameter(torch.tensor(-torch.log(torch.tensor(t - 1.0)).item()))
+        if "clif" in self.kinds:
+            vals = torch.as_tensor(init if isinstance(init, (list, tuple)) else [init] * channels, dtype=torch.float32)
+            if vals.numel() != channels:
+                raise ConfigError(f"clif tau: {vals.numel()} values for {channels} channels")
+            self.clif_w = nn.Parameter(-torch.log(vals - 1.0))
+
+    def kind_probs(self) -> torch.Tensor:
+        """Probabilities of the spiking kinds (softmax of the logits; one-hot when fixed)."""
+        if hasattr(self, "arch_type"):
+            return torch.softmax(self.arch_type, 0)
+        return torch.ones(1, device=self._device())
+
+    def spike_prob(self) -> torch.Tensor:
+        """Probability that the cell spikes (vs ANN)."""
+        if self.hybrid:
+            return torch.softmax(self.arch_hybrid, 0)[0]
+        return torch.tensor(1.0 if self.spiking else 0.0, device=self._device())
+
+    def _device(self) -> torch.device:
+        for p in self.parameters(recurse=False):
+            return p.device
+        return torch.device("cpu")
+
+    def make(self, kind: str, b: float) -> nn.Module:
+        """A neuron of ``kind`` with its own Dspike(b), sharing the cell's learnable tau."""
+        cfg = NeuronConfig(kind=kind, tau=self.neuron.tau,
+                           v_threshold=self.neuron.v_threshold, b=b, decay_input=self.neuron.decay_input,
+                           detach_reset=self.neuron.detach_reset)
+        n = make_neuron(cfg, self.channels)
+        if kind == "plif":
+            n.w = self.plif_w
+        elif kind == "clif":
+            n.w = self.clif_w
+        return n
+
+    def tau_value(self, kind: str) -> float | list[float]:
+        """The time constant (time steps) the kind currently has in this cell."""
+        if kind == "plif":
+            return float(1.0 / torch.sigmoid(self.plif_w.detach()))
+        if kind == "clif":
+            return [float(v) for v in 1.0 / torch.sigmoid(self.clif_w.detach())]
+        return float(self.neuron.tau)
+
+
+class NodeActivation(nn.Module):
+    """One membrane fed by ``(current, group_b)`` terms; mixes neuron kinds / ann as the cell says."""
+
+    def __init__(self, cell: CellNeurons, groups: tuple[float | None, ...] = (None,)):
+        super().__init__()
+        self._cell = [cell]  # not a submodule: the cell owns it
+        self.groups = tuple(dict.fromkeys(groups))
+        self.neurons = nn.ModuleDict()
+        if cell.spiking or cell.hybrid:
+            for kind in cell.kinds:
+                for g in self.groups:
+                    b = cell.neuron.b if g is None else float(g)
+                    self.neurons[f"{kind}__{group_key(g)}"] = cell.make(kind, b)
+        self.last_cost: torch.Tensor | float = E_MAC_PJ
+        self.last_rate: float | None = None
+
+    @property
+    def cell(self) -> CellNeurons:
+        return self._cell[0]
+
+    def forward(self, terms: list[tuple[torch.Tensor, float | None]]) -> torch.Tensor:
+        if not terms:
+            raise ValueError("NodeActivation needs at least one current")
+        total = terms[0][0]
+        for t, _ in terms[1:]:
+            total = total + t
+        cell = self.cell
+        if not len(self.neurons):
+            self.last_cost, self.last_rate = torch.tensor(E_MAC_PJ, device=total.device), None
+            return torch.relu(total)
+        inputs = {}
+        for g in self.groups:
+            if len(self.groups) == 1:
+                inputs[g] = total
+            else:
+                u = None
+                for t, tg in terms:
+                    term = t if (tg if tg in self.groups else None) == g else t.detach()
+                    u = term if u is None else u + term
+                inputs[g] = u
+        q = cell.kind_probs()
+        spk = None
+        cost_spk = None
+        rates = []
+        for ki, kind in enumerate(cell.kinds):
+            o = None
+            spiking_here = True
+            for gi, g in enumerate(self.groups):
+                m = self.neurons[f"{kind}__{group_key(g)}"]
+                if hasattr(m, "reset"):
+                    m.reset()  # each call processes a whole [T, ...] sequence from rest
+                spiking_here = spiking_here and is_spiking(m)
+                og = m(inputs[g])
+                o = og if gi == 0 else o + (og - og.detach())
+            rate = float(o.detach().float().mean())
+            rates.append(rate)
+            price = rate * E_AC_PJ if spiking_here else E_MAC_PJ
+            spk = q[ki] * o if spk is None else spk + q[ki] * o
+            cost_spk = q[ki] * price if cost_spk is None else cost_spk + q[ki] * price
+        self.last_rate = sum(float(q[i].detach()) * r for i, r in enumerate(rates))
+        if cell.hybrid:
+            p = cell.spike_prob()
+            self.last_cost = p * cost_spk + (1 - p) * E_MAC_PJ
+            return p * spk + (1 - p) * torch.relu(total)
+        self.last_cost = cost_spk
+        return spk

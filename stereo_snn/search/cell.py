@@ -1,0 +1,165 @@
+"""Cells and resampling: the building blocks of the trellis (supernet and fixed network).
+
+A cell takes two inputs, ``s0`` (two layers back) and ``s1`` (previous layer), brings each to
+the cell's level and channel count with :class:`Resample`, then computes ``steps`` nodes;
+node ``j`` reads every earlier state (edge input 0 = s0, 1 = s1, 2 + i = node i). Its output is
+the channel concatenation of the nodes. In a supernet every edge holds every candidate op
+(weighted by ``softmax(arch_alpha[edge])``); in a fixed network each node holds only its kept
+edges and ops.
+
+Values travel as :class:`Signal` ``(x, price)``: the tensor and the energy price in pJ of one
+synaptic operation it drives (``rate * E_AC`` for spikes, ``E_MAC`` for real values).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..spiking import NeuronConfig
+from .activation import CellNeurons, NodeActivation
+from .ops import OPS, SeqConvBN, check_candidates, make_op
+
+__all__ = ["Signal", "Resample", "Cell", "edge_inputs", "num_edges"]
+
+
+class Signal(NamedTuple):
+    """A multi-step tensor and the price (pJ per synaptic op) of the operations it drives."""
+
+    x: torch.Tensor
+    price: torch.Tensor | float
+
+
+def num_edges(steps: int) -> int:
+    """Edges of a cell with ``steps`` nodes (node j has j + 2 inputs)."""
+    return sum(j + 2 for j in range(steps))
+
+
+def edge_inputs(steps: int) -> list[tuple[int, int]]:
+    """``(node, input_index)`` of every edge, in the order of the rows of ``arch_alpha``."""
+    return [(j, i) for j in range(steps) for i in range(j + 2)]
+
+
+def _interpolate(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize a multi-step tensor's spatial dims (bi/tri-linear) to ``size``."""
+    t, b = x.shape[:2]
+    mode = "bilinear" if len(size) == 2 else "trilinear"
+    y = F.interpolate(x.flatten(0, 1), size=tuple(size), mode=mode, align_corners=False)
+    return y.unflatten(0, (t, b))
+
+
+class Resample(nn.Module):
+    """Bring a state from level ``src`` to level ``dst`` and ``c_out`` channels, then activate.
+
+    down (dst > src): 3x3 conv with stride ``2**(dst-src)``; same: 1x1 conv; up: 1x1 conv at the
+    source resolution, then linear interpolation to the exact target size. BN after the conv.
+    """
+
+    def __init__(self, c_in: int, c_out: int, dim: int, src: int, dst: int, act: NodeActivation):
+        super().__init__()
+        self.src, self.dst = src, dst
+        if dst > src:
+            self.conv = SeqConvBN(c_in, c_out, dim, 3, stride=2 ** (dst - src), padding=1)
+        else:
+            self.conv = SeqConvBN(c_in, c_out, dim, 1)
+        self.act = act
+
+    def forward(self, s: Signal, size: Sequence[int]) -> tuple[Signal, torch.Tensor | float]:
+        y = self.conv(s.x)
+        if tuple(y.shape[3:]) != tuple(size):
+            y = _interpolate(y, size)
+        energy = self.conv.last_macs * s.x.shape[0] * s.price
+        out = self.act([(y, None)])
+        return Signal(out, self.act.last_cost), energy
+
+
+class Cell(nn.Module):
+    """One cell at level ``level`` with ``channels`` per node.
+
+    sources0 / sources1: ``{source_level: source_channels}`` of the possible s0 / s1 inputs
+    (a supernet node has up to three s1 sources, one per incoming move). ``genotype_edges``
+    (per node, ``((input_index, op), ...)``) builds a fixed cell; ``None`` a supernet cell.
+    """
+
+    def __init__(self, dim: int, level: int, channels: int, steps: int, candidates: tuple[str, ...],
+                 neurons: CellNeurons, sources0: dict[int, int], sources1: dict[int, int],
+                 genotype_edges: Sequence[Sequence[tuple[int, str]]] | None = None):
+        super().__init__()
+        check_candidates(candidates)
+        self.dim, self.level, self.channels, self.steps = dim, level, channels, steps
+        self.candidates = tuple(candidates)
+        self.neurons = neurons
+        self.search = genotype_edges is None
+        self.pre0 = nn.ModuleDict({str(s): Resample(c, channels, dim, s, level, NodeActivation(neurons))
+                                   for s, c in sources0.items()})
+        self.pre1 = nn.ModuleDict({str(s): Resample(c, channels, dim, s, level, NodeActivation(neurons))
+                                   for s, c in sources1.items()})
+        if self.search:
+            self.arch_alpha = nn.Parameter(1e-3 * torch.randn(num_edges(steps), len(self.candidates)))
+            self.edges = nn.ModuleList(
+                nn.ModuleList(make_op(name, channels, dim) for name in self.candidates) for _ in edge_inputs(steps))
+            groups = tuple(OPS[n].b for n in self.candidates)
+            self.node_acts = nn.ModuleList(NodeActivation(neurons, groups) for _ in range(steps))
+            self.kept: list[list[tuple[int, str]]] = []
+        else:
+            if len(genotype_edges) != steps:
+                raise ConfigError(f"cell genotype has {len(genotype_edges)} nodes, the cell has {steps}")
+            self.kept = [[(int(i), str(op)) for i, op in node] for node in genotype_edges]
+            self.node_ops = nn.ModuleList(
+                nn.ModuleList(make_op(op, channels, dim) for _, op in node) for node in self.kept)
+            self.node_acts = nn.ModuleList(
+                NodeActivation(neurons, tuple(OPS[op].b for _, op in node)) for node in self.kept)
+
+    @property
+    def out_channels(self) -> int:
+        return self.steps * self.channels
+
+    def forward(self, s0: Signal, s0_level: int, s1: Signal, s1_level: int,
+                size: Sequence[int]) -> tuple[Signal, torch.Tensor | float]:
+        """Run the cell; returns its output and its energy in pJ per sample (differentiable)."""
+        p0, e0 = self.pre0[str(s0_level)](s0, size)
+        p1, e1 = self.pre1[str(s1_level)](s1, size)
+        energy = e0 + e1
+        states: list[Signal] = [p0, p1]
+        T = s1.x.shape[0]
+        if self.search:
+            weights = torch.softmax(self.arch_alpha, dim=-1)
+            groups = [OPS[n].b for n in self.candidates]
+            e = 0
+            for j in range(self.steps):
+                terms = []
+                for i in range(j + 2):
+                    row = weights[e]
+                    for k, op in enumerate(self.edges[e]):
+                        cur = op(states[i].x)
+                        terms.append((row[k] * cur, groups[k]))
+                        energy = energy + row[k] * (op.last_macs * T) * states[i].price
+                    e += 1
+                out = self.node_acts[j](terms)
+                states.append(Signal(out, self.node_acts[j].last_cost))
+        else:
+            for j, node in enumerate(self.kept):
+                terms = []
+                for (i, name), op in zip(node, self.node_ops[j]):
+                    terms.append((op(states[i].x), OPS[name].b))
+                    energy = energy + op.last_macs * T * states[i].price
+                out = self.node_acts[j](terms)
+                states.append(Signal(out, self.node_acts[j].last_cost))
+        nodes = states[2:]
+        x = torch.cat([s.x for s in nodes], dim=2)
+        price = sum(s.price for s in nodes) / len(nodes)
+        return Signal(x, price), energy
+
+    def cell_b(self, kind: str) -> float:
+        """The cell's own surrogate temperature for ``kind``: mean b of its node-group Dspikes."""
+        vals = []
+        acts = list(self.node_acts) + [r.act for r in self.pre0.values()] + [r.act for r in self.pre1.values()]
+        for act in acts:
+            m = act.neurons[f"{kind}__node"] if f"{kind}__node" in act.neurons else None
+            if m is not None and hasattr(m, "surrogate_function"):
+                vals.append(float(m.surrogate_function.b))
+        return sum(vals) / len(vals) if vals else float(self.neurons.neuron.b)

@@ -1,0 +1,110 @@
+"""Settings of one searchable network (a trellis of cells), shared by supernet and fixed net."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..errors import ConfigError
+from ..spiking import SPIKING_KINDS, NeuronConfig
+from .ops import DEFAULT_CANDIDATES, check_candidates, check_dim
+
+__all__ = ["TrellisConfig", "MOVES"]
+
+MOVES: dict[str, int] = {"down": 1, "same": 0, "up": -1}  # level change of each move
+
+
+@dataclass(frozen=True)
+class TrellisConfig:
+    """Shape of a trellis network.
+
+    dim: 2 (``[T,B,C,H,W]``) or 3 (``[T,B,C,D,H,W]``); in_channels: channels of the input;
+    channels: node channels at level 0 (level s: ``channels * 2**s``); layers: cells along a
+    path; steps: nodes per cell; levels: resolution levels (stride ``2**s`` relative to the stem
+    output); moves: allowed layer transitions; out_level: level of the last layer (the output);
+    stem_stride: stride of the stem conv (pixels); candidates: op names; neuron_kinds: spiking
+    kinds searched per cell; hybrid: search spiking vs ANN per cell; neuron: tau / threshold /
+    default surrogate temperature (``neuron.tau`` is the fixed tau of ``lif``);
+    learn_tau_init: initial time constant (time steps) of the learnable kinds ``plif``/``clif``
+    (different from the fixed one, so that the kinds differ from the start).
+    """
+
+    dim: int
+    in_channels: int
+    channels: int
+    layers: int
+    steps: int = 3
+    levels: int = 4
+    moves: tuple[str, ...] = ("down", "same", "up")
+    out_level: int = 0
+    stem_stride: int = 1
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES
+    neuron_kinds: tuple[str, ...] = ("lif", "plif")
+    hybrid: bool = True
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    learn_tau_init: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_dim(self.dim)
+        for name in ("in_channels", "channels", "layers", "steps", "levels", "stem_stride"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"trellis {name} {v!r}: must be an integer >= 1")
+        object.__setattr__(self, "moves", tuple(self.moves))
+        object.__setattr__(self, "candidates", check_candidates(self.candidates))
+        object.__setattr__(self, "neuron_kinds", tuple(self.neuron_kinds))
+        if not self.moves or any(m not in MOVES for m in self.moves) or len(set(self.moves)) != len(self.moves):
+            raise ConfigError(f"trellis moves {list(self.moves)}: a non-empty subset of {list(MOVES)}")
+        if not 0 <= self.out_level < self.levels:
+            raise ConfigError(f"trellis out_level {self.out_level}: must be in [0, {self.levels - 1}]")
+        bad = [k for k in self.neuron_kinds if k not in SPIKING_KINDS]
+        if not self.neuron_kinds or bad:
+            raise ConfigError(f"trellis neuron_kinds {list(self.neuron_kinds)}: one or more of {list(SPIKING_KINDS)}")
+        if not (isinstance(self.learn_tau_init, (int, float)) and self.learn_tau_init > 1):
+            raise ConfigError(f"trellis learn_tau_init {self.learn_tau_init!r}: must be a number > 1 (time steps)")
+        if isinstance(self.neuron, dict):
+            object.__setattr__(self, "neuron", NeuronConfig(**self.neuron))
+        if self.neuron.kind not in SPIKING_KINDS:
+            raise ConfigError(f"trellis neuron.kind {self.neuron.kind!r}: the stem neuron must be spiking")
+
+    def level_channels(self, level: int) -> int:
+        """Node channels at ``level``."""
+        return self.channels * 2 ** level
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dictionary."""
+        d = asdict(self)
+        d["moves"], d["candidates"], d["neuron_kinds"] = list(self.moves), list(self.candidates), list(self.neuron_kinds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "config") -> "TrellisConfig":
+        """Inverse of :meth:`to_dict`; ``ConfigError`` naming ``where`` and the key on bad input."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: must be an object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}")
+        missing = [k for k in ("dim", "in_channels", "channels", "layers") if k not in d]
+        if missing:
+            raise ConfigError(f"{where}.{missing[0]}: missing")
+        kw = dict(d)
+        if "neuron" in kw:
+            if not isinstance(kw["neuron"], dict):
+                raise ConfigError(f"{where}.neuron: must be an object")
+            try:
+                kw["neuron"] = NeuronConfig(**kw["neuron"])
+            except TypeError as exc:
+                raise ConfigError(f"{where}.neuron: {exc}") from exc
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.neuron: {exc}") from exc
+        for k in ("moves", "candidates", "neuron_kinds"):
+            if k in kw:
+                if not isinstance(kw[k], (list, tuple)):
+                    raise ConfigError(f"{where}.{k}: must be a list")
+                kw[k] = tuple(kw[k])
+        try:
+            return cls(**kw)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc

@@ -1,0 +1,242 @@
+"""The trellis network: supernet over cells x levels, or a fixed network from a genotype.
+
+One class builds both. Supernet: every node (layer l, level s) on some valid path from the
+stem (level 0) to ``out_level`` holds one cell; ``arch_beta[l, s, m]`` are logits of the moves
+out of node (l-1, s) (softmax over the moves that stay on a valid path); node (l, s') sums
+``p * cell(s0, resample(h[l-1][s]))`` over its incoming transitions. Fixed network: one cell
+per layer at the genotype's level, with only its kept edges and ops.
+
+The forward also computes the expected energy of the network (pJ per sample, differentiable
+in all architecture logits), available from :meth:`SpikingTrellis.expected_energy`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..spiking import reset
+from .activation import E_MAC_PJ, CellNeurons, NodeActivation
+from .cell import Cell, Signal
+from .config import MOVES, TrellisConfig
+from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
+from .ops import SeqConvBN
+
+__all__ = ["SpikingTrellis", "is_arch_name"]
+
+
+def is_arch_name(name: str) -> bool:
+    """True for architecture parameters (their attribute name starts with ``arch_``)."""
+    return name.rsplit(".", 1)[-1].startswith("arch_")
+
+
+def _valid_levels(cfg: TrellisConfig) -> list[list[int]]:
+    """Levels of each layer that lie on a path from the stem (level 0) to ``out_level``."""
+    deltas = [MOVES[m] for m in cfg.moves]
+    fwd = []
+    cur = {0}
+    for _ in range(cfg.layers):
+        cur = {s + d for s in cur for d in deltas if 0 <= s + d < cfg.levels}
+        fwd.append(cur)
+    bwd = [set() for _ in range(cfg.layers)]
+    bwd[-1] = {cfg.out_level}
+    for l in range(cfg.layers - 2, -1, -1):
+        bwd[l] = {s for s in range(cfg.levels) if any(s + d in bwd[l + 1] for d in deltas)}
+    valid = [sorted(f & b) for f, b in zip(fwd, bwd)]
+    if any(not v for v in valid):
+        raise ConfigError(f"trellis: out_level {cfg.out_level} cannot be reached from level 0 in "
+                          f"{cfg.layers} layers with moves {list(cfg.moves)}")
+    return valid
+
+
+class SpikingTrellis(nn.Module):
+    """A searchable (``genotype=None``) or fixed trellis network.
+
+    Input ``[T, B, in_channels, *S]`` (S = (H, W) or (D, H, W)); output
+    ``[T, B, out_channels, *S_out]`` at level ``out_level`` (``S_out = ceil(S / (stem_stride * 2**out_level))``).
+    """
+
+    def __init__(self, config: TrellisConfig, genotype: ComponentGenotype | None = None):
+        super().__init__()
+        if genotype is not None and genotype.config != config:
+            raise ConfigError("SpikingTrellis: the genotype was derived for a different config (use from_genotype)")
+        cfg = config
+        self.config = cfg
+        self.is_supernet = genotype is None
+        self.stem_channels = cfg.steps * cfg.channels
+        self.stem = SeqConvBN(cfg.in_channels, self.stem_channels, cfg.dim, 3, stride=cfg.stem_stride, padding=1)
+        self.stem_neurons = CellNeurons((cfg.neuron.kind,), cfg.neuron, self.stem_channels, search=False)
+        self.stem_act = NodeActivation(self.stem_neurons)
+        self.cells = nn.ModuleDict()
+        out_ch = lambda s: cfg.steps * cfg.level_channels(s)  # noqa: E731
+        if self.is_supernet:
+            self.valid = _valid_levels(cfg)
+            mask = torch.zeros(cfg.layers, cfg.levels, len(cfg.moves), dtype=torch.bool)
+            for l in range(cfg.layers):
+                for s in ([0] if l == 0 else self.valid[l - 1]):
+                    for m, name in enumerate(cfg.moves):
+                        if s + MOVES[name] in self.valid[l]:
+                            mask[l, s, m] = True
+            self.register_buffer("move_mask", mask, persistent=False)
+            self.arch_beta = nn.Parameter(1e-3 * torch.randn(cfg.layers, cfg.levels, len(cfg.moves)))
+            for l in range(cfg.layers):
+                for d in self.valid[l]:
+                    src0 = self._s0_level(l, d)
+                    s0_ch = self.stem_channels if l < 2 else out_ch(src0)
+                    srcs = [s for s in ([0] if l == 0 else self.valid[l - 1]) if self._move(l, s, d) is not None]
+                    s1 = {s: (self.stem_channels if l == 0 else out_ch(s)) for s in srcs}
+                    neurons = CellNeurons(cfg.neuron_kinds, cfg.neuron, cfg.level_channels(d), search=True,
+                                          hybrid=cfg.hybrid, tau=cfg.learn_tau_init)
+                    self.cells[f"{l}_{d}"] = Cell(cfg.dim, d, cfg.level_channels(d), cfg.steps, cfg.candidates,
+                                                  neurons, {src0: s0_ch}, s1)
+        else:
+            self.path = tuple(genotype.path)
+            for l, (d, cg) in enumerate(zip(self.path, genotype.cells)):
+                lv0 = 0 if l < 2 else self.path[l - 2]
+                lv1 = 0 if l < 1 else self.path[l - 1]
+                c0 = self.stem_channels if l < 2 else out_ch(lv0)
+                c1 = self.stem_channels if l < 1 else out_ch(lv1)
+                ncfg = dataclasses.replace(cfg.neuron, b=cg.surrogate_b,
+                                           tau=cg.tau if isinstance(cg.tau, float) else cfg.neuron.tau)
+                neurons = CellNeurons((cg.neuron,), ncfg, cfg.level_channels(d), search=False, spiking=cg.spiking,
+                                      tau=list(cg.tau) if isinstance(cg.tau, tuple) else cg.tau)
+                self.cells[str(l)] = Cell(cfg.dim, d, cfg.level_channels(d), cfg.steps, cfg.candidates, neurons,
+                                          {lv0: c0}, {lv1: c1}, genotype_edges=cg.edges)
+        self.out_channels = out_ch(cfg.out_level)
+        self._energy: torch.Tensor | None = None
+        reset(self, rebuilt=True)
+
+    @classmethod
+    def from_genotype(cls, genotype: ComponentGenotype) -> "SpikingTrellis":
+        """Build the fixed network a component genotype describes."""
+        return cls(genotype.config, genotype)
+
+    # ------------------------------------------------------------------ structure helpers
+    def _move(self, l: int, s: int, d: int) -> int | None:
+        for m, name in enumerate(self.config.moves):
+            if s + MOVES[name] == d:
+                return m
+        return None
+
+    def _s0_level(self, l: int, d: int) -> int:
+        if l < 2:
+            return 0
+        prev = self.valid[l - 2]
+        return d if d in prev else min(prev, key=lambda s: (abs(s - d), s))
+
+    def level_sizes(self, spatial: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Spatial size of every level for an input of spatial size ``spatial`` (pixels)."""
+        s0 = tuple(math.ceil(n / self.config.stem_stride) for n in spatial)
+        return [tuple(math.ceil(n / 2 ** s) for n in s0) for s in range(self.config.levels)]
+
+    def move_probs(self) -> torch.Tensor:
+        """``[L, levels, moves]`` probabilities of the moves out of each node (0 where impossible)."""
+        if not self.is_supernet:
+            raise ConfigError("move_probs: a fixed network has no betas")
+        logits = self.arch_beta.masked_fill(~self.move_mask, float("-inf"))
+        p = torch.softmax(logits, dim=-1)
+        return torch.nan_to_num(p, nan=0.0)
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """Alphas, betas, neuron-kind and hybrid logits (empty for a fixed network)."""
+        return [p for n, p in self.named_parameters() if is_arch_name(n)]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter that is not an architecture parameter (incl. learnable tau)."""
+        return [p for n, p in self.named_parameters() if not is_arch_name(n)]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if x.dim() != cfg.dim + 3 or x.shape[2] != cfg.in_channels:
+            want = "[T, B, C, H, W]" if cfg.dim == 2 else "[T, B, C, D, H, W]"
+            raise ConfigError(f"SpikingTrellis input shape {tuple(x.shape)}: expected {want} with C={cfg.in_channels}")
+        T = x.shape[0]
+        sizes = self.level_sizes(tuple(x.shape[3:]))
+        y = self.stem(x)
+        stem = Signal(self.stem_act([(y, None)]), self.stem_act.last_cost)
+        energy = self.stem.last_macs * T * E_MAC_PJ
+        if self.is_supernet:
+            probs = self.move_probs()
+            h: dict[int, dict[int, Signal]] = {-2: {0: stem}, -1: {0: stem}}
+            occ: dict[int, dict[int, torch.Tensor | float]] = {-1: {0: 1.0}}
+            for l in range(cfg.layers):
+                h[l], occ[l] = {}, {}
+                for d in self.valid[l]:
+                    cell = self.cells[f"{l}_{d}"]
+                    lv0 = self._s0_level(l, d)
+                    s0 = h[l - 2][0 if l < 2 else lv0]
+                    acc_x, acc_p, wsum, o = 0.0, 0.0, 0.0, 0.0
+                    for s, sig in h[l - 1].items():
+                        m = self._move(l, s, d)
+                        if m is None or not bool(self.move_mask[l, s, m]):
+                            continue
+                        p = probs[l, s, m]
+                        out, e = cell(s0, lv0, sig, s, sizes[d])
+                        acc_x = acc_x + p * out.x
+                        acc_p = acc_p + p * out.price
+                        wsum = wsum + p
+                        energy = energy + occ[l - 1][s] * p * e
+                        o = o + occ[l - 1][s] * p
+                    h[l][d] = Signal(acc_x, acc_p / wsum)
+                    occ[l][d] = o
+            out_sig = h[cfg.layers - 1][cfg.out_level]
+        else:
+            prev2 = prev1 = (stem, 0)
+            for l, d in enumerate(self.path):
+                sig, e = self.cells[str(l)](prev2[0], prev2[1], prev1[0], prev1[1], sizes[d])
+                energy = energy + e
+                prev2, prev1 = prev1, (sig, d)
+            out_sig = prev1[0]
+        self._energy = energy if torch.is_tensor(energy) else torch.tensor(float(energy), device=x.device)
+        return out_sig.x
+
+    def expected_energy(self) -> torch.Tensor:
+        """Expected compute energy of the last forward in pJ per sample (differentiable in arch logits)."""
+        if self._energy is None:
+            raise RuntimeError("expected_energy: run a forward pass first")
+        return self._energy
+
+    # ------------------------------------------------------------------ decoding
+    def _cell_choice(self, cell: Cell) -> tuple[str, bool]:
+        n = cell.neurons
+        kind = n.kinds[int(n.kind_probs().argmax())]
+        return kind, bool(n.spike_prob() >= 0.5)
+
+    def derive(self) -> ComponentGenotype:
+        """Decode the supernet: Viterbi path, top-2 edges per node, neuron kind/tau/b, spiking or ANN."""
+        if not self.is_supernet:
+            raise ConfigError("derive: this network is already fixed")
+        cfg = self.config
+        with torch.no_grad():
+            path = viterbi(torch.log(self.move_probs()), cfg.moves, cfg.out_level)
+            cells = []
+            for l, d in enumerate(path):
+                cell = self.cells[f"{l}_{d}"]
+                kind, spiking = self._cell_choice(cell)
+                tau = cell.neurons.tau_value(kind)
+                cells.append(CellGenotype(decode_cell(cell.arch_alpha, cfg.candidates, cfg.steps), kind,
+                                          tuple(tau) if isinstance(tau, list) else tau, cell.cell_b(kind), spiking))
+        return ComponentGenotype(cfg, tuple(path), tuple(cells))
+
+    def arch_summary(self) -> str:
+        """Readable state of the architecture: the current best path and, per layer, ops and neurons."""
+        if not self.is_supernet:
+            return f"fixed path {list(self.path)}"
+        g = self.derive()
+        lines = [f"path {list(g.path)}"]
+        for l, (d, cg) in enumerate(zip(g.path, g.cells)):
+            cell = self.cells[f"{l}_{d}"]
+            w = torch.softmax(cell.arch_alpha.detach(), -1)
+            mean = w.mean(0)
+            ops = " ".join(f"{n}={float(v):.2f}" for n, v in zip(self.config.candidates, mean))
+            kinds = " ".join(f"{k}={float(p):.2f}" for k, p in zip(cell.neurons.kinds, cell.neurons.kind_probs()))
+            nodes = " | ".join(",".join(f"{i}:{op}" for i, op in node) for node in cg.edges)
+            lines.append(f"  L{l}@{d}: mean op w [{ops}] kinds [{kinds}] p_spk={float(cell.neurons.spike_prob()):.2f}"
+                         f" tau={cg.tau if isinstance(cg.tau, float) else 'per-channel'} b={cg.surrogate_b:.2f}"
+                         f" -> {nodes}")
+        return "\n".join(lines)

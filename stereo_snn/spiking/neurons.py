@@ -1,0 +1,212 @@
+"""Spiking neurons (multi-step, input ``[T, B, C, ...]``) built on spikingjelly.
+
+``make_neuron(NeuronConfig(...), channels)`` builds any neuron the engine uses:
+
+* ``lif``  spikingjelly ``LIFNode`` with a fixed time constant. With the defaults
+  (``tau=1.25``, ``decay_input=False``, ``v_reset=0``, ``v_threshold=0.5``) it is the SpikeDHS
+  neuron ``u <- 0.2 u_prev (1 - o_prev) + I; o = H(u - 0.5)`` (``1 - 1/1.25 = 0.2``).
+* ``plif`` spikingjelly ``ParametricLIFNode``: one learnable time constant per layer.
+* ``clif`` :class:`ChannelLIFNode`: one learnable time constant per channel.
+* ``ann``  :class:`AnnActivation`: ReLU, no state, for the real-valued layers of hybrid nets.
+
+Every spiking neuron gets its own :class:`~stereo_snn.spiking.surrogate.Dspike` instance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+from spikingjelly.activation_based import base, functional, monitor, neuron
+from torch import nn
+
+from ..errors import ConfigError
+from .surrogate import Dspike
+
+__all__ = [
+    "NeuronConfig",
+    "NEURON_KINDS",
+    "SPIKING_KINDS",
+    "make_neuron",
+    "ChannelLIFNode",
+    "AnnActivation",
+    "SPIKING_TYPES",
+    "is_spiking",
+    "neuron_tau",
+    "reset",
+    "spiking_modules",
+    "firing_rates",
+]
+
+NEURON_KINDS = ("lif", "plif", "clif", "ann")
+SPIKING_KINDS = ("lif", "plif", "clif")
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """Settings of one neuron layer.
+
+    kind: ``lif`` | ``plif`` | ``clif`` | ``ann``; tau: membrane time constant in time steps
+    (> 1; the decay per step is ``1 - 1/tau``); v_threshold: firing threshold (membrane units);
+    b: Dspike temperature; decay_input: whether the input is divided by tau (SpikeDHS: no);
+    detach_reset: cut the gradient through the reset.
+    """
+
+    kind: str = "lif"
+    tau: float = 1.25
+    v_threshold: float = 0.5
+    b: float = 3.0
+    decay_input: bool = False
+    detach_reset: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in NEURON_KINDS:
+            raise ConfigError(f"neuron kind {self.kind!r}: must be one of {', '.join(NEURON_KINDS)}")
+        if not (isinstance(self.tau, (int, float)) and self.tau > 1.0):
+            raise ConfigError(f"neuron tau {self.tau!r}: must be a number > 1 (time steps)")
+        if not self.v_threshold > 0:
+            raise ConfigError(f"neuron v_threshold {self.v_threshold!r}: must be > 0")
+        if not self.b > 0:
+            raise ConfigError(f"neuron surrogate temperature b {self.b!r}: must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dictionary."""
+        return asdict(self)
+
+
+class ChannelLIFNode(neuron.BaseNode):
+    """LIF neuron with one learnable time constant per channel (dim 1 of each step's input).
+
+    ``1/tau_c = sigmoid(w_c)`` as in spikingjelly's ParametricLIFNode, but ``w`` has shape
+    ``[channels]``. Hard reset to ``v_reset`` (or soft reset when ``v_reset is None``).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        init_tau: float = 2.0,
+        decay_input: bool = False,
+        v_threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        surrogate_function: nn.Module | None = None,
+        detach_reset: bool = False,
+        step_mode: str = "m",
+    ):
+        if channels < 1:
+            raise ConfigError(f"clif neuron: channels must be >= 1, got {channels}")
+        if not init_tau > 1.0:
+            raise ConfigError(f"clif neuron: init_tau must be > 1, got {init_tau}")
+        super().__init__(v_threshold, v_reset, surrogate_function or Dspike(), detach_reset, step_mode=step_mode)
+        self.decay_input = decay_input
+        self.w = nn.Parameter(torch.full((channels,), -math.log(init_tau - 1.0)))
+
+    @property
+    def tau(self) -> torch.Tensor:
+        """Per-channel time constants (time steps), detached."""
+        return (1.0 / torch.sigmoid(self.w)).detach()
+
+    def single_step_functional_forward(self, inputs, states, **kwargs):
+        x = inputs[0]
+        v = states[0]
+        inv_tau = torch.sigmoid(self.w).view(1, -1, *([1] * (x.dim() - 2)))
+        v_rest = 0.0 if self.v_reset is None else self.v_reset
+        if self.decay_input:
+            h = v + (x - (v - v_rest)) * inv_tau
+        else:
+            h = v - (v - v_rest) * inv_tau + x
+        spike = self.surrogate_function(h - self.v_threshold)
+        s = spike.detach() if self.detach_reset else spike
+        if self.v_reset is None:
+            v_new = self.apply_soft_reset(h, s, self.v_threshold)
+        else:
+            v_new = self.apply_hard_reset(h, s, self.v_reset)
+        return (spike,), (v_new, *states[1:])
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", channels={self.w.numel()}"
+
+
+class AnnActivation(nn.Module, base.MultiStepModule):
+    """Non-spiking activation (ReLU) with the neurons' multi-step interface, no state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step_mode = "m"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x)
+
+
+SPIKING_TYPES: tuple[type, ...] = (neuron.BaseNode,)
+
+
+def is_spiking(module: nn.Module) -> bool:
+    """True for spikingjelly spiking neurons (LIF, PLIF, ChannelLIF ...)."""
+    return isinstance(module, SPIKING_TYPES)
+
+
+def make_neuron(cfg: NeuronConfig, channels: int | None = None) -> nn.Module:
+    """Build the neuron ``cfg`` describes, multi-step mode (``[T, B, C, ...]`` in and out).
+
+    ``channels`` is required for ``clif`` (one time constant per channel).
+    """
+    if cfg.kind == "ann":
+        return AnnActivation()
+    sg = Dspike(cfg.b)
+    if cfg.kind == "lif":
+        return neuron.LIFNode(
+            tau=float(cfg.tau), decay_input=cfg.decay_input, v_threshold=cfg.v_threshold, v_reset=0.0,
+            surrogate_function=sg, detach_reset=cfg.detach_reset, step_mode="m",
+        )
+    if cfg.kind == "plif":
+        return neuron.ParametricLIFNode(
+            init_tau=float(cfg.tau), decay_input=cfg.decay_input, v_threshold=cfg.v_threshold, v_reset=0.0,
+            surrogate_function=sg, detach_reset=cfg.detach_reset, step_mode="m",
+        )
+    if channels is None:
+        raise ConfigError("neuron kind 'clif': needs the channel count (one time constant per channel)")
+    return ChannelLIFNode(
+        channels, init_tau=float(cfg.tau), decay_input=cfg.decay_input, v_threshold=cfg.v_threshold,
+        v_reset=0.0, surrogate_function=sg, detach_reset=cfg.detach_reset, step_mode="m",
+    )
+
+
+def neuron_tau(module: nn.Module) -> float | list[float] | None:
+    """Current time constant(s) of a neuron in time steps (None for non-spiking modules)."""
+    if isinstance(module, ChannelLIFNode):
+        return [float(t) for t in module.tau]
+    if isinstance(module, neuron.ParametricLIFNode):
+        return float(1.0 / torch.sigmoid(module.w.detach()))
+    if isinstance(module, neuron.LIFNode):
+        return float(module.tau)
+    return None
+
+
+def reset(net: nn.Module, rebuilt: bool = False) -> None:
+    """Reset every neuron's state (``functional.reset_net``).
+
+    ``rebuilt=True`` first drops spikingjelly's cached list of resettable modules; the engine
+    does this whenever it builds, derives or converts a network.
+    """
+    if rebuilt:
+        functional.invalidate_reset_cache(net)
+    functional.reset_net(net)
+
+
+def spiking_modules(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The named spiking neurons of ``net`` in module order."""
+    return [(name, m) for name, m in net.named_modules() if is_spiking(m)]
+
+
+def firing_rates(net: nn.Module, run: Callable[[], Any]) -> dict[str, float]:
+    """Mean firing rate (spikes per neuron per time step) of each spiking neuron of ``net``.
+
+    ``run`` is a callable that performs the forward pass(es); the rates are averaged over
+    every call of a neuron during ``run`` (measured with spikingjelly's ``OutputMonitor``).
+    """
+    with monitor.OutputMonitor(net, SPIKING_TYPES, lambda s: float(s.detach().float().mean())) as mon:
+        run()
+        rates = {name: sum(mon[name]) / len(mon[name]) for name in mon.monitored_layers if mon[name]}
+    return rates
