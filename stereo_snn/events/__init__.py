@@ -19,6 +19,7 @@ from .dsec import (
 )
 from .files import EventFile, open_events, write_event_h5, write_event_npz
 from .geometry import depth_to_disparity, disparity_to_depth
+from .mvsec import FOCAL_BASELINE, MVSECRecording, load_split_protocol, mvsec_split, write_mvsec_recording
 from .recording import Events, StereoRecording, empty_events
 from .rectify import load_rectify_map, rectify_events, write_rectify_map
 
@@ -47,4 +48,9 @@ __all__ = [
     "write_submission_png",
     "zip_submission",
     "validate_submission",
+    "FOCAL_BASELINE",
+    "MVSECRecording",
+    "mvsec_split",
+    "load_split_protocol",
+    "write_mvsec_recording",
 ]

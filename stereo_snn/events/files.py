@@ -57,6 +57,7 @@ __all__ = [
     "ms_to_idx_table",
     "check_h5_filters",
     "h5_errors",
+    "check_window",
 ]
 
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -135,7 +136,8 @@ def ms_to_idx_table(t_rel_us: np.ndarray) -> np.ndarray:
     return np.searchsorted(t_rel, np.arange(n_ms, dtype=np.int64) * 1000, side="left").astype(np.uint64)
 
 
-def _check_window(path: Path, t_start_us: int, t_end_us: int, time_range: tuple[int, int]) -> None:
+def check_window(path: Path, t_start_us: int, t_end_us: int, time_range: tuple[int, int]) -> None:
+    """Raise :class:`EventFileError` for a reversed window or one outside the half-open ``time_range``."""
     start, end = time_range
     if t_end_us <= t_start_us:
         raise EventFileError(
@@ -351,7 +353,7 @@ class EventFile:
         unsorted timestamps or (``outside="error"``) coordinates outside the sensor.
         """
         t_start_us, t_end_us = int(t_start_us), int(t_end_us)
-        _check_window(self.path, t_start_us, t_end_us, self.time_range_us)
+        check_window(self.path, t_start_us, t_end_us, self.time_range_us)
         i0, i1 = self.index_range(t_start_us, t_end_us)
         return self.read(i0, i1)
 
