@@ -351,3 +351,24 @@ def test_submission_bad_input(tmp_path, good_submission):
     with pytest.raises(DatasetError, match="no <sequence>/<index>.png"):
         zip_submission(tmp_path / "csv", tmp_path / "x.zip")
     assert read_test_csv(csv_dir / "thun_01_a.csv") == [(5000, 0)]
+
+
+@pytest.mark.parametrize("keep_outside", [False, True])
+def test_parallel_and_serial_rectify_kernels_agree(monkeypatch, make_events, shifted_map, keep_outside):
+    import stereo_snn.events.rectify as rect
+
+    ev = make_events(20_000, 0, 10_000, 30, 40, seed=9)
+    rmap = shifted_map(30, 40, 1.7, -2.2)
+    rmap[5:9, 10:20] = np.nan
+    serial = rectify_events(ev, rmap, keep_outside=keep_outside)
+    monkeypatch.setattr(rect, "PARALLEL_MIN_THREADS", 1)
+    monkeypatch.setattr(rect, "PARALLEL_MIN_EVENTS", 1)
+    parallel = rectify_events(ev, rmap, keep_outside=keep_outside)
+    xr, yr = rmap[ev.y, ev.x, 0], rmap[ev.y, ev.x, 1]
+    inside = (xr >= 0) & (xr < 40) & (yr >= 0) & (yr < 30)
+    keep = np.ones_like(inside) if keep_outside else inside
+    for got in (serial, parallel):
+        np.testing.assert_array_equal(got.x, xr[keep])
+        np.testing.assert_array_equal(got.y, yr[keep])
+        np.testing.assert_array_equal(got.t, ev.t[keep])
+        np.testing.assert_array_equal(got.p, ev.p[keep])
