@@ -22,6 +22,7 @@ from .geometry import depth_to_disparity, disparity_to_depth
 from .mvsec import FOCAL_BASELINE, MVSECRecording, load_split_protocol, mvsec_split, write_mvsec_recording
 from .recording import Events, StereoRecording, empty_events
 from .rectify import load_rectify_map, rectify_events, write_rectify_map
+from .simulator import SimConfig, make_demo_sequences, simulate_stereo
 
 __all__ = [
     "Events",
@@ -53,4 +54,7 @@ __all__ = [
     "mvsec_split",
     "load_split_protocol",
     "write_mvsec_recording",
+    "SimConfig",
+    "simulate_stereo",
+    "make_demo_sequences",
 ]
