@@ -36,11 +36,10 @@ def _inside(xr: float, yr: float, h: int, w: int) -> bool:
 
 
 @numba.njit(cache=True)
-def _rectify_serial(x, y, t, p, rmap, keep_outside, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
-    """One pass: gather rectified coordinates and compact kept events in order; returns the count."""
+def _rectify_range(x, y, t, p, rmap, keep_outside, i0, i1, j, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
+    """Rectify events ``i0:i1`` and write the kept ones in order from output index ``j``; returns the next j."""
     h, w = rmap.shape[0], rmap.shape[1]
-    j = 0
-    for i in range(x.shape[0]):
+    for i in range(i0, i1):
         xr = rmap[y[i], x[i], 0]
         yr = rmap[y[i], x[i], 1]
         if keep_outside or _inside(xr, yr, h, w):
@@ -54,7 +53,7 @@ def _rectify_serial(x, y, t, p, rmap, keep_outside, out_x, out_y, out_t, out_p):
 
 @numba.njit(cache=True, parallel=True)
 def _rectify_parallel(x, y, t, p, rmap, keep_outside, n_chunks, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
-    """Gather rectified coordinates and compact kept events in order (two passes over chunks).
+    """Two passes over chunks: count kept events per chunk, then rectify each chunk at its offset.
 
     Raw pixels must already be known to lie inside the map. Returns the number of kept events.
     """
@@ -70,16 +69,7 @@ def _rectify_parallel(x, y, t, p, rmap, keep_outside, n_chunks, out_x, out_y, ou
         counts[c + 1] = kept
     offsets = np.cumsum(counts)
     for c in numba.prange(n_chunks):
-        j = offsets[c]
-        for i in range(c * size, min(n, (c + 1) * size)):
-            xr = rmap[y[i], x[i], 0]
-            yr = rmap[y[i], x[i], 1]
-            if keep_outside or _inside(xr, yr, h, w):
-                out_x[j] = xr
-                out_y[j] = yr
-                out_t[j] = t[i]
-                out_p[j] = p[i]
-                j += 1
+        _rectify_range(x, y, t, p, rmap, keep_outside, c * size, min(n, (c + 1) * size), offsets[c], out_x, out_y, out_t, out_p)
     return offsets[n_chunks]
 
 
@@ -131,7 +121,7 @@ def rectify_events(events: Events, rectify_map: np.ndarray, keep_outside: bool =
         n_chunks = 4 * threads
         kept = int(_rectify_parallel(x, y, t, p, rmap, bool(keep_outside), n_chunks, *out))
     else:
-        kept = int(_rectify_serial(x, y, t, p, rmap, bool(keep_outside), *out))
+        kept = int(_rectify_range(x, y, t, p, rmap, bool(keep_outside), 0, n, 0, *out))
     return Events(*(a[:kept] for a in out))
 
 
