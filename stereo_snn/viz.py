@@ -12,7 +12,9 @@ Conventions:
 
 from __future__ import annotations
 
+import itertools
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -34,6 +36,9 @@ __all__ = [
     "disparity_figure",
     "save_image",
     "save_animation",
+    "VISUALIZE_ITEMS",
+    "VisualizeReport",
+    "visualize_sequence",
 ]
 
 #: colour map names accepted by :func:`colorize` -> OpenCV colour map ids
@@ -117,21 +122,20 @@ def events_image(events: Any, height: int, width: int, saturation: float = 95.0)
 
     The colour strength grows with the pixel's net polarity count, saturating at the
     ``saturation``-th percentile of the non-empty pixels; pixels with equal ON and OFF
-    counts are drawn dark grey. Coordinates are rounded; events outside are dropped.
+    counts are drawn dark grey. Coordinates are rounded to the nearest pixel (as in
+    :func:`stereo_snn.events.histogram`); events outside the frame are dropped.
 
     Returns:
         uint8 BGR (height, width, 3).
     """
-    from .stereo.baseline import pixel_indices  # one rounding rule for every event frame
+    from .events.represent import histogram
 
     if int(height) < 1 or int(width) < 1:
         raise ConfigError(f"events_image: size must be positive, got height={height}, width={width}")
-    flat = pixel_indices(events[0], events[1], height, width)
-    keep = flat >= 0
-    n_pix = int(height) * int(width)
-    sign = np.where(np.asarray(events[3])[keep] > 0, 1.0, -1.0)
-    net = np.bincount(flat[keep], weights=sign, minlength=n_pix)
-    hits = np.bincount(flat[keep], minlength=n_pix) > 0
+    off, on = histogram(events[0], events[1], events[2], events[3], int(height), int(width)).reshape(2, -1)
+    net = (on - off).astype(np.float64)
+    hits = (on + off) > 0
+    n_pix = net.size
     mag = np.abs(net)
     scale = float(np.percentile(mag[mag > 0], saturation)) if np.any(mag > 0) else 1.0
     alpha = np.clip(0.35 + 0.65 * mag / max(scale, 1.0), 0.0, 1.0)[:, None]
@@ -276,7 +280,7 @@ def voxel_figure(voxel: Any, path: str | os.PathLike, title: str | None = None, 
 
 
 def disparity_figure(
-    pred: Any,
+    pred: Any | None,
     gt: Any | None,
     events_img: np.ndarray | None,
     path: str | os.PathLike,
@@ -290,7 +294,7 @@ def disparity_figure(
     colour bars in pixels (disparity 0..``max_disp``, error 0..``max_error``) and metres.
 
     Args:
-        pred: predicted disparity (H, W), pixels.
+        pred: predicted disparity (H, W), pixels; None omits the prediction and error panels.
         gt: ground-truth disparity (H, W), pixels, 0/NaN = invalid; None omits the ground
             truth and error panels.
         events_img: BGR event frame (e.g. :func:`events_image`) or None to omit it.
@@ -306,21 +310,25 @@ def disparity_figure(
 
     if not max_disp > 0:
         raise ConfigError(f"max_disp must be positive pixels, got {max_disp}")
-    p = _as_2d(pred, "prediction")
+    p = None if pred is None else _as_2d(pred, "prediction")
+    g = None if gt is None else _as_2d(gt, "ground truth")
+    if p is None and g is None:
+        raise ConfigError("disparity_figure: give a prediction, a ground truth, or both")
+    if p is not None and g is not None and g.shape != p.shape:
+        raise ConfigError(f"prediction shape {p.shape} does not match ground-truth shape {g.shape}")
     panels: list[tuple[str, Any, dict[str, Any], str | None]] = []
     if events_img is not None:
         panels.append(("Events", np.asarray(events_img)[..., ::-1], {}, None))
     disp_kw = {"cmap": _cmap("magma"), "vmin": 0.0, "vmax": float(max_disp)}
-    panels.append(("Prediction", p, disp_kw, "disparity [px]"))
-    if gt is not None:
-        g = _as_2d(gt, "ground truth")
-        if g.shape != p.shape:
-            raise ConfigError(f"prediction shape {p.shape} does not match ground-truth shape {g.shape}")
+    if p is not None:
+        panels.append(("Prediction", p, disp_kw, "disparity [px]"))
+    if g is not None:
         valid = dsec_valid_mask(g)
         panels.append(("Ground truth", np.ma.masked_where(~valid, g), disp_kw, "disparity [px]"))
-        err = np.ma.masked_where(~valid, np.abs(p - g))
-        panels.append(("|Error|", err, {"cmap": _cmap("inferno"), "vmin": 0.0, "vmax": float(max_error)},
-                       "error [px]"))
+        if p is not None:
+            err = np.ma.masked_where(~valid, np.abs(p - g))
+            panels.append(("|Error|", err, {"cmap": _cmap("inferno"), "vmin": 0.0, "vmax": float(max_error)},
+                           "error [px]"))
     if depth is not None:
         d = _as_2d(depth, "depth")
         ok = np.isfinite(d) & (d > 0)
@@ -329,7 +337,7 @@ def disparity_figure(
                        {"cmap": _cmap("magma_r"), "vmin": float(lo), "vmax": float(max(hi, lo + 1e-6))},
                        "depth [m]"))
     plt = _pyplot()
-    h, w = p.shape
+    h, w = (p if p is not None else g).shape  # type: ignore[union-attr]
     panel_w = 3.2
     fig, axes = plt.subplots(1, len(panels), figsize=(panel_w * len(panels), panel_w * h / w + 1.0 + 0.3 * bool(title)),
                              squeeze=False, layout="compressed")
@@ -409,3 +417,179 @@ def save_animation(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: f
             images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                            duration=max(20, int(round(1000.0 / fps))), loop=0)
     return target
+
+
+# ------------------------------------------------------------------------- whole sequences
+#: what :func:`visualize_sequence` can draw per window
+VISUALIZE_ITEMS = ("events", "voxel", "disparity", "depth", "error", "panel")
+
+
+@dataclass
+class VisualizeReport:
+    """What :func:`visualize_sequence` wrote, and the windows it skipped (with the reason)."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    animation: Path | None = None
+    max_disp: float | None = None
+
+
+def _auto_max_disp(maps: Iterable[np.ndarray | None]) -> float:
+    """Colour-scale top for a whole sequence: 110 % of the largest valid disparity of the
+    first map given, rounded up to a multiple of 8 px (64 px when there is none)."""
+    for m in maps:
+        if m is not None and np.any(np.isfinite(m) & (m > 0)):
+            top = float(np.max(m[np.isfinite(m) & (m > 0)]))
+            return float(8 * max(1, int(np.ceil(1.1 * top / 8))))
+    return 64.0
+
+
+def _prediction_path(prediction_dir: Path, source_name: str, index: int) -> Path:
+    """``DIR/<seq>/<index>.png`` (the ``stereo-snn infer`` layout) or ``DIR/<index>.png``."""
+    nested = prediction_dir / source_name / f"{index:06d}.png"
+    return nested if nested.is_file() else prediction_dir / f"{index:06d}.png"
+
+
+def visualize_sequence(
+    source: Any,
+    out_dir: str | os.PathLike,
+    entries: Sequence[Any] | None = None,
+    what: Sequence[str] = ("events", "disparity", "panel"),
+    window_us: int = 50_000,
+    prediction_dir: str | os.PathLike | None = None,
+    animation: str | os.PathLike | None = None,
+    fps: float = 5.0,
+    max_disp: float | None = None,
+    bins: int = 10,
+    progress: bool = True,
+) -> VisualizeReport:
+    """Draw the pictures of a recording, window by window, and optionally an animation.
+
+    Args:
+        source: a stereo source (``stereo_snn.stereo.data.StereoSource``: ``name``,
+            ``height``, ``width``, ``entries()``, ``window(entry, window_us)``,
+            ``disparity(entry)``, ``focal_baseline``, optionally ``depth(disparity)``).
+        out_dir: output root; pictures go to ``OUT/<item>/<6-digit entry index>.png``
+            (``disparity_gt/`` for the ground truth, ``disparity/`` for the prediction).
+        entries: windows to draw (default: ``source.entries()``); each window is the
+            ``window_us`` microseconds before the entry's time.
+        what: any of :data:`VISUALIZE_ITEMS`. ``events``: ON/OFF event frame of the left
+            camera; ``voxel``: the left voxel grid (``bins`` panels); ``disparity``: colour
+            maps of ground truth and prediction; ``depth``: depth colour map (prediction,
+            else ground truth; needs a calibrated source); ``error``: |prediction - ground
+            truth| map; ``panel``: the side-by-side figure with colour bars.
+        prediction_dir: ``stereo-snn infer`` output (``DIR/<seq>/<index>.png`` or
+            ``DIR/<index>.png``, uint16 disparity x 256); windows without a file are drawn
+            without prediction.
+        animation: ``.gif`` or ``.mp4`` path: one tiled frame per window
+            (events | prediction | ground truth | error, whichever exist).
+        fps: animation frame rate.
+        max_disp: top of the disparity colour scale, pixels (default: from the first
+            window with ground truth or prediction, see ``_auto_max_disp``).
+        bins: voxel-grid bins for ``voxel``.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        :class:`VisualizeReport`. A window that cannot be read (outside the recording,
+        unreadable) is skipped with its reason; the others go on.
+
+    Raises:
+        ConfigError: unknown items, ``error`` without predictions, ``depth`` for a source
+            without calibration, no windows; DatasetError: a missing prediction folder.
+    """
+    from tqdm import tqdm
+
+    from .errors import DatasetError, StereoSNNError
+    from .events.dsec import read_disparity_png
+    from .events.geometry import disparity_to_depth
+    from .events.represent import voxel_grid
+
+    items = list(dict.fromkeys(what))
+    unknown = [w for w in items if w not in VISUALIZE_ITEMS]
+    if unknown or not items:
+        raise ConfigError(f"--what: unknown item(s) {unknown}; choose from {', '.join(VISUALIZE_ITEMS)}")
+    pred_root = Path(prediction_dir) if prediction_dir is not None else None
+    if pred_root is not None and not pred_root.is_dir():
+        raise DatasetError(f"{pred_root}: prediction folder not found (expected `stereo-snn infer` output)")
+    if "error" in items and pred_root is None:
+        raise ConfigError("--what error needs predictions to compare: give --prediction DIR")
+    depth_fn = getattr(source, "depth", None)
+    focal_baseline = getattr(source, "focal_baseline", None)
+    if "depth" in items and depth_fn is None and focal_baseline is None:
+        raise ConfigError(f"{source.name}: --what depth needs a calibrated source (DSEC or MVSEC), this one has none")
+    if depth_fn is None and focal_baseline is not None:
+        def depth_fn(d: np.ndarray) -> np.ndarray:
+            return np.nan_to_num(disparity_to_depth(d, float(focal_baseline)), nan=0.0)
+    todo = list(source.entries() if entries is None else entries)
+    if not todo:
+        raise ConfigError(f"{source.name}: no windows to draw (no ground-truth/test entries; give --timestamps)")
+    if not bins >= 1:
+        raise ConfigError(f"--bins must be >= 1, got {bins}")
+    out = Path(out_dir)
+    report = VisualizeReport()
+    h, w = int(source.height), int(source.width)
+
+    def prediction(entry: Any) -> np.ndarray | None:
+        if pred_root is None:
+            return None
+        path = _prediction_path(pred_root, source.name, int(entry.index))
+        return read_disparity_png(path) if path.is_file() else None
+
+    layout: list[str] = []  # animation tiles, in order
+
+    def frames() -> Iterable[np.ndarray]:
+        nonlocal max_disp
+        for entry in tqdm(todo, desc=f"visualize {source.name}", unit="win", disable=not progress):
+            name = f"{int(entry.index):06d}.png"
+            try:
+                left, _right = source.window(entry, int(window_us))
+                gt = source.disparity(entry)
+                pred = prediction(entry)
+            except StereoSNNError as exc:
+                report.skipped.append({"index": int(entry.index), "t_us": int(entry.t_us), "reason": str(exc)})
+                continue
+            if max_disp is None:
+                max_disp = _auto_max_disp([gt, pred])
+            ev_img = events_image(left, h, w)
+            disp_imgs = {k: colorize(v, 0.0, max_disp, invalid_mask=v <= 0) for k, v in
+                         (("Prediction", pred), ("Ground truth", gt)) if v is not None}
+            err = error_map(pred, gt)[1] if pred is not None and gt is not None else None
+            depth = None
+            if depth_fn is not None and ("depth" in items or "panel" in items):
+                basis = pred if pred is not None else gt
+                depth = None if basis is None else np.asarray(depth_fn(basis), np.float32)
+            if "events" in items:
+                report.written.append(save_image(out / "events" / name, ev_img))
+            if "voxel" in items:
+                vox = voxel_grid(left.x, left.y, left.t, left.p, bins, h, w)
+                report.written.append(voxel_figure(vox, out / "voxel" / name,
+                                                   title=f"{source.name} #{int(entry.index)}: left voxel grid"))
+            if "disparity" in items:
+                for key, folder in (("Prediction", "disparity"), ("Ground truth", "disparity_gt")):
+                    if key in disp_imgs:
+                        report.written.append(save_image(out / folder / name, disp_imgs[key]))
+            if "depth" in items and depth is not None:
+                report.written.append(save_image(out / "depth" / name, depth_colormap(depth)))
+            if "error" in items and err is not None:
+                report.written.append(save_image(out / "error" / name, err))
+            if "panel" in items and (pred is not None or gt is not None):
+                report.written.append(disparity_figure(
+                    pred, gt, ev_img, out / "panel" / name, max_disp,
+                    depth=depth if "depth" in items else None,
+                    title=f"{source.name}  #{int(entry.index)}  t = {int(entry.t_us)} us"))
+            tiles = {"Events": ev_img, **disp_imgs, **({"|Error|": err} if err is not None else {})}
+            if not layout:  # fixed by the first window; later gaps are drawn as blank tiles
+                layout.extend(k for k in ("Events", "Prediction", "Ground truth", "|Error|")
+                              if k in tiles or (pred_root is not None and k in ("Prediction", "|Error|")))
+            blank = np.full((h, w, 3), INVALID_BGR, np.uint8)
+            yield panel_image([tiles.get(k, blank) for k in layout], layout)
+
+    stream = iter(frames())
+    first = next(stream, None)  # None: every window was skipped, nothing to animate
+    if animation is not None and first is not None:
+        report.animation = save_animation(itertools.chain([first], stream), animation, fps=fps)
+    else:
+        for _ in stream:
+            pass
+    report.max_disp = max_disp
+    return report

@@ -32,21 +32,26 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, RepresentationError
+from ..events.represent import histogram
 
-__all__ = ["EVENT_FRAME_MODES", "event_frame", "sgbm_disparity", "fill_invalid_disparity", "pixel_indices"]
+__all__ = ["EVENT_FRAME_MODES", "event_frame", "sgbm_disparity", "fill_invalid_disparity"]
 
 EVENT_FRAME_MODES = ("count", "time_surface", "polarity")
 
 
-def pixel_indices(x: np.ndarray, y: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Flat pixel indices (row-major, ``y * width + x``) of events, coordinates rounded to
-    the nearest pixel; events that fall outside the ``height x width`` frame get -1."""
-    xi = np.rint(np.asarray(x, dtype=np.float64))
-    yi = np.rint(np.asarray(y, dtype=np.float64))
+def _latest_time(x: np.ndarray, y: np.ndarray, t: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Timestamp of each pixel's latest event, int64 (height * width,), int64 min where none.
+
+    Pixels are the nearest pixel with halves rounded up (``floor(x + 0.5)``), the rule of
+    :mod:`stereo_snn.events.represent`; events outside the frame are ignored.
+    """
+    xi = np.floor(np.asarray(x, dtype=np.float64) + 0.5)
+    yi = np.floor(np.asarray(y, dtype=np.float64) + 0.5)
     inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
-    flat = np.full(xi.shape, -1, dtype=np.int64)
-    flat[inside] = yi[inside].astype(np.int64) * width + xi[inside].astype(np.int64)
-    return flat
+    flat = yi[inside].astype(np.int64) * width + xi[inside].astype(np.int64)
+    last = np.full(height * width, np.iinfo(np.int64).min, np.int64)
+    np.maximum.at(last, flat, np.asarray(t, dtype=np.int64)[inside])
+    return last
 
 
 def _check_size(height: int, width: int) -> None:
@@ -74,8 +79,8 @@ def event_frame(
     Args:
         events: :class:`stereo_snn.events.Events` (or any ``(x, y, t, p)`` tuple): x, y
             pixels (float rectified or integer), t microseconds, p in {0,1} or {-1,+1}.
-            Coordinates are rounded to the nearest pixel; events outside the frame are
-            dropped.
+            Coordinates are rounded to the nearest pixel (halves up, as in
+            :mod:`stereo_snn.events.represent`); events outside the frame are dropped.
         height, width: frame size in pixels.
         mode: ``"count"``: log(1 + events per pixel), scaled so that the ``percentile``-th
             percentile of non-empty pixels maps to 255; ``"time_surface"``:
@@ -94,31 +99,26 @@ def event_frame(
         raise ConfigError(f"event frame mode must be one of {', '.join(EVENT_FRAME_MODES)}, got {mode!r}")
     if not 0 < percentile <= 100:
         raise ConfigError(f"percentile must be in (0, 100], got {percentile}")
+    if tau_us is not None and not tau_us > 0:
+        raise ConfigError(f"tau_us must be positive microseconds, got {tau_us}")
     x, y, t, p = events[0], events[1], events[2], events[3]
-    flat = pixel_indices(x, y, height, width)
-    keep = flat >= 0
-    flat = flat[keep]
-    n_pix = int(height) * int(width)
-    if mode == "count":
-        img = np.log1p(np.bincount(flat, minlength=n_pix).astype(np.float64))
-    elif mode == "polarity":
-        sign = np.where(np.asarray(p)[keep] > 0, 1.0, -1.0)
-        net = np.bincount(flat, weights=sign, minlength=n_pix)
-        img = np.sign(net) * np.log1p(np.abs(net))
-    else:
-        tt = np.asarray(t, dtype=np.int64)[keep]
-        img = np.zeros(n_pix, np.float64)
-        if tt.size:
-            t_end = int(tt.max())
-            span = max(int(t_end - tt.min()), 1)
-            tau = float(tau_us) if tau_us is not None else span / 3.0
-            if not tau > 0:
-                raise ConfigError(f"tau_us must be positive microseconds, got {tau_us}")
-            last = np.full(n_pix, np.iinfo(np.int64).min, np.int64)
-            np.maximum.at(last, flat, tt)
-            hit = last > np.iinfo(np.int64).min
+    height, width = int(height), int(width)
+    if mode == "time_surface":
+        last = _latest_time(x, y, t, height, width)
+        hit = last > np.iinfo(np.int64).min
+        img = np.zeros(height * width, np.float64)
+        if hit.any():
+            t_end, t_first = int(last[hit].max()), int(np.min(np.asarray(t, dtype=np.int64)))
+            tau = float(tau_us) if tau_us is not None else max(t_end - t_first, 1) / 3.0
             img[hit] = np.exp(-(t_end - last[hit]) / tau)
-    img = img.reshape(int(height), int(width))
+    else:
+        off, on = histogram(x, y, t, p, height, width).astype(np.float64)
+        if mode == "count":
+            img = np.log1p(off + on)
+        else:
+            net = on - off
+            img = np.sign(net) * np.log1p(np.abs(net))
+    img = img.reshape(height, width)
     if blur_sigma > 0:
         img = cv2.GaussianBlur(img, (0, 0), float(blur_sigma))
     if mode == "time_surface":

@@ -131,3 +131,82 @@ def test_bad_outputs(tmp_path, scene):
     blocker.write_text("")
     with pytest.raises(OutputError):
         viz.save_image(blocker / "x.png", img)
+
+
+class _DotSource:
+    """A minimal stereo source: random-dot events every window, a constant-disparity plane
+    as ground truth (entry 0 has no window: it starts before the recording)."""
+
+    name = "dots"
+    height, width = H, W
+    focal_baseline = 20.0
+
+    def __init__(self):
+        from stereo_snn.errors import DatasetError
+
+        self._error = DatasetError
+        self.gt = np.full((H, W), 6.0, np.float32)
+        self.gt[:, :8] = 0
+
+    def entries(self):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(index=2 * i, t_us=50_000 * i) for i in range(4)]
+
+    def window(self, entry, window_us):
+        if entry.t_us - window_us < 0:
+            raise self._error(f"window before {entry.t_us} us starts before the recording")
+        rng = np.random.default_rng(entry.index)
+        n = 800
+        ev = Events(rng.uniform(0, W, n).astype(np.float32), rng.uniform(0, H, n).astype(np.float32),
+                    np.sort(rng.integers(entry.t_us - window_us, entry.t_us, n)), rng.integers(0, 2, n).astype(np.int8))
+        return ev, ev
+
+    def disparity(self, entry):
+        return self.gt
+
+
+def test_visualize_sequence_all_items(tmp_path):
+    from stereo_snn.events.dsec import write_disparity_png
+
+    src = _DotSource()
+    preds = tmp_path / "pred" / "dots"
+    for idx in (2, 4):  # no prediction for entry 6: drawn without one
+        write_disparity_png(preds / f"{idx:06d}.png", src.gt + 0.5)
+    report = viz.visualize_sequence(src, tmp_path / "out", what=viz.VISUALIZE_ITEMS, window_us=50_000,
+                                    prediction_dir=tmp_path / "pred", animation=tmp_path / "out" / "a.gif",
+                                    bins=3, progress=False)
+    assert [s["index"] for s in report.skipped] == [0]
+    assert report.max_disp == 8.0  # 1.1 * 6 px rounded up to a multiple of 8
+    names = {p.relative_to(tmp_path / "out").as_posix() for p in report.written}
+    for idx in ("000002", "000004", "000006"):
+        for item in ("events", "voxel", "disparity_gt", "depth", "panel"):
+            assert f"{item}/{idx}.png" in names
+    assert "disparity/000004.png" in names and "error/000004.png" in names
+    assert "disparity/000006.png" not in names and "error/000006.png" not in names
+    for p in report.written:
+        assert cv2.imread(str(p)) is not None
+    assert cv2.imread(str(tmp_path / "out" / "events" / "000002.png")).shape == (H, W, 3)
+    err = cv2.imread(str(tmp_path / "out" / "error" / "000002.png"))
+    assert err.shape == (H, W, 3) and tuple(err[0, 0]) == viz.INVALID_BGR  # no gt there
+    from PIL import Image
+
+    with Image.open(report.animation) as im:
+        assert im.n_frames == 3
+
+
+def test_visualize_sequence_bad_options(tmp_path):
+    src = _DotSource()
+    with pytest.raises(ConfigError, match="unknown item"):
+        viz.visualize_sequence(src, tmp_path, what=["events", "colours"], progress=False)
+    with pytest.raises(ConfigError, match="--prediction"):
+        viz.visualize_sequence(src, tmp_path, what=["error"], progress=False)
+    from stereo_snn.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="prediction folder"):
+        viz.visualize_sequence(src, tmp_path, prediction_dir=tmp_path / "missing", progress=False)
+    src.focal_baseline = None
+    with pytest.raises(ConfigError, match="calibrated"):
+        viz.visualize_sequence(src, tmp_path, what=["depth"], progress=False)
+    with pytest.raises(ConfigError, match="no windows"):
+        viz.visualize_sequence(src, tmp_path, entries=[], progress=False)
