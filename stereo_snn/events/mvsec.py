@@ -91,7 +91,9 @@ class MVSECRecording:
         data_path: ``<name>_data.hdf5``.
         gt_path: ``<name>_gt.hdf5``; default: that file beside ``data_path`` if it exists.
         maps_dir: folder of the ``<scene>_*_map.txt`` files; default: ``data_path``'s folder.
-        scene: scene name for maps and focal x baseline; default from the file name.
+        scene: scene name for maps and focal x baseline; default: the data file's ``scene``
+            attribute (written by :func:`write_mvsec_recording`), else the file name without
+            its trailing number (``indoor_flying1`` -> ``indoor_flying``).
         focal_baseline: pixel-metres, overrides the file attribute and the scene table.
     """
 
@@ -108,7 +110,7 @@ class MVSECRecording:
             raise DatasetError(f"{self.data_path}: MVSEC data file not found")
         stem = self.data_path.stem
         self.name = stem[: -len("_data")] if stem.endswith("_data") else stem
-        self.scene = scene or scene_of(self.name)
+        self.scene = scene or scene_of(self.name)  # refined below from the file's attribute
         if gt_path is None:
             guess = self.data_path.with_name(f"{self.name}_gt.hdf5")
             self.gt_path = guess if guess.is_file() else None
@@ -125,6 +127,8 @@ class MVSECRecording:
         with h5_errors(self.data_path, "opening"):
             self._h5 = h5py.File(self.data_path, "r")
         self._events: dict[str, h5py.Dataset] = {}
+        if scene is None and "scene" in self._h5.attrs:
+            self.scene = str(self._h5.attrs["scene"])
         try:
             for cam in CAMERAS:
                 self._events[cam] = self._check_events(cam)
@@ -377,13 +381,15 @@ def write_mvsec_recording(recording: StereoRecording, out_dir: str | os.PathLike
     Files: ``<name>_data.hdf5`` (events N x 4 float64 [x, y, t_s, +/-1] per camera),
     ``<name>_gt.hdf5`` (left ``depth_image_rect`` = focal_baseline / disparity, NaN invalid, and
     ``depth_image_rect_ts`` in seconds; attribute ``focal_baseline``), and
-    ``<scene_name>_{left,right}_{x,y}_map.txt`` from the recording's rectify maps.
+    ``<scene_name>_{left,right}_{x,y}_map.txt`` from the recording's rectify maps. The data
+    file carries a ``scene`` attribute so :class:`MVSECRecording` finds the maps.
     """
     out = ensure_dir(out_dir)
     size = (int(recording.height), int(recording.width))
     data_path = out / f"{recording.name}_data.hdf5"
     with atomic_path(data_path) as tmp:
         with h5py.File(tmp, "w") as f:
+            f.attrs["scene"] = scene_name
             for cam, ev in (("left", recording.left), ("right", recording.right)):
                 rows = np.stack(
                     [

@@ -96,6 +96,15 @@ def test_ground_truth_round_trip(data_path, mvsec_rec):
     assert MVSECRecording(data_path, focal_baseline=1.0).focal_baseline == 1.0
 
 
+def test_scene_attribute_finds_maps(tmp_path, mvsec_rec):
+    mvsec_rec.name = "rig_take_07"
+    data = write_mvsec_recording(mvsec_rec, tmp_path, scene_name="lab")
+    rec = MVSECRecording(data)
+    assert rec.scene == "lab" and (tmp_path / "lab_left_x_map.txt").is_file()
+    assert rec.events("left", UNIX_T0, UNIX_T0 + 100_000).x.dtype == np.float32
+    assert MVSECRecording(data, scene="other").scene == "other"
+
+
 def test_focal_baseline_from_scene_table(tmp_path, data_path):
     with h5py.File(data_path.with_name("indoor_flying2_gt.hdf5"), "a") as f:
         del f.attrs["focal_baseline"]
