@@ -141,9 +141,11 @@ class NodeActivation(nn.Module):
         if not len(self.neurons):
             self.last_cost, self.last_rate = torch.tensor(E_MAC_PJ, device=total.device), None
             return torch.relu(total)
+        # without autograd the groups' forwards coincide: run one (also keeps measured energy honest)
+        groups = self.groups if torch.is_grad_enabled() else self.groups[:1]
         inputs = {}
-        for g in self.groups:
-            if len(self.groups) == 1:
+        for g in groups:
+            if len(groups) == 1:
                 inputs[g] = total
             else:
                 u = None
@@ -158,7 +160,7 @@ class NodeActivation(nn.Module):
         for ki, kind in enumerate(cell.kinds):
             o = None
             spiking_here = True
-            for gi, g in enumerate(self.groups):
+            for gi, g in enumerate(groups):
                 m = self.neurons[f"{kind}__{group_key(g)}"]
                 if hasattr(m, "reset"):
                     m.reset()  # each call processes a whole [T, ...] sequence from rest

@@ -44,11 +44,16 @@ class SeqConvBN(nn.Module):
         conv_cls = nn.Conv2d if dim == 2 else nn.Conv3d
         bn_cls = nn.BatchNorm2d if dim == 2 else nn.BatchNorm3d
         pad = dilation * (kernel - 1) // 2 if padding is None else padding
-        self.conv = conv_cls(c_in, c_out, kernel, stride=stride, padding=pad, dilation=dilation, bias=not bn)
-        mods: list[nn.Module] = [self.conv] + ([bn_cls(c_out)] if bn else [])
+        conv = conv_cls(c_in, c_out, kernel, stride=stride, padding=pad, dilation=dilation, bias=not bn)
+        mods: list[nn.Module] = [conv] + ([bn_cls(c_out)] if bn else [])
         self.seq = layer.SeqToANNContainer(*mods)
         self.dim = dim
         self.last_macs: float = 0.0
+
+    @property
+    def conv(self) -> nn.Module:
+        """The convolution (registered once, inside ``seq``)."""
+        return self.seq[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.seq(x)

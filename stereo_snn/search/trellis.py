@@ -26,7 +26,7 @@ from .config import MOVES, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
 from .ops import SeqConvBN
 
-__all__ = ["SpikingTrellis", "is_arch_name"]
+__all__ = ["SpikingTrellis", "is_arch_name", "trellises", "split_parameters"]
 
 
 def is_arch_name(name: str) -> bool:
@@ -234,9 +234,25 @@ class SpikingTrellis(nn.Module):
             w = torch.softmax(cell.arch_alpha.detach(), -1)
             mean = w.mean(0)
             ops = " ".join(f"{n}={float(v):.2f}" for n, v in zip(self.config.candidates, mean))
-            kinds = " ".join(f"{k}={float(p):.2f}" for k, p in zip(cell.neurons.kinds, cell.neurons.kind_probs()))
+            kinds = " ".join(f"{k}={float(p):.2f}" for k, p in zip(cell.neurons.kinds, cell.neurons.kind_probs().detach()))
             nodes = " | ".join(",".join(f"{i}:{op}" for i, op in node) for node in cg.edges)
-            lines.append(f"  L{l}@{d}: mean op w [{ops}] kinds [{kinds}] p_spk={float(cell.neurons.spike_prob()):.2f}"
+            lines.append(f"  L{l}@{d}: mean op w [{ops}] kinds [{kinds}] p_spk={float(cell.neurons.spike_prob().detach()):.2f}"
                          f" tau={cg.tau if isinstance(cg.tau, float) else 'per-channel'} b={cg.surrogate_b:.2f}"
                          f" -> {nodes}")
         return "\n".join(lines)
+
+
+def trellises(model: nn.Module) -> list[SpikingTrellis]:
+    """Every :class:`SpikingTrellis` inside ``model`` (including ``model`` itself)."""
+    return [m for m in model.modules() if isinstance(m, SpikingTrellis)]
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(weights, architecture)`` parameters of ``model``; architecture = every trellis's arch logits."""
+    arch = {id(p): p for t in trellises(model) for p in t.arch_parameters()}
+    weights, seen = [], set()
+    for p in model.parameters():
+        if id(p) not in arch and id(p) not in seen:
+            seen.add(id(p))
+            weights.append(p)
+    return weights, list(arch.values())

@@ -1,0 +1,152 @@
+"""First-order bilevel search: weight steps on one half of the data, architecture steps on the other.
+
+Task-agnostic: the application hands over its model (containing one or more
+:class:`SpikingTrellis`), ``loss_fn(model, batch) -> scalar`` and two batch iterables. The
+architecture loss adds the expected-energy penalty of the named components.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..spiking import reset
+from .dgs import SurrogateSearch
+from .energy import PJ_PER_MJ
+from .genotype import Genotype
+from .trellis import SpikingTrellis, split_parameters
+
+__all__ = ["SearchConfig", "Searcher"]
+
+
+@dataclass
+class SearchConfig:
+    """Bilevel search settings (epochs 0-based; learning rates per step; energy weight lambda
+    multiplies ``E / E_ref`` (relative to the first architecture step) or, with a target in mJ,
+    ``relu(E - target) / target``)."""
+
+    epochs: int = 10
+    warmup_epochs: int = 1
+    w_lr: float = 0.1
+    w_lr_min: float = 1e-3
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 1e-3
+    arch_weight_decay: float = 1e-3
+    energy_weight: float = 0.0
+    energy_target_mj: float | None = None
+    max_batches: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.warmup_epochs < 0:
+            raise ConfigError("search: epochs must be >= 1 and warmup_epochs >= 0")
+        if self.w_lr <= 0 or self.arch_lr <= 0 or self.grad_clip <= 0:
+            raise ConfigError("search: w_lr, arch_lr and grad_clip must be > 0")
+        if self.energy_weight < 0:
+            raise ConfigError(f"search energy_weight {self.energy_weight}: must be >= 0")
+        if self.energy_target_mj is not None and self.energy_target_mj <= 0:
+            raise ConfigError(f"search energy_target_mj {self.energy_target_mj}: must be > 0")
+
+
+class Searcher:
+    """Alternates architecture steps (held-out half) and weight steps (training half)."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], config: SearchConfig,
+                 components: Mapping[str, SpikingTrellis], dgs: SurrogateSearch | None = None,
+                 log: Callable[[str], None] = print):
+        if not components:
+            raise ConfigError("search: name at least one SpikingTrellis component")
+        for name, comp in components.items():
+            if not isinstance(comp, SpikingTrellis) or not comp.is_supernet:
+                raise ConfigError(f"search component {name!r}: must be a SpikingTrellis supernet")
+        self.model, self.loss_fn, self.config = model, loss_fn, config
+        self.components = dict(components)
+        self.dgs, self.log = dgs, log
+        self.weights, self.arch = split_parameters(model)
+        c = config
+        self.w_opt = torch.optim.SGD(self.weights, lr=c.w_lr, momentum=c.w_momentum, weight_decay=c.w_weight_decay)
+        self.a_opt = torch.optim.Adam(self.arch, lr=c.arch_lr, betas=(0.5, 0.999), weight_decay=c.arch_weight_decay)
+        self.e_ref: torch.Tensor | None = None
+        self.history: list[dict[str, Any]] = []
+
+    def energy_pj(self) -> torch.Tensor:
+        """Expected energy (pJ per sample) of all components, from their last forward."""
+        return sum(comp.expected_energy() for comp in self.components.values())
+
+    def energy_penalty(self) -> torch.Tensor:
+        """lambda * E / E_ref, or lambda * relu(E - target) / target with a target (dimensionless)."""
+        c = self.config
+        e = self.energy_pj()
+        if c.energy_target_mj is not None:
+            target = c.energy_target_mj * PJ_PER_MJ
+            return c.energy_weight * torch.relu(e - target) / target
+        if self.e_ref is None:
+            self.e_ref = e.detach().clamp_min(1e-12)
+        return c.energy_weight * e / self.e_ref
+
+    def lr_at(self, epoch: int) -> float:
+        """Cosine-annealed weight learning rate for ``epoch``."""
+        c = self.config
+        return c.w_lr_min + 0.5 * (c.w_lr - c.w_lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
+
+    def step(self, train_batch: Any, val_batch: Any, epoch: int) -> dict[str, float]:
+        """One search step: architecture step (from ``warmup_epochs`` on), then a weight step."""
+        out: dict[str, float] = {}
+        if epoch >= self.config.warmup_epochs and self.arch:
+            reset(self.model)
+            self.a_opt.zero_grad(set_to_none=True)
+            val_loss = self.loss_fn(self.model, val_batch)
+            total = val_loss + (self.energy_penalty() if self.config.energy_weight > 0 else 0.0)
+            total.backward()
+            self.a_opt.step()
+            out["val_loss"] = float(val_loss.detach())
+        reset(self.model)
+        self.w_opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model, train_batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        self.w_opt.step()
+        out["loss"] = float(loss.detach())
+        out["energy_mj"] = float(self.energy_pj().detach()) / PJ_PER_MJ
+        return out
+
+    def run(self, train_batches: Iterable, val_batches: Iterable) -> Genotype:
+        """All epochs (the iterables are iterated once per epoch); returns the derived genotype."""
+        c = self.config
+        for epoch in range(c.epochs):
+            lr = self.lr_at(epoch)
+            for group in self.w_opt.param_groups:
+                group["lr"] = lr
+            if self.dgs is not None and self.dgs.maybe_run(epoch, train_batches, val_batches, self.loss_fn):
+                self.log(f"epoch {epoch}: DGS b range [{min(self.dgs.current_b().values()):.2f}, "
+                         f"{max(self.dgs.current_b().values()):.2f}]")
+            sums: dict[str, float] = {}
+            n = 0
+            for i, (tb, vb) in enumerate(zip(train_batches, val_batches)):
+                if c.max_batches is not None and i >= c.max_batches:
+                    break
+                for k, v in self.step(tb, vb, epoch).items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n += 1
+            summary = {"epoch": epoch, "lr": lr, **{k: v / max(n, 1) for k, v in sums.items()}}
+            summary["arch"] = {name: comp.arch_summary() for name, comp in self.components.items()}
+            self.history.append(summary)
+            nums = " ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
+            self.log(f"epoch {epoch}: {nums}")
+            for name, text in summary["arch"].items():
+                self.log(f"  [{name}] " + text.replace("\n", f"\n  [{name}] "))
+        return self.derive()
+
+    def derive(self) -> Genotype:
+        """The genotype of the current architecture weights, with the search settings."""
+        settings: dict[str, Any] = {"search": asdict(self.config)}
+        if self.dgs is not None:
+            settings["dgs"] = self.dgs.config.to_dict()
+            settings["surrogate_b_history"] = self.dgs.history
+        return Genotype({name: comp.derive() for name, comp in self.components.items()}, settings)

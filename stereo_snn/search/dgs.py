@@ -1,0 +1,132 @@
+"""Differentiable surrogate-gradient search (DGS) for every spiking layer.
+
+A round (run periodically during search or retraining): each Dspike surrogate in the model gets
+candidates ``b_k = clamp(b + delta_k)`` mixed in its backward with ``softmax(logits)``. A
+surrogate only shapes the backward, so the signal for the logits comes from a one-step
+look-ahead: a training step would move the weights by ``-lr * g(a)``, ``g(a) = grad_w L_train``
+under the mixed surrogates, hence (first order)
+``dL_val / da ~= -lr * <grad_w L_val, d g(a) / da>``. Per batch pair this costs one ordinary
+backward on a held-out batch and one backward with ``create_graph=True`` on a training batch,
+for all layers at once; the weights are not changed. After the round every surrogate moves to
+its winning candidate (ties: the candidate nearest the current b) and the b of each layer is
+appended to :attr:`SurrogateSearch.history`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..spiking import Dspike, reset
+from .trellis import split_parameters
+
+__all__ = ["DGSConfig", "SurrogateSearch"]
+
+
+@dataclass
+class DGSConfig:
+    """DGS schedule and ranges. every/start: epochs; max_batches: batch pairs per round;
+    deltas: candidate offsets of b; lr: Adam step on the mixing logits; lookahead_lr: inner
+    step size of the look-ahead; b_min/b_max: clamp range of the temperature."""
+
+    every: int = 5
+    start: int = 0
+    max_batches: int = 200
+    deltas: tuple[float, ...] = (-0.4, -0.2, 0.0, 0.2, 0.4)
+    lr: float = 0.01
+    lookahead_lr: float = 0.1
+    b_min: float = 1.0
+    b_max: float = 6.0
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.max_batches < 1 or self.start < 0:
+            raise ConfigError("dgs: every and max_batches must be >= 1, start >= 0")
+        if len(self.deltas) < 2:
+            raise ConfigError(f"dgs deltas {self.deltas}: need at least two candidates")
+        if not 0 < self.b_min <= self.b_max:
+            raise ConfigError(f"dgs range [{self.b_min}, {self.b_max}]: need 0 < b_min <= b_max")
+        self.deltas = tuple(float(d) for d in self.deltas)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dictionary."""
+        d = asdict(self)
+        d["deltas"] = list(self.deltas)
+        return d
+
+
+class SurrogateSearch:
+    """The DGS controller a training loop calls: ``dgs.maybe_run(epoch, train, heldout, loss_fn)``."""
+
+    def __init__(self, model: nn.Module, config: DGSConfig | None = None):
+        self.model = model
+        self.config = config or DGSConfig()
+        self.surrogates: list[tuple[str, Dspike]] = [(n, m) for n, m in model.named_modules() if isinstance(m, Dspike)]
+        if not self.surrogates:
+            raise ConfigError("dgs: the model has no Dspike surrogate (no spiking layer to search)")
+        self.history: dict[str, list[float]] = {n: [float(m.b)] for n, m in self.surrogates}
+
+    def current_b(self) -> dict[str, float]:
+        """Surrogate temperature of every spiking layer, by module name."""
+        return {n: float(m.b) for n, m in self.surrogates}
+
+    def maybe_run(self, epoch: int, train_batches: Iterable, val_batches: Iterable,
+                  loss_fn: Callable[[nn.Module, Any], torch.Tensor]) -> bool:
+        """Run a round when ``epoch`` (0-based) is on the schedule; True when it ran."""
+        c = self.config
+        if epoch < c.start or (epoch - c.start) % c.every:
+            return False
+        self.run(train_batches, val_batches, loss_fn)
+        return True
+
+    def run(self, train_batches: Iterable, val_batches: Iterable,
+            loss_fn: Callable[[nn.Module, Any], torch.Tensor]) -> dict[str, float]:
+        """One DGS round over up to ``max_batches`` pairs; returns the new b per layer."""
+        c = self.config
+        weights = [p for p in split_parameters(self.model)[0] if p.requires_grad]
+        deltas = torch.tensor(c.deltas)
+        cands, logits = [], []
+        for _, sg in self.surrogates:
+            bs = (float(sg.b) + deltas).clamp(c.b_min, c.b_max).to(sg.b.device)
+            lg = torch.zeros(len(c.deltas), device=sg.b.device, requires_grad=True)
+            sg.set_mixture(bs, lg)
+            cands.append(bs)
+            logits.append(lg)
+        opt = torch.optim.Adam(logits, lr=c.lr)
+        used = 0
+        try:
+            for i, (tb, vb) in enumerate(zip(train_batches, val_batches)):
+                if i >= c.max_batches:
+                    break
+                reset(self.model)
+                gv = torch.autograd.grad(loss_fn(self.model, vb), weights, allow_unused=True)
+                reset(self.model)
+                gt = torch.autograd.grad(loss_fn(self.model, tb), weights, create_graph=True, allow_unused=True)
+                inner = sum(((v.detach() * g).sum() for v, g in zip(gv, gt) if v is not None and g is not None),
+                            torch.zeros(()))
+                opt.zero_grad()
+                if inner.requires_grad:
+                    grads = torch.autograd.grad(-c.lookahead_lr * inner, logits, allow_unused=True)
+                    for lg, g in zip(logits, grads):
+                        lg.grad = torch.zeros_like(lg) if g is None else g.detach()
+                    opt.step()
+                used += 1
+                del gv, gt, inner
+        finally:
+            for (name, sg), bs, lg in zip(self.surrogates, cands, logits):
+                sg.clear_mixture()
+                if used:
+                    sg.set_b(float(bs[self._winner(lg.detach(), bs, float(sg.b))]))
+                self.history[name].append(float(sg.b))
+            reset(self.model)
+        return self.current_b()
+
+    @staticmethod
+    def _winner(logits: torch.Tensor, bs: torch.Tensor, b: float) -> int:
+        """Argmax of the logits; ties go to the candidate closest to the current b."""
+        best = float(logits.max())
+        tied = [k for k in range(len(logits)) if float(logits[k]) >= best - 1e-12]
+        return min(tied, key=lambda k: (abs(float(bs[k]) - b), k))

@@ -1,0 +1,115 @@
+"""Bilevel search on a tiny task: weights move, energy weight -> cheaper and more spiking architecture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from stereo_snn.errors import ConfigError
+from stereo_snn.search import SearchConfig, Searcher, SpikingTrellis, TrellisConfig, energy_report
+
+
+def _data(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Spikes dense in the top (class 1) or bottom (class 0) half of an 8x8 frame, T=2."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = (torch.rand(2, n, 1, 8, 8, generator=g) < 0.1).float()
+    dense = (torch.rand(2, n, 1, 4, 8, generator=g) < 0.6).float()
+    for i in range(n):
+        rows = slice(0, 4) if y[i] == 1 else slice(4, 8)
+        x[:, i, :, rows, :] = dense[:, i]
+    return [(x[:, j:j + 8], y[j:j + 8]) for j in range(0, n, 8)]
+
+
+class _Classifier(nn.Module):
+    def __init__(self, cfg: TrellisConfig):
+        super().__init__()
+        self.body = SpikingTrellis(cfg)
+        self.head = nn.Linear(self.body.out_channels, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).mean(dim=(0, 3, 4)))
+
+
+def _loss(model: nn.Module, batch) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+
+CFG = TrellisConfig(dim=2, in_channels=1, channels=2, layers=2, steps=2, levels=2, out_level=0)
+
+
+def _search(energy_weight: float):
+    torch.manual_seed(0)
+    model = _Classifier(CFG)
+    before = {n: p.detach().clone() for n, p in model.body.named_parameters() if "arch_" in n or "plif_w" in n}
+    logs: list[str] = []
+    searcher = Searcher(model, _loss, SearchConfig(epochs=4, warmup_epochs=1, w_lr=0.05, arch_lr=0.05,
+                                                   energy_weight=energy_weight),
+                        {"body": model.body}, log=logs.append)
+    g = searcher.run(_data(32, 1), _data(32, 2))
+    return model, before, g, logs, searcher
+
+
+@pytest.fixture(scope="module")
+def searches():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {lam: _search(lam) for lam in (0.0, 5.0)}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_search_runs_and_architecture_weights_move(searches):
+    model, before, g, logs, searcher = searches[0.0]
+    after = dict(model.body.named_parameters())
+    for name in ("arch_beta", "cells.0_0.arch_alpha", "cells.0_1.neurons.arch_type", "cells.1_0.neurons.arch_hybrid"):
+        assert not torch.allclose(before[name], after[name].detach()), name
+    assert set(g.components) == {"body"} and len(g.components["body"].path) == 2
+    assert len(searcher.history) == 4 and "val_loss" not in searcher.history[0] and "val_loss" in searcher.history[1]
+    assert searcher.history[-1]["loss"] < searcher.history[0]["loss"]
+    assert any(line.startswith("epoch 3:") for line in logs) and any("path" in line for line in logs)
+    assert g.settings["search"]["energy_weight"] == 0.0
+
+
+def test_tau_search_changes_learnable_tau(searches):
+    model, before, *_ = searches[0.0]
+    after = dict(model.body.named_parameters())
+    moved = [n for n in before if "plif_w" in n and not torch.allclose(before[n], after[n].detach())]
+    assert moved
+
+
+def test_raised_energy_weight_gives_cheaper_derived_architecture(searches):
+    x = _data(8, 5)[0][0]
+    measured = {}
+    for lam, (_, _, g, _, _) in searches.items():
+        net = SpikingTrellis.from_genotype(g.components["body"])
+        measured[lam] = energy_report(net, x).compute_mj
+    assert measured[5.0] < 0.8 * measured[0.0]
+    ops = lambda g: [op for c in g.components["body"].cells for node in c.edges for _, op in node]  # noqa: E731
+    assert ops(searches[5.0][2]).count("skip_connect") > ops(searches[0.0][2]).count("skip_connect")
+
+
+def test_hybrid_choice_responds_to_energy_weight(searches):
+    def p_spk(model):
+        return sum(float(c.neurons.spike_prob().detach()) for c in model.body.cells.values()) / len(model.body.cells)
+
+    assert p_spk(searches[5.0][0]) > p_spk(searches[0.0][0]) + 0.1
+    spiking = lambda g: sum(c.spiking for c in g.components["body"].cells)  # noqa: E731
+    assert spiking(searches[5.0][2]) >= spiking(searches[0.0][2])
+
+
+def test_energy_target_hinge_and_bad_settings():
+    torch.manual_seed(0)
+    model = _Classifier(CFG)
+    s = Searcher(model, _loss, SearchConfig(epochs=1, energy_weight=1.0, energy_target_mj=1e-12), {"body": model.body})
+    _loss(model, _data(8, 1)[0])
+    assert float(s.energy_penalty().detach()) > 0
+    s.config.energy_target_mj = 1e6
+    assert float(s.energy_penalty().detach()) == 0
+    with pytest.raises(ConfigError, match="energy_weight"):
+        SearchConfig(energy_weight=-1)
+    fixed = SpikingTrellis.from_genotype(model.body.derive())
+    with pytest.raises(ConfigError, match="supernet"):
+        Searcher(model, _loss, SearchConfig(), {"body": fixed})

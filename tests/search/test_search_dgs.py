@@ -1,0 +1,92 @@
+"""DGS: moves the surrogate temperature, records history, and helps where the default b is poor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from stereo_snn.errors import ConfigError
+from stereo_snn.search import DGSConfig, SpikingTrellis, SurrogateSearch, TrellisConfig
+from stereo_snn.spiking import NeuronConfig, make_neuron, reset
+
+
+def _data(n: int, seed: int, bs: int = 64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, n, 8, generator=g)
+    y = (x[:, :, :4].mean((0, 2)) > x[:, :, 4:].mean((0, 2))).long()
+    return [(x[:, j:j + bs], y[j:j + bs]) for j in range(0, n, bs)]
+
+
+class _Tiny(nn.Module):
+    """Linear -> LIF -> rate -> linear. Membranes start near 0.1 (far below threshold 0.5), where a
+    sharp surrogate (b = 6) passes almost no gradient."""
+
+    def __init__(self, b: float):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(8, 16)
+        nn.init.normal_(self.fc.weight, 0, 0.02)
+        nn.init.constant_(self.fc.bias, 0.1)
+        self.lif = make_neuron(NeuronConfig(b=b))
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.head(self.lif(self.fc(x)).mean(0))
+
+
+def _loss(m, b):
+    return nn.functional.cross_entropy(m(b[0]), b[1])
+
+
+def _train(b: float, dgs_cfg: DGSConfig | None):
+    net = _Tiny(b)
+    tr, va = _data(256, 1), _data(256, 2)
+    dgs = SurrogateSearch(net, dgs_cfg) if dgs_cfg else None
+    opt = torch.optim.SGD(net.parameters(), lr=0.2, momentum=0.9)
+    for epoch in range(8):
+        if dgs:
+            dgs.maybe_run(epoch, tr, va, _loss)
+        for batch in tr:
+            reset(net)
+            opt.zero_grad()
+            _loss(net, batch).backward()
+            opt.step()
+    with torch.no_grad():
+        reset(net)
+        return sum(float(_loss(net, b)) for b in va) / len(va), dgs
+
+
+def test_dgs_moves_b_and_helps_when_default_b_is_poor():
+    plain, _ = _train(6.0, None)
+    searched, dgs = _train(6.0, DGSConfig(every=1, max_batches=4, lr=0.05))
+    hist = dgs.history["lif.surrogate_function"]
+    assert hist[0] == 6.0 and len(hist) == 9
+    assert min(hist) < 6.0
+    assert all(1.0 <= b <= 6.0 for b in hist)
+    assert searched < plain - 0.02
+
+
+def test_dgs_schedule_and_every_layer_of_a_trellis(make_spikes):
+    torch.manual_seed(0)
+    net = SpikingTrellis(TrellisConfig(dim=2, in_channels=1, channels=2, layers=1, steps=1, levels=1,
+                                       moves=("same",), neuron_kinds=("lif",), hybrid=False))
+    xs = [(make_spikes(2, 4, 1, 6, 6, seed=s), None) for s in range(2)]
+    loss = lambda m, b: m(b[0]).mean()  # noqa: E731
+    dgs = SurrogateSearch(net, DGSConfig(every=2, start=1, max_batches=1, deltas=(-1.0, 0.0, 1.0), b_max=3.5))
+    assert not dgs.maybe_run(0, xs, xs, loss) and not dgs.maybe_run(2, xs, xs, loss)
+    assert dgs.maybe_run(1, xs, xs, loss) and dgs.maybe_run(3, xs, xs, loss)
+    assert len(dgs.surrogates) >= 4  # stem, two resamples, node groups
+    assert all(len(h) == 3 for h in dgs.history.values())
+    assert all(1.0 <= b <= 3.5 for b in dgs.current_b().values())
+    assert not any(sg.in_mixture for _, sg in dgs.surrogates)
+
+
+def test_dgs_tie_keeps_current_b_and_bad_settings():
+    logits = torch.zeros(5)
+    bs = torch.tensor([2.6, 2.8, 3.0, 3.2, 3.4])
+    assert SurrogateSearch._winner(logits, bs, 3.0) == 2
+    with pytest.raises(ConfigError, match="deltas"):
+        DGSConfig(deltas=(0.0,))
+    with pytest.raises(ConfigError, match="no Dspike"):
+        SurrogateSearch(nn.Linear(2, 2))
