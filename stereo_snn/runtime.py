@@ -53,7 +53,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def _to_plain(obj: Any) -> Any:
     """Convert numpy scalars/arrays and Paths to plain python so weights_only loading accepts them."""
     if isinstance(obj, Mapping):
-        return {str(k): _to_plain(v) for k, v in obj.items()}
+        # int keys stay ints: optimizer state dicts are keyed by parameter index
+        return {(k if isinstance(k, (int, str)) else str(k)): _to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_plain(v) for v in obj) if isinstance(obj, list) else tuple(_to_plain(v) for v in obj)
     if isinstance(obj, np.generic):

@@ -1,0 +1,448 @@
+"""Stereo data: event sources (DSEC folders, MVSEC files, generic event files), a torch
+Dataset of left/right representation tensors with ground truth, augmentation and collation.
+
+A *source* yields, for each entry (a ground-truth or test timestamp, or a timestamp the
+user gives), the rectified left and right events of the ``window_ms`` before it and, when
+present, the ground-truth disparity in the rectified left frame (pixels, 0 = invalid).
+
+Augmentation: random crops (the same window in both views and the ground truth, so the
+disparities are unchanged) and *vertical* flips (rows are epipolar lines, so flipping both
+views and the ground truth upside down gives another valid stereo pair). A horizontal
+flip is not offered: mirroring a pair turns the left view into a right view, which would
+need ground truth in the right camera's frame, which DSEC and MVSEC do not provide.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import DatasetError
+from ..events.recording import Events
+from .config import StereoConfig
+
+__all__ = [
+    "Entry",
+    "StereoSource",
+    "DSECSource",
+    "MVSECSource",
+    "EventFilesSource",
+    "open_source",
+    "open_sources",
+    "Representer",
+    "StereoWindowDataset",
+    "pad_collate",
+    "valid_mask",
+    "check_pair",
+]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One window to process.
+
+    index: the ground-truth / test entry index (names the output file ``<index:06d>.png``).
+    t_us: absolute end time of the window (microseconds).
+    gt_row: row of the ground truth for this entry, or None when there is none.
+    """
+
+    index: int
+    t_us: int
+    gt_row: int | None = None
+
+
+def _common_span(left: tuple[int, int], right: tuple[int, int]) -> tuple[int, int]:
+    """The part of two half-open time spans (microseconds) that both cameras cover."""
+    return max(int(left[0]), int(right[0])), min(int(left[1]), int(right[1]))
+
+
+class StereoSource(abc.ABC):
+    """A stereo event recording the stereo loops can read window by window."""
+
+    name: str
+    height: int
+    width: int
+
+    @abc.abstractmethod
+    def entries(self) -> list[Entry]:
+        """The windows this source offers by default (ground-truth or test timestamps)."""
+
+    @abc.abstractmethod
+    def events(self, camera: str, t_start_us: int, t_end_us: int) -> Events:
+        """Rectified events of ``camera`` ("left"/"right") with t_start <= t < t_end (microseconds)."""
+
+    @abc.abstractmethod
+    def time_range_us(self) -> tuple[int, int]:
+        """Half-open span ``[start, end)`` (microseconds) covered by both cameras."""
+
+    def disparity(self, entry: Entry) -> np.ndarray | None:
+        """Ground-truth disparity (float32 pixels, 0 = invalid) of ``entry``, or None."""
+        return None
+
+    @property
+    def focal_baseline(self) -> float | None:
+        """fx * baseline (pixel metres): depth (m) = focal_baseline / disparity (px); None if unknown."""
+        return None
+
+    def window(self, entry: Entry, window_us: int) -> tuple[Events, Events]:
+        """Left and right events of the ``window_us`` microseconds before ``entry.t_us``."""
+        t0 = int(entry.t_us) - int(window_us)
+        return self.events("left", t0, int(entry.t_us)), self.events("right", t0, int(entry.t_us))
+
+    def entries_for(self, timestamps_us: Sequence[int] | None) -> list[Entry]:
+        """Entries for user-given timestamps (indexed 0..n-1), or the default entries."""
+        if timestamps_us is None:
+            return self.entries()
+        return [Entry(i, int(t), None) for i, t in enumerate(timestamps_us)]
+
+
+class DSECSource(StereoSource):
+    """A DSEC-layout sequence folder (train: disparity/ present; test: ``<seq>.csv`` entries)."""
+
+    def __init__(self, path: str | os.PathLike, test_csv: str | os.PathLike | None = None):
+        from ..events.dsec import DSECSequence
+
+        self.path = Path(path)
+        self.seq = DSECSequence(self.path, test_csv=test_csv)
+        self.name = self.seq.name
+        self.height = int(self.seq.height)
+        self.width = int(self.seq.width)
+
+    def entries(self) -> list[Entry]:
+        if self.seq.has_ground_truth:
+            stamps = self.seq.disparity_timestamps_us()
+            return [Entry(self.seq.disparity_file_index(row), int(t), row) for row, t in enumerate(stamps)]
+        return [Entry(int(e.file_index), int(e.timestamp_us), None) for e in self.seq.test_entries()]
+
+    def events(self, camera: str, t_start_us: int, t_end_us: int) -> Events:
+        return self.seq.events(camera, t_start_us, t_end_us, rectify=True, keep_outside=False)
+
+    def time_range_us(self) -> tuple[int, int]:
+        return _common_span(self.seq.time_range_us("left"), self.seq.time_range_us("right"))
+
+    def disparity(self, entry: Entry) -> np.ndarray | None:
+        if entry.gt_row is None:
+            return None
+        return np.asarray(self.seq.disparity(entry.gt_row), dtype=np.float32)
+
+    @property
+    def focal_baseline(self) -> float | None:
+        cal = self.seq.calibration
+        return float(cal.fx * cal.baseline_m)
+
+    def depth(self, disparity: np.ndarray) -> np.ndarray:
+        """Depth in metres from the calibration's Q matrix (0 where the disparity is 0)."""
+        return np.asarray(self.seq.calibration.disparity_to_depth(disparity), dtype=np.float32)
+
+
+class MVSECSource(StereoSource):
+    """An MVSEC ``<scene>_data.hdf5`` (+ ``_gt.hdf5`` and rectification maps beside it)."""
+
+    def __init__(self, data_path: str | os.PathLike, frames: Sequence[int] | None = None):
+        from ..events.mvsec import MVSECRecording
+
+        self.path = Path(data_path)
+        self.rec = MVSECRecording(self.path)
+        self.name = str(getattr(self.rec, "name", self.path.name.replace("_data.hdf5", "")))
+        self.height = int(self.rec.height)
+        self.width = int(self.rec.width)
+        self._frames = None if frames is None else [int(f) for f in frames]
+
+    def entries(self) -> list[Entry]:
+        if not self.rec.has_ground_truth:
+            return []
+        stamps = self.rec.depth_timestamps_us()
+        rows = range(len(stamps)) if self._frames is None else self._frames
+        for r in rows:
+            if not 0 <= r < len(stamps):
+                raise DatasetError(f"{self.path}: frame {r} out of range (0..{len(stamps) - 1})")
+        return [Entry(int(r), int(stamps[r]), int(r)) for r in rows]
+
+    def events(self, camera: str, t_start_us: int, t_end_us: int) -> Events:
+        return self.rec.events(camera, t_start_us, t_end_us, rectify=True)
+
+    def time_range_us(self) -> tuple[int, int]:
+        return _common_span(self.rec.time_range_us("left"), self.rec.time_range_us("right"))
+
+    def disparity(self, entry: Entry) -> np.ndarray | None:
+        if entry.gt_row is None:
+            return None
+        disp = np.asarray(self.rec.disparity(entry.gt_row), dtype=np.float32)
+        return np.nan_to_num(disp, nan=0.0)
+
+    @property
+    def focal_baseline(self) -> float | None:
+        return float(self.rec.focal_baseline)
+
+    def depth(self, disparity: np.ndarray) -> np.ndarray:
+        """Depth in metres (focal_baseline / disparity; 0 where the disparity is 0)."""
+        d = np.asarray(disparity, np.float32)
+        out = np.zeros_like(d)
+        np.divide(self.rec.focal_baseline, d, out=out, where=d > 0)
+        return out
+
+
+class EventFilesSource(StereoSource):
+    """A pair of generic event files (h5/npz with x, y, t, p), already rectified.
+
+    Entries are the user's timestamps, or one window every ``window_us`` over the recording.
+    """
+
+    def __init__(self, left: str | os.PathLike, right: str | os.PathLike,
+                 height: int | None = None, width: int | None = None, window_us: int = 50_000):
+        from ..events.files import open_events
+
+        self.left_path, self.right_path = Path(left), Path(right)
+        self.files = {"left": open_events(self.left_path), "right": open_events(self.right_path)}
+        lh, lw = self.files["left"].sensor_size
+        rh, rw = self.files["right"].sensor_size
+        self.height = int(height or max(lh, rh))
+        self.width = int(width or max(lw, rw))
+        if height is None and (lh, lw) != (rh, rw):
+            raise DatasetError(
+                f"{self.left_path} is {lh}x{lw} but {self.right_path} is {rh}x{rw}: left and right sizes differ "
+                "(give --height/--width if both cameras share one rectified frame)")
+        self.name = self.left_path.stem
+        self.window_us = int(window_us)
+
+    def entries(self) -> list[Entry]:
+        t0, t1 = self.time_range_us()
+        stamps = range(t0 + self.window_us, t1, self.window_us)
+        return [Entry(i, int(t), None) for i, t in enumerate(stamps)]
+
+    def events(self, camera: str, t_start_us: int, t_end_us: int) -> Events:
+        f = self.files[camera]
+        lo, hi = f.time_range_us
+        a, b = max(int(t_start_us), int(lo)), min(int(t_end_us), int(hi))
+        if b <= a:
+            from ..events.recording import empty_events
+
+            return empty_events()
+        return f.slice(a, b)
+
+    def time_range_us(self) -> tuple[int, int]:
+        return _common_span(self.files["left"].time_range_us, self.files["right"].time_range_us)
+
+
+def open_source(path: str | os.PathLike, fmt: str = "auto", right: str | os.PathLike | None = None,
+                **kwargs: Any) -> StereoSource:
+    """Open a DSEC sequence folder, an MVSEC ``*_data.hdf5`` or a generic pair of event files.
+
+    ``fmt``: "dsec", "mvsec", "generic" or "auto" (folder with ``events/left`` -> dsec,
+    ``*_data.hdf5`` -> mvsec, a file plus ``right`` -> generic).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or folder")
+    if fmt == "auto":
+        if p.is_dir() and (p / "events" / "left").exists():
+            fmt = "dsec"
+        elif p.is_file() and p.name.endswith("_data.hdf5"):
+            fmt = "mvsec"
+        elif p.is_file() and right is not None:
+            fmt = "generic"
+        else:
+            raise DatasetError(
+                f"{p}: cannot tell the format (a DSEC sequence folder has events/left; an MVSEC file ends in "
+                "_data.hdf5; a generic event file needs the right camera's file as well)")
+    if fmt == "dsec":
+        return DSECSource(p, test_csv=kwargs.get("test_csv"))
+    if fmt == "mvsec":
+        return MVSECSource(p, **{k: v for k, v in kwargs.items() if k == "frames"})
+    if fmt == "generic":
+        if right is None:
+            raise DatasetError(f"{p}: a generic event file needs the right camera's file (--right)")
+        return EventFilesSource(p, right, **{k: v for k, v in kwargs.items() if k in ("height", "width", "window_us")})
+    raise DatasetError(f"{p}: unknown format {fmt!r} (dsec, mvsec, generic)")
+
+
+def open_sources(root: str | os.PathLike, fmt: str = "dsec") -> list[StereoSource]:
+    """All sequences under a folder: DSEC sequence folders, or MVSEC ``*_data.hdf5`` files (sorted).
+
+    ``root`` may also be one sequence / file itself.
+    """
+    r = Path(root)
+    if not r.exists():
+        raise DatasetError(f"{r}: no such data folder")
+    if fmt == "dsec":
+        if (r / "events" / "left").exists():
+            return [DSECSource(r)]
+        seqs = sorted(d for d in r.iterdir() if (d / "events" / "left").exists())
+        if not seqs:
+            raise DatasetError(f"{r}: no DSEC sequence folders (with events/left) found")
+        return [DSECSource(d) for d in seqs]
+    if fmt == "mvsec":
+        if r.is_file():
+            return [MVSECSource(r)]
+        files = sorted(r.glob("*_data.hdf5"))
+        if not files:
+            raise DatasetError(f"{r}: no MVSEC *_data.hdf5 files found")
+        return [MVSECSource(f) for f in files]
+    raise DatasetError(f"{r}: unknown format {fmt!r} for a data folder (dsec, mvsec)")
+
+
+class Representer:
+    """Turns a window of events into the network's input [T, C, H, W] (float32 numpy)."""
+
+    def __init__(self, cfg: StereoConfig):
+        from ..events.represent import make_representation
+
+        self.rep = make_representation(dict(cfg.representation))
+        self.steps = cfg.time_steps
+        if self.rep.channels % self.steps:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"representation {dict(cfg.representation)} has {self.rep.channels} channels, "
+                f"not divisible by time_steps={self.steps}")
+        self.channels = self.rep.channels // self.steps
+
+    def __call__(self, events: Events, height: int, width: int) -> np.ndarray:
+        from ..events.represent import to_time_steps
+
+        return to_time_steps(self.rep(events, height, width), self.steps)
+
+
+def valid_mask(disparity: torch.Tensor | np.ndarray, max_disparity: float) -> Any:
+    """Pixels whose ground truth is usable: 0 < d < max_disparity (pixels)."""
+    return (disparity > 0) & (disparity < max_disparity)
+
+
+class StereoWindowDataset(Dataset):
+    """Windows of one or more stereo sources as tensors.
+
+    Item: dict with ``left``/``right`` float32 [T, C, H, W], ``disparity`` float32 [H, W]
+    (pixels; zeros when there is no ground truth), ``valid`` bool [H, W], ``name`` and
+    ``index`` (entry index) and ``events`` (left and right event counts).
+
+    crop: (height, width) random crop (training), the same for both views; None = full frame.
+    vflip: flip both views and the ground truth upside down with probability 1/2.
+    Randomness is a pure function of (seed, epoch, item), so a resumed run sees the same crops.
+    cache: keep full-frame representations in memory (small datasets, many epochs).
+    require_gt: only entries with ground truth whose window starts inside the recording.
+    """
+
+    def __init__(self, sources: Sequence[StereoSource], cfg: StereoConfig,
+                 crop: Sequence[int] | None = None, vflip: bool = False, seed: int = 0,
+                 require_gt: bool = True, cache: bool = False,
+                 entries: dict[str, list[Entry]] | None = None):
+        self.sources = list(sources)
+        self.cfg = cfg
+        self.window_us = int(round(cfg.window_ms * 1000))
+        self.represent = Representer(cfg)
+        self.crop = None if crop is None else (int(crop[0]), int(crop[1]))
+        self.vflip = bool(vflip)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]] | None = {} if cache else None
+        self.items: list[tuple[int, Entry]] = []
+        for si, src in enumerate(self.sources):
+            ents = entries[src.name] if entries and src.name in entries else src.entries()
+            if require_gt:
+                start, _ = src.time_range_us()
+                ents = [e for e in ents if e.gt_row is not None and e.t_us - self.window_us >= start]
+            self.items.extend((si, e) for e in ents)
+        if require_gt and not self.items:
+            names = ", ".join(s.name for s in self.sources)
+            raise DatasetError(f"no ground-truth windows with events before them in: {names}")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random crops/flips of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _full(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        si, entry = self.items[i]
+        src = self.sources[si]
+        left_ev, right_ev = src.window(entry, self.window_us)
+        left = self.represent(left_ev, src.height, src.width)
+        right = self.represent(right_ev, src.height, src.width)
+        gt = src.disparity(entry)
+        if gt is None:
+            gt = np.zeros((src.height, src.width), np.float32)
+        elif gt.shape != (src.height, src.width):
+            raise DatasetError(f"{src.name}: ground truth {entry.index} is {gt.shape}, events are {src.height}x{src.width}")
+        out = (left, right, gt.astype(np.float32), (len(left_ev), len(right_ev)))
+        if self._cache is not None:
+            self._cache[i] = out
+        return out
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        left, right, gt, counts = self._full(i)
+        si, entry = self.items[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if self.crop is not None:
+            ch, cw = self.crop
+            h, w = gt.shape
+            if ch > h or cw > w:
+                raise DatasetError(f"{self.sources[si].name}: crop {ch}x{cw} is larger than the frame {h}x{w}")
+            y0 = int(rng.integers(0, h - ch + 1))
+            x0 = int(rng.integers(0, w - cw + 1))
+            left = left[..., y0:y0 + ch, x0:x0 + cw]
+            right = right[..., y0:y0 + ch, x0:x0 + cw]
+            gt = gt[y0:y0 + ch, x0:x0 + cw]
+        if self.vflip and rng.random() < 0.5:
+            left, right, gt = left[..., ::-1, :], right[..., ::-1, :], gt[::-1, :]
+        disp = torch.from_numpy(np.ascontiguousarray(gt))
+        return {
+            "left": torch.from_numpy(np.ascontiguousarray(left, dtype=np.float32)),
+            "right": torch.from_numpy(np.ascontiguousarray(right, dtype=np.float32)),
+            "disparity": disp,
+            "valid": valid_mask(disp, self.cfg.max_disparity),
+            "name": self.sources[si].name,
+            "index": entry.index,
+            "events": counts,
+        }
+
+    def iter_items(self) -> Iterator[dict[str, Any]]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+def pad_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack items into a batch, zero-padding frames of different sizes to the largest.
+
+    Padded pixels are invalid (``valid`` False), so losses and metrics ignore them.
+    Output: ``left``/``right`` [T, B, C, H, W] (multi-step layout), ``disparity``/``valid``
+    [B, H, W], ``name``/``index`` lists, ``sizes`` the original (H, W) per item.
+    """
+    if not batch:
+        raise DatasetError("empty batch")
+    h = max(int(b["disparity"].shape[0]) for b in batch)
+    w = max(int(b["disparity"].shape[1]) for b in batch)
+
+    def pad(x: torch.Tensor) -> torch.Tensor:
+        ph, pw = h - x.shape[-2], w - x.shape[-1]
+        return torch.nn.functional.pad(x, (0, pw, 0, ph)) if (ph or pw) else x
+
+    left = torch.stack([pad(b["left"]) for b in batch], dim=1)
+    right = torch.stack([pad(b["right"]) for b in batch], dim=1)
+    disp = torch.stack([pad(b["disparity"]) for b in batch])
+    valid = torch.stack([pad(b["valid"]) for b in batch])
+    return {
+        "left": left,
+        "right": right,
+        "disparity": disp,
+        "valid": valid,
+        "name": [b["name"] for b in batch],
+        "index": [b["index"] for b in batch],
+        "sizes": [tuple(b["disparity"].shape) for b in batch],
+    }
+
+
+def check_pair(left: np.ndarray, right: np.ndarray, what: str) -> None:
+    """Raise DatasetError when the left and right inputs differ in size."""
+    if tuple(left.shape) != tuple(right.shape):
+        raise DatasetError(f"{what}: left input is {tuple(left.shape)} but right is {tuple(right.shape)}")
+

@@ -1,0 +1,121 @@
+"""The stereo dataset: windows, ground truth, crops, vertical flips, collation, sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stereo_snn.errors import DatasetError
+from stereo_snn.stereo.data import (
+    DSECSource,
+    Entry,
+    EventFilesSource,
+    StereoWindowDataset,
+    open_source,
+    open_sources,
+    pad_collate,
+)
+
+
+def test_dataset_items_match_the_source(sim_root, tiny_cfg):
+    sources = open_sources(sim_root)
+    assert [s.name for s in sources] == sorted(s.name for s in sources) and len(sources) == 3
+    ds = StereoWindowDataset(sources[:1], tiny_cfg)
+    src = sources[0]
+    # the first ground-truth map has no events before it: skipped
+    start, _ = src.time_range_us()
+    assert all(entry.t_us - 50_000 >= start for _, entry in ds.items)
+    assert len(ds) == len(src.entries()) - 1
+    item = ds[0]
+    t, c = tiny_cfg.time_steps, 4 // tiny_cfg.time_steps
+    assert item["left"].shape == (t, c, 48, 64) and item["right"].shape == (t, c, 48, 64)
+    assert item["left"].dtype == torch.float32 and torch.count_nonzero(item["left"]) > 0
+    gt = src.disparity(ds.items[0][1])
+    assert torch.equal(item["disparity"], torch.from_numpy(gt))
+    assert torch.equal(item["valid"], (item["disparity"] > 0) & (item["disparity"] < tiny_cfg.max_disparity))
+    assert item["events"][0] > 0 and item["events"][1] > 0
+
+
+def test_crops_are_reproducible_and_flips_mirror_views_and_gt(sim_root, tiny_cfg):
+    sources = open_sources(sim_root)[:1]
+    full = StereoWindowDataset(sources, tiny_cfg)
+    crop = StereoWindowDataset(sources, tiny_cfg, crop=(24, 36), seed=5)
+    a, b = crop[1], crop[1]
+    assert torch.equal(a["left"], b["left"]) and a["left"].shape[-2:] == (24, 36)
+    crops = set()
+    for epoch in range(6):
+        crop.set_epoch(epoch)
+        item = crop[1]
+        # the crop is a window of the full item, the same in both views and the ground truth
+        ref = full[1]
+        hits = [(y, x) for y in range(48 - 24 + 1) for x in range(64 - 36 + 1)
+                if torch.equal(ref["disparity"][y:y + 24, x:x + 36], item["disparity"])
+                and torch.equal(ref["right"][..., y:y + 24, x:x + 36], item["right"])
+                and torch.equal(ref["left"][..., y:y + 24, x:x + 36], item["left"])]
+        assert hits
+        crops.add(hits[0])
+    assert len(crops) > 1
+    flip = StereoWindowDataset(sources, tiny_cfg, vflip=True, seed=1)
+    flipped = 0
+    for epoch in range(8):
+        flip.set_epoch(epoch)
+        item, ref = flip[0], full[0]
+        if torch.equal(item["disparity"], ref["disparity"]):
+            assert torch.equal(item["left"], ref["left"])
+            continue
+        flipped += 1
+        assert torch.equal(item["disparity"], ref["disparity"].flip(0))
+        assert torch.equal(item["left"], ref["left"].flip(-2)) and torch.equal(item["right"], ref["right"].flip(-2))
+    assert 0 < flipped < 8
+
+
+def test_crop_larger_than_frame_is_an_error(sim_root, tiny_cfg):
+    ds = StereoWindowDataset(open_sources(sim_root)[:1], tiny_cfg, crop=(60, 64))
+    with pytest.raises(DatasetError, match="crop 60x64"):
+        ds[0]
+
+
+def test_pad_collate_pads_with_invalid_pixels():
+    def item(h, w, name):
+        d = torch.full((h, w), 3.0)
+        return {"left": torch.ones(2, 1, h, w), "right": torch.ones(2, 1, h, w), "disparity": d,
+                "valid": d > 0, "name": name, "index": 0}
+
+    batch = pad_collate([item(6, 9, "a"), item(9, 6, "b")])
+    assert batch["left"].shape == (2, 2, 1, 9, 9)
+    assert batch["valid"].shape == (2, 9, 9)
+    assert int(batch["valid"][0].sum()) == 54 and int(batch["valid"][1].sum()) == 54
+    assert batch["sizes"] == [(6, 9), (9, 6)] and batch["name"] == ["a", "b"]
+    assert float(batch["left"][:, 0, :, 6:, :].abs().sum()) == 0
+
+
+def test_generic_event_files_source(sim_root, tmp_path):
+    from stereo_snn.events import write_event_npz
+
+    seq = DSECSource(sorted(sim_root.iterdir())[0])
+    t0, t1 = seq.time_range_us()
+    paths = {}
+    for cam in ("left", "right"):
+        ev = seq.seq.events(cam, t0, t1, rectify=False)
+        paths[cam] = tmp_path / f"{cam}.npz"
+        write_event_npz(paths[cam], ev, sensor_size=(48, 64))
+    src = open_source(paths["left"], right=paths["right"])
+    assert isinstance(src, EventFilesSource) and (src.height, src.width) == (48, 64)
+    assert [e.index for e in src.entries()] == list(range(len(src.entries())))
+    left, right = src.window(Entry(0, t0 + 100_000), 50_000)
+    assert len(left) > 0 and len(right) > 0
+    small = tmp_path / "small.npz"
+    write_event_npz(small, seq.seq.events("right", t0, t1, rectify=False), sensor_size=(40, 64))
+    with pytest.raises(DatasetError, match="sizes differ"):
+        open_source(paths["left"], right=small)
+
+
+def test_source_errors(tmp_path, sim_root):
+    with pytest.raises(DatasetError, match="no such"):
+        open_source(tmp_path / "nope")
+    (tmp_path / "x.h5").write_bytes(b"")
+    with pytest.raises(DatasetError, match="right camera"):
+        open_source(tmp_path / "x.h5", fmt="generic")
+    with pytest.raises(DatasetError, match="no DSEC sequence"):
+        open_sources(tmp_path)

@@ -1,0 +1,75 @@
+"""Retraining: checkpoints, exact resume, config/checkpoint mismatches."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from stereo_snn.errors import CheckpointError
+from stereo_snn.runtime import load_checkpoint
+from stereo_snn.stereo.data import open_sources
+from stereo_snn.stereo.network import build_network, load_model, load_state_checked
+from stereo_snn.stereo.train import train_genotype
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def test_resume_is_bit_identical(sim_root, tiny_cfg, tiny_genotype, tmp_path):
+    cfg = tiny_cfg.replace(**{"train.epochs": 2, "train.image_every": 0})
+    sources = open_sources(sim_root)
+    straight = train_genotype(cfg, tiny_genotype, sources[:1], sources[2:], tmp_path / "a", seed=4,
+                              progress=False, log=_quiet)
+    half = train_genotype(cfg, tiny_genotype, sources[:1], sources[2:], tmp_path / "b", seed=4,
+                          progress=False, until_epoch=1, log=_quiet)
+    assert half.epochs == 1
+    resumed = train_genotype(cfg, tiny_genotype, sources[:1], sources[2:], tmp_path / "b", seed=4,
+                             progress=False, resume=True, log=_quiet)
+    assert resumed.epochs == straight.epochs == 2
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["history"] == b["history"]
+    # the run folder holds what the docs promise
+    for name in ("config.json", "genotype.json", "metrics.json", "checkpoints/best.pt"):
+        assert (tmp_path / "a" / name).is_file(), name
+    assert list((tmp_path / "a" / "tb").iterdir())
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and metrics["best"]["val_mae"] is not None
+
+
+def test_resume_refuses_other_settings_and_missing_run(sim_root, tiny_cfg, tiny_genotype, trained_run, tmp_path):
+    sources = open_sources(sim_root)
+    with pytest.raises(CheckpointError, match="config differs"):
+        train_genotype(tiny_cfg.replace(**{"train.epochs": 3}), tiny_genotype, sources[:1], [], trained_run,
+                       resume=True, progress=False, log=_quiet)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train_genotype(tiny_cfg, tiny_genotype, sources[:1], [], tmp_path / "empty", resume=True,
+                       progress=False, log=_quiet)
+
+
+def test_checkpoint_that_does_not_fit_the_genotype(trained_run, tiny_cfg, tmp_path):
+    from stereo_snn.search import Genotype, save_genotype
+    from stereo_snn.stereo.network import build_supernet
+
+    ckpt = trained_run / "checkpoints" / "last.pt"
+    loaded = load_model(ckpt)
+    assert loaded.info["data_size"] == [48, 64]
+    torch.manual_seed(123)
+    other_cfg = tiny_cfg.replace(**{"network.matching_channels": 6})
+    net = build_supernet(other_cfg)
+    other = Genotype(components={"feature": net.feature.derive(), "matching": net.matching.derive()})
+    path = tmp_path / "other.json"
+    save_genotype(path, other)
+    with pytest.raises(CheckpointError, match="does not fit") as err:
+        load_model(ckpt, genotype_path=path)
+    assert re.search(r"(missing keys|unexpected keys|shape mismatch): (feature|matching|head)\.\S+", str(err.value))
+    model = build_network(other_cfg, other)
+    state = load_checkpoint(ckpt)["model"]
+    with pytest.raises(CheckpointError, match="keys|shape"):
+        load_state_checked(model, state, str(ckpt))
