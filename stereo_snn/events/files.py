@@ -58,6 +58,7 @@ __all__ = [
     "check_h5_filters",
     "h5_errors",
     "check_window",
+    "check_events_for_writing",
 ]
 
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -452,19 +453,32 @@ def open_events(
 # writing
 
 
-def _relative_times(path: Path, events: Events, t_offset_us: int) -> np.ndarray:
-    t = np.asarray(events.t, dtype=np.int64)
+def check_events_for_writing(
+    path: Path, events: Events, sensor_size: tuple[int, int] | None = None, error: type[Exception] = EventFileError
+) -> np.ndarray:
+    """Check events before storing them; returns t as int64.
+
+    Raises ``error`` naming ``path`` when lengths differ, t is not sorted or not integer, or a
+    coordinate is negative, not an integer pixel, or outside ``sensor_size`` (height, width)
+    (else outside uint16).
+    """
+    x, y, t = (np.asarray(a) for a in events[:3])
+    if len({len(np.asarray(a)) for a in events}) != 1:
+        raise error(f"{path}: cannot write events whose x, y, t, p lengths differ")
+    if t.dtype.kind not in "iu":
+        raise error(f"{path}: cannot write events with t of dtype {t.dtype}; expected integer microseconds")
+    t = t.astype(np.int64, copy=False)
     if t.size and np.any(t[1:] < t[:-1]):
-        raise EventFileError(f"{path}: cannot write unsorted events (t must be non-decreasing)")
-    rel = t - int(t_offset_us)
-    if rel.size and (rel[0] < 0 or rel[-1] > np.iinfo(np.uint32).max):
-        raise EventFileError(
-            f"{path}: t - t_offset must lie in [0, 2**32) us for uint32 storage, got {int(rel[0])}..{int(rel[-1])}"
-        )
-    lengths = {len(np.asarray(a)) for a in events}
-    if len(lengths) != 1:
-        raise EventFileError(f"{path}: x, y, t, p lengths differ")
-    return rel
+        raise error(f"{path}: cannot write unsorted events (t must be non-decreasing)")
+    h, w = _check_size(path, sensor_size) if sensor_size is not None else (65536, 65536)
+    for name, c, limit in (("x", x, w), ("y", y, h)):
+        if c.size == 0:
+            continue
+        if c.dtype.kind == "f" and not np.array_equal(c, np.floor(c)):
+            raise error(f"{path}: cannot write non-integer (rectified?) {name} coordinates; store raw pixels")
+        if c.min() < 0 or c.max() >= limit:
+            raise error(f"{path}: {name} coordinates {c.min()}..{c.max()} outside 0..{limit - 1}")
+    return t
 
 
 def write_event_h5(
@@ -488,7 +502,11 @@ def write_event_h5(
         compression: "blosc-zstd" (DSEC, needs hdf5plugin), "gzip" or None.
     """
     path = Path(path)
-    rel = _relative_times(path, events, t_offset_us)
+    rel = check_events_for_writing(path, events, sensor_size) - int(t_offset_us)
+    if rel.size and (rel[0] < 0 or rel[-1] > np.iinfo(np.uint32).max):
+        raise EventFileError(
+            f"{path}: t - t_offset must lie in [0, 2**32) us for uint32 storage, got {int(rel[0])}..{int(rel[-1])}"
+        )
     if compression == "blosc-zstd":
         if hdf5plugin is None:
             raise EventFileError(f"{path}: Blosc/ZSTD compression needs hdf5plugin (pip install hdf5plugin)")
@@ -528,11 +546,11 @@ def write_event_npz(
 ) -> Path:
     """Write events to an ``.npz`` (x, y uint16; t int64 relative to ``t_offset_us``; p uint8), atomically."""
     path = Path(path)
-    rel = _relative_times(path, events, 0)  # int64 storage: only order and lengths are checked
+    t = check_events_for_writing(path, events, sensor_size)
     arrays: dict[str, np.ndarray] = {
         "x": np.asarray(events.x).astype(np.uint16),
         "y": np.asarray(events.y).astype(np.uint16),
-        "t": rel - int(t_offset_us),
+        "t": t - int(t_offset_us),
         "p": (np.asarray(events.p) > 0).astype(np.uint8),
         "t_offset": np.int64(t_offset_us),
     }

@@ -33,7 +33,7 @@ import yaml
 
 from ..atomic import atomic_path, ensure_dir
 from ..errors import DatasetError, EventFileError
-from .files import check_window, bisect_time, check_h5_filters, h5_errors
+from .files import bisect_time, check_events_for_writing, check_h5_filters, check_window, h5_errors
 from .geometry import depth_to_disparity, disparity_to_depth
 from .recording import Events, StereoRecording
 from .rectify import check_rectify_map, rectify_events
@@ -391,6 +391,7 @@ def write_mvsec_recording(recording: StereoRecording, out_dir: str | os.PathLike
         with h5py.File(tmp, "w") as f:
             f.attrs["scene"] = scene_name
             for cam, ev in (("left", recording.left), ("right", recording.right)):
+                check_events_for_writing(data_path, ev, size, error=DatasetError)
                 rows = np.stack(
                     [
                         np.asarray(ev.x, np.float64),

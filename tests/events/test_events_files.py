@@ -244,7 +244,9 @@ def test_unsorted_timestamps_detected_on_open_and_on_slice(tmp_path, small_event
 
 def test_coordinates_outside_sensor_error_or_drop(tmp_path, small_events, brute_force):
     path = tmp_path / "o.h5"
-    write_event_h5(path, small_events, t_offset_us=T0, sensor_size=(20, 32))  # y reaches 23
+    write_event_h5(path, small_events, t_offset_us=T0)
+    with h5py.File(path, "a") as f:  # a file that claims a smaller sensor than its events use
+        f.attrs["height"], f.attrs["width"] = 20, 32
     with open_events(path) as f:
         with pytest.raises(EventFileError, match="outside the 32x20 sensor"):
             f.slice(T0, T0 + 250_000)
@@ -311,3 +313,28 @@ def test_importing_events_does_not_import_torch():
     code = "import sys, stereo_snn.events; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _with(events: Events, **fields) -> Events:
+    # Events._replace cannot be used: Events.__len__ counts events, which NamedTuple._make checks
+    return Events(**{**dict(zip(Events._fields, events)), **fields})
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda e: _with(e, x=e.x.astype(np.int32) - 1), "x coordinates -1..30 outside 0..31"),
+        (lambda e: _with(e, y=e.y + 1), "y coordinates 1..24 outside 0..23"),
+        (lambda e: _with(e, x=e.x + np.float32(0.5)), "non-integer"),
+        (lambda e: _with(e, t=e.t / 1.0), "t of dtype float64"),
+        (lambda e: _with(e, t=e.t[::-1].copy()), "unsorted"),
+        (lambda e: _with(e, p=e.p[:-1]), "lengths differ"),
+    ],
+)
+@pytest.mark.parametrize("writer", [write_event_h5, write_event_npz])
+def test_writers_reject_bad_events(tmp_path, small_events, writer, change, message):
+    path = tmp_path / ("bad.h5" if writer is write_event_h5 else "bad.npz")
+    with pytest.raises(EventFileError, match=message):
+        writer(path, change(small_events), t_offset_us=T0, sensor_size=(24, 32))
+    assert not path.exists()
+
