@@ -17,7 +17,7 @@ Times are wall-clock medians over ``--repeats`` runs. No test asserts on these f
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import platform
 import statistics
 import tempfile
@@ -32,6 +32,8 @@ from ..errors import ConfigError
 from ..events.recording import Events
 
 WINDOW_US = 50_000
+LAYOUTS = ("uniform", "edges")
+T_ORIGIN_US = 1_000_000_000_000  # absolute time of the synthetic events' first microsecond
 
 
 def _positive(name: str) -> Callable[[str], int]:
@@ -64,28 +66,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="events per camera in the 50 ms window of the load test (default 1000000)",
     )
     p.add_argument("--no-load", action="store_true", help="skip the DSEC load test")
+    p.add_argument(
+        "--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS),
+        help="event layouts for the throughput test (default: uniform edges)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed for the synthetic events (default 0)")
     p.add_argument("--threads", type=_positive("--threads"), default=None, help="numba and torch threads (default: all cores)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON to PATH")
     return p
 
 
-def synthetic_events(n: int, height: int, width: int, seed: int, float_coords: bool = True) -> Events:
-    """``n`` events spread uniformly over the sensor and a 50 ms window (time-sorted).
+def synthetic_events(
+    n: int,
+    height: int,
+    width: int,
+    seed: int,
+    layout: str = "uniform",
+    float_coords: bool = True,
+    span_us: int = WINDOW_US,
+) -> Events:
+    """``n`` time-sorted events over ``span_us`` microseconds on a ``height`` x ``width`` sensor.
 
-    Uniform positions are the cache-unfriendly case for the scatter kernels (real events
-    cluster on edges). float32 coordinates mimic rectified events; integer ones raw events.
+    layout "uniform": positions uniform over the sensor, the cache-unfriendly worst case for
+    the scatter kernels. layout "edges": events on 200 short edge segments (10-80 px) that
+    move at ~1500 px/s with 0.7 px jitter, clustered the way real event streams are.
+    float32 coordinates mimic rectified events; integer ones raw events.
     """
+    if layout not in LAYOUTS:
+        raise ConfigError(f"unknown event layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     rng = np.random.default_rng(seed)
-    if float_coords:
-        x = rng.uniform(0, width - 1, n).astype(np.float32)
-        y = rng.uniform(0, height - 1, n).astype(np.float32)
+    t = np.sort(rng.integers(0, span_us, n)).astype(np.int64)
+    if layout == "uniform":
+        xf = rng.uniform(0, width - 1, n)
+        yf = rng.uniform(0, height - 1, n)
     else:
-        x = rng.integers(0, width, n).astype(np.uint16)
-        y = rng.integers(0, height, n).astype(np.uint16)
-    t = np.sort(rng.integers(0, WINDOW_US, n)).astype(np.int64) + 1_000_000_000_000
+        k = 200
+        seg = rng.integers(0, k, n)
+        cx, cy = rng.uniform(0, width, k), rng.uniform(0, height, k)
+        angle, length = rng.uniform(0, np.pi, k), rng.uniform(10, 80, k)
+        vx, vy = rng.normal(0, 1500, k), rng.normal(0, 1500, k)  # pixels per second
+        s = rng.uniform(-0.5, 0.5, n) * length[seg]
+        sec = t * 1e-6
+        xf = np.mod(cx[seg] + s * np.cos(angle[seg]) + vx[seg] * sec + rng.normal(0, 0.7, n), width - 1)
+        yf = np.mod(cy[seg] + s * np.sin(angle[seg]) + vy[seg] * sec + rng.normal(0, 0.7, n), height - 1)
+    if float_coords:
+        x, y = xf.astype(np.float32), yf.astype(np.float32)
+    else:
+        x, y = np.round(xf).astype(np.uint16), np.round(yf).astype(np.uint16)
     p = rng.integers(0, 2, n).astype(np.int8)
-    return Events(x, y, t, p)
+    return Events(x, y, t + T_ORIGIN_US, p)
 
 
 def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -99,24 +128,20 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def bench_voxel(args: argparse.Namespace) -> dict[str, Any]:
-    """Numba voxel grid vs torch reference on the same events."""
+def bench_voxel(args: argparse.Namespace, layout: str) -> dict[str, Any]:
+    """Numba voxel grid vs torch reference on the same events of one layout."""
     from ..events.represent import voxel_grid
     from .reference import voxel_grid_reference
 
-    ev = synthetic_events(args.events, args.height, args.width, args.seed)
+    ev = synthetic_events(args.events, args.height, args.width, args.seed, layout)
     shape = (args.bins, args.height, args.width)
-    start = time.perf_counter()
-    small = synthetic_events(1000, args.height, args.width, args.seed + 1)
-    voxel_grid(*small, *shape)
-    first_call = time.perf_counter() - start
     t_numba, grid = _timed(lambda: voxel_grid(*ev, *shape), args.repeats)
     t_numba_raw, _ = _timed(lambda: voxel_grid(*ev, *shape, normalize=False), args.repeats)
     t_ref, ref = _timed(lambda: voxel_grid_reference(*ev, *shape), args.ref_repeats)
     return {
+        "layout": layout,
         "events": args.events,
         "bins": args.bins,
-        "first_call_s": first_call,
         "numba_s": t_numba,
         "numba_no_normalize_s": t_numba_raw,
         "torch_reference_s": t_ref,
@@ -125,6 +150,17 @@ def bench_voxel(args: argparse.Namespace) -> dict[str, Any]:
         "speedup": t_ref / t_numba,
         "max_abs_diff": float(np.abs(grid - ref).max()),
     }
+
+
+def first_call_s(args: argparse.Namespace) -> float:
+    """Wall time of the first voxel_grid call in this process (numba JIT compile, or
+    loading the compiled kernels from numba's cache), on a small window."""
+    from ..events.represent import voxel_grid
+
+    small = synthetic_events(1000, args.height, args.width, args.seed + 1)
+    start = time.perf_counter()
+    voxel_grid(*small, args.bins, args.height, args.width)
+    return time.perf_counter() - start
 
 
 def _rectify_map(height: int, width: int, dx: float, dy: float) -> np.ndarray:
@@ -143,15 +179,11 @@ def write_sequence(root: Path, args: argparse.Namespace) -> tuple[Path, int, int
     from ..events.rectify import write_rectify_map
 
     seq = root / "bench_seq"
-    t_offset = 1_000_000_000_000
+    t_offset = T_ORIGIN_US
     for k, camera in enumerate(("left", "right")):
-        rng = np.random.default_rng(args.seed + 10 + k)
-        n = 2 * args.window_events
-        ev = Events(
-            rng.integers(0, args.width, n).astype(np.uint16),
-            rng.integers(0, args.height, n).astype(np.uint16),
-            np.sort(rng.integers(0, 2 * WINDOW_US, n)).astype(np.int64) + t_offset,
-            rng.integers(0, 2, n).astype(np.int8),
+        ev = synthetic_events(
+            2 * args.window_events, args.height, args.width, args.seed + 10 + k,
+            float_coords=False, span_us=2 * WINDOW_US,
         )
         folder = seq / "events" / camera
         folder.mkdir(parents=True, exist_ok=True)
@@ -216,28 +248,41 @@ def bench_load(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _set_threads(threads: int | None) -> int:
+def _set_threads(threads: int | None) -> tuple[int, int]:
+    """Set numba's and torch's thread counts; return the previous (numba, torch) counts."""
     import numba
     import torch
 
+    previous = (int(numba.get_num_threads()), int(torch.get_num_threads()))
     if threads is not None:
         if threads > numba.config.NUMBA_NUM_THREADS:
             raise ConfigError(f"--threads {threads} exceeds the {numba.config.NUMBA_NUM_THREADS} threads numba can use here")
         numba.set_num_threads(threads)
         torch.set_num_threads(threads)
-    return int(numba.get_num_threads())
+    return previous
+
+
+def _load_average() -> str:
+    try:
+        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except (AttributeError, OSError):
+        return "n/a"
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    v = result["voxel"]
-    print(f"events benchmark: {result['machine']}, {result['threads']} threads")
-    print(f"voxel grid, {v['events']:,} events, {v['bins']} bins, {result['height']}x{result['width']}:")
-    print(f"  {'implementation':<28}{'time (ms)':>12}{'events/s':>16}")
-    print(f"  {'numba (normalized)':<28}{v['numba_s'] * 1e3:>12.1f}{v['numba_events_per_s']:>16,.0f}")
-    print(f"  {'numba (no normalization)':<28}{v['numba_no_normalize_s'] * 1e3:>12.1f}{v['events'] / v['numba_no_normalize_s']:>16,.0f}")
-    print(f"  {'torch reference':<28}{v['torch_reference_s'] * 1e3:>12.1f}{v['torch_events_per_s']:>16,.0f}")
-    print(f"  speed-up: {v['speedup']:.1f}x   max |numba - reference|: {v['max_abs_diff']:.2e}")
-    print(f"  first numba call (JIT compile or cache load, excluded above): {v['first_call_s']:.2f} s")
+    print(
+        f"events benchmark: {result['machine']}, {result['cpus']} CPUs, {result['threads']} threads, "
+        f"load average before: {result['load_average']}"
+    )
+    print(f"first voxel_grid call (JIT compile or cache load, excluded below): {result['first_call_s']:.2f} s")
+    for v in result["voxel"]:
+        print(f"voxel grid, {v['events']:,} events ({v['layout']}), {v['bins']} bins, {result['height']}x{result['width']}:")
+        print(f"  {'implementation':<28}{'time (ms)':>12}{'events/s':>16}")
+        print(f"  {'numba (normalized)':<28}{v['numba_s'] * 1e3:>12.1f}{v['numba_events_per_s']:>16,.0f}")
+        raw_rate = v["events"] / v["numba_no_normalize_s"]
+        print(f"  {'numba (no normalization)':<28}{v['numba_no_normalize_s'] * 1e3:>12.1f}{raw_rate:>16,.0f}")
+        print(f"  {'torch reference':<28}{v['torch_reference_s'] * 1e3:>12.1f}{v['torch_events_per_s']:>16,.0f}")
+        print(f"  speed-up: {v['speedup']:.1f}x   max |numba - reference|: {v['max_abs_diff']:.2e}")
     load = result.get("load")
     if load:
         print(
@@ -251,20 +296,42 @@ def _print_table(result: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; returns the exit code."""
+    """Run the benchmark, print the table (and write ``--json``); returns the exit code."""
     args = build_parser().parse_args(argv)
-    threads = _set_threads(args.threads)
-    result: dict[str, Any] = {
-        "machine": f"{platform.machine()} {platform.processor() or platform.system()}".strip(),
-        "threads": threads,
-        "height": args.height,
-        "width": args.width,
-        "voxel": bench_voxel(args),
-    }
-    if not args.no_load:
-        result["load"] = bench_load(args)
+    previous = _set_threads(args.threads)
+    try:
+        result = run(args)
+    finally:
+        _set_threads_back(previous)
     _print_table(result)
     if args.json is not None:
         write_json(args.json, result)
         print(f"wrote {args.json}")
     return 0
+
+
+def _set_threads_back(previous: tuple[int, int]) -> None:
+    import numba
+    import torch
+
+    numba.set_num_threads(previous[0])
+    torch.set_num_threads(previous[1])
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure everything ``args`` asks for; returns the figures (seconds, events/s)."""
+    import numba
+
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()} {platform.processor() or platform.system()}".strip(),
+        "cpus": os.cpu_count(),
+        "threads": int(numba.get_num_threads()),
+        "load_average": _load_average(),
+        "height": args.height,
+        "width": args.width,
+        "first_call_s": first_call_s(args),
+        "voxel": [bench_voxel(args, layout) for layout in args.layouts],
+    }
+    if not args.no_load:
+        result["load"] = bench_load(args)
+    return result

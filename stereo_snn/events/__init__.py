@@ -58,3 +58,30 @@ __all__ = [
     "simulate_stereo",
     "make_demo_sequences",
 ]
+
+# representations (numba)
+from .represent import (  # noqa: E402
+    SBT,
+    Histogram,
+    MixedDensity,
+    VoxelGrid,
+    histogram,
+    make_representation,
+    mixed_density_stack,
+    sbt,
+    to_time_steps,
+    voxel_grid,
+)
+
+__all__ += [
+    "voxel_grid",
+    "sbt",
+    "histogram",
+    "mixed_density_stack",
+    "VoxelGrid",
+    "SBT",
+    "Histogram",
+    "MixedDensity",
+    "make_representation",
+    "to_time_steps",
+]

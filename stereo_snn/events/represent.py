@@ -27,8 +27,10 @@ The small frozen dataclasses :class:`VoxelGrid`, :class:`SBT`, :class:`Histogram
 for a multi-step spiking network.
 
 Parallelisation: the voxel-grid kernel groups the (time-sorted) events by their lower time
-bin t0; a group writes only planes t0 and t0 + 1, so all even groups run in parallel, then
-all odd groups: no races, no per-thread partial grids, each event read once. Count-based
+bin t0; a group writes only planes t0 and t0 + 1, so all odd groups run in parallel, then
+all even groups: no races, no per-thread partial grids, each event read once, and the two
+planes a thread writes stay in its cache (the thread also zeroes them first and computes
+their normalisation statistics last). Count-based
 representations accumulate per-thread partial grids over event chunks and reduce them.
 """
 
@@ -146,14 +148,19 @@ def _is_sorted(t):  # pragma: no cover - compiled
     return bad == 0
 
 
-@njit(cache=True, inline="always")
+# Kernels on the hot path use error_model="numpy" (no Python zero-division checks; the
+# divisors are never zero) and are otherwise IEEE-exact, so that t_norm and the weights are
+# computed with the same float32 operations as the reference.
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _t_norm(ti, t_first, scale, span):  # pragma: no cover - compiled
     # Same float32 operations in the same order as the reference: scale * dt / span.
     dt = np.float32(ti - t_first)
     return scale * dt / span
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _lower_bound(t, t_first, scale, span, k):  # pragma: no cover - compiled
     """First index i with trunc(t_norm(t[i])) >= k (t_norm non-decreasing in i)."""
     lo = 0
@@ -167,29 +174,38 @@ def _lower_bound(t, t_first, scale, span, k):  # pragma: no cover - compiled
     return lo
 
 
-@njit(cache=True, parallel=True)
-def _zero(flat):  # pragma: no cover - compiled
-    """Parallel fill of a flat float32 array with zeros (first touch in the worker threads)."""
-    chunks = 64
-    size = flat.shape[0]
-    for c in prange(chunks):
-        for j in range(c * size // chunks, (c + 1) * size // chunks):
-            flat[j] = 0.0
+@njit(cache=True, inline="always")
+def _plane_stats(flat, start, size, stats, row):  # pragma: no cover - compiled
+    """stats[row] = (count, sum, sum of squares) of the non-zero cells of flat[start:start+size]."""
+    n = 0
+    s = 0.0
+    s2 = 0.0
+    for j in range(start, start + size):
+        v = np.float64(flat[j])
+        n += v != 0.0  # zeros add nothing to the sums: no branch needed
+        s += v
+        s2 += v * v
+    stats[row, 0] = n
+    stats[row, 1] = s
+    stats[row, 2] = s2
 
 
-@njit(cache=True, parallel=True)
-def _voxel_kernel(x, y, t, p, t_first, t_last, out):  # pragma: no cover - compiled
-    """Accumulate the DSEC voxel grid into ``out`` [bins, H, W] (overwritten).
+@njit(cache=True, parallel=True, error_model="numpy")
+def _voxel_kernel(x, y, t, p, t_first, t_last, out, stats, with_stats):  # pragma: no cover - compiled
+    """Accumulate the DSEC voxel grid into ``out`` [bins, H, W] (overwritten) and the
+    per-plane statistics of its non-zero cells into ``stats`` [bins, 3] (count, sum, sum sq)
+    when ``with_stats``.
 
-    Events must be sorted by t, so that t_norm and its truncation t0 are non-decreasing and
-    the events of each t0 group form one contiguous range (found by binary search). An event
-    of group t0 writes planes t0 and t0 + 1; groups of one parity never share a plane, so
-    the even groups run in parallel, then the odd ones: no races, each event read once.
+    Events must be sorted so that t_norm is non-decreasing; then each group of events with
+    the same t0 = trunc(t_norm) is one contiguous range (found by binary search). Group t0
+    writes planes t0 and t0 + 1 only, so groups of one parity never share a plane: the odd
+    groups run in parallel (each first zeroing its two planes), then the even groups (each
+    then finishing its two planes' statistics while they are in cache). No races, no
+    partial grids, each event read once.
     """
     bins, height, width = out.shape
     pixels = height * width
     flat = out.reshape(bins * pixels)
-    _zero(flat)
     span = np.float32(t_last - t_first)
     if span == np.float32(0.0):
         scale = np.float32(0.0)
@@ -197,18 +213,24 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out):  # pragma: no cover - compi
     else:
         scale = np.float32(bins - 1)
     one = np.float32(1.0)
+    zero = np.float32(0.0)
     groups = bins + 1  # t0 = -1 .. bins - 1 can reach a plane
     for parity in range(2):
         for g in prange((groups + 1 - parity) // 2):
             b = 2 * g + parity - 1  # parity 0: t0 = -1, 1, 3, ...; parity 1: t0 = 0, 2, 4, ...
-            lo = _lower_bound(t, t_first, scale, span, b)
-            hi = _lower_bound(t, t_first, scale, span, b + 1)
             has0 = b >= 0
             has1 = b + 1 < bins
-            fb0 = np.float32(b)
-            fb1 = np.float32(b + 1)
             off0 = np.int64(b) * pixels
             off1 = off0 + pixels
+            if parity == 0:
+                if has0:
+                    flat[off0 : off0 + pixels] = zero
+                if has1:
+                    flat[off1 : off1 + pixels] = zero
+            lo = _lower_bound(t, t_first, scale, span, b)
+            hi = _lower_bound(t, t_first, scale, span, b + 1)
+            fb0 = np.float32(b)
+            fb1 = np.float32(b + 1)
             for i in range(lo, hi):
                 tn = _t_norm(t[i], t_first, scale, span)
                 wt0 = one - abs(fb0 - tn)
@@ -218,76 +240,64 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out):  # pragma: no cover - compi
                 yf = y[i]
                 x0 = np.int64(xf)  # truncation toward zero, as the reference
                 y0 = np.int64(yf)
-                wx0 = value * (one - abs(np.float32(x0) - xf))
-                wx1 = value * (one - abs(np.float32(x0 + 1) - xf))
-                wy0 = one - abs(np.float32(y0) - yf)
-                wy1 = one - abs(np.float32(y0 + 1) - yf)
-                if x0 >= 0 and y0 >= 0 and x0 + 1 < width and y0 + 1 < height:
-                    base = y0 * width + x0
+                if x0 >= 0 and y0 >= 0 and xf >= zero and yf >= zero and x0 + 1 < width and y0 + 1 < height:
+                    # interior: 1 - |x0 - x| = 1 - fx and 1 - |x0 + 1 - x| = fx for x >= 0
+                    fx = xf - np.float32(x0)
+                    fy = yf - np.float32(y0)
+                    wx0 = value * (one - fx)
+                    wx1 = value * fx
+                    wy0 = one - fy
                     w00 = wx0 * wy0
                     w01 = wx1 * wy0
-                    w10 = wx0 * wy1
-                    w11 = wx1 * wy1
+                    w10 = wx0 * fy
+                    w11 = wx1 * fy
+                    k = y0 * width + x0
                     if has0:
-                        k = off0 + base
-                        flat[k] += w00 * wt0
-                        flat[k + 1] += w01 * wt0
-                        flat[k + width] += w10 * wt0
-                        flat[k + width + 1] += w11 * wt0
+                        j = off0 + k
+                        flat[j] += w00 * wt0
+                        flat[j + 1] += w01 * wt0
+                        flat[j + width] += w10 * wt0
+                        flat[j + width + 1] += w11 * wt0
                     if has1:
-                        k = off1 + base
-                        flat[k] += w00 * wt1
-                        flat[k + 1] += w01 * wt1
-                        flat[k + width] += w10 * wt1
-                        flat[k + width + 1] += w11 * wt1
-                else:  # border: mask each neighbour
+                        j = off1 + k
+                        flat[j] += w00 * wt1
+                        flat[j + 1] += w01 * wt1
+                        flat[j + width] += w10 * wt1
+                        flat[j + width + 1] += w11 * wt1
+                else:  # border (or negative coordinates): the reference formula, masked
                     for dy in range(2):
                         yl = y0 + dy
                         if yl < 0 or yl >= height:
                             continue
-                        wy = wy0 if dy == 0 else wy1
+                        wy = one - abs(np.float32(yl) - yf)
                         for dx in range(2):
                             xl = x0 + dx
                             if xl < 0 or xl >= width:
                                 continue
-                            w = (wx0 if dx == 0 else wx1) * wy
-                            k = yl * width + xl
+                            w = (value * (one - abs(np.float32(xl) - xf))) * wy
+                            j = yl * width + xl
                             if has0:
-                                flat[off0 + k] += w * wt0
+                                flat[off0 + j] += w * wt0
                             if has1:
-                                flat[off1 + k] += w * wt1
+                                flat[off1 + j] += w * wt1
+            if parity == 1 and with_stats:  # planes b and b + 1 are complete now
+                if has0:
+                    _plane_stats(flat, off0, pixels, stats, b)
+                if has1:
+                    _plane_stats(flat, off1, pixels, stats, b + 1)
 
 
-@njit(cache=True, parallel=True)
-def _nonzero_stats(flat):  # pragma: no cover - compiled
-    """(count, sum, sum of squares) of the non-zero cells, accumulated in float64."""
-    n = 0
-    s = 0.0
-    s2 = 0.0
-    for j in prange(flat.shape[0]):
-        v = flat[j]
-        if v != 0.0:
-            n += 1
-            s += v
-            s2 += np.float64(v) * v
-    return n, s, s2
-
-
-@njit(cache=True, parallel=True)
-def _normalize_nonzero(flat, mean, std):  # pragma: no cover - compiled
-    """In place: non-zero cells become (v - mean) / std (or v - mean when std == 0)."""
+@njit(cache=True, parallel=True, fastmath=True)
+def _normalize_nonzero(flat, mean, inv_std):  # pragma: no cover - compiled
+    """In place: non-zero cells become (v - mean) * inv_std; zeros stay zero."""
     m = np.float32(mean)
-    s = np.float32(std)
+    s = np.float32(inv_std)
     chunks = 64
     size = flat.shape[0]
     for c in prange(chunks):
         for j in range(c * size // chunks, (c + 1) * size // chunks):
             v = flat[j]
-            if v != 0.0:
-                if s > 0:
-                    flat[j] = (v - m) / s
-                else:
-                    flat[j] = v - m
+            flat[j] = (v - m) * s if v != 0.0 else v
 
 
 @njit(cache=True, inline="always")
@@ -426,14 +436,15 @@ def voxel_grid(
         return out
     t_first, t_last = ts[0], ts[-1]
     xs, ys, ts, ps = _sorted_by_time(xs, ys, ts, ps)
-    _voxel_kernel(xs, ys, ts, ps, t_first, t_last, out)
+    stats = np.zeros((bins, 3), dtype=np.float64)
+    _voxel_kernel(xs, ys, ts, ps, t_first, t_last, out, stats, bool(normalize))
     if normalize:
-        flat = out.reshape(-1)
-        count, total, total_sq = _nonzero_stats(flat)
+        count, total, total_sq = stats.sum(axis=0)
         if count > 0:
             mean = total / count
             var = (total_sq - total * mean) / (count - 1) if count > 1 else 0.0
-            _normalize_nonzero(flat, mean, float(np.sqrt(max(var, 0.0))))
+            std = float(np.sqrt(max(var, 0.0)))
+            _normalize_nonzero(out.reshape(-1), mean, 1.0 / std if std > 0 else 1.0)
     return out
 
 

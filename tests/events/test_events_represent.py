@@ -132,6 +132,11 @@ def test_voxel_grid_degenerate_windows_are_defined() -> None:
     # std 0: equal non-zero cells become 0 after mean subtraction, never NaN
     grid = voxel_grid(np.array([1, 5]), np.array([1, 1]), np.array([0, 0]), np.array([1, 1]), 2, H, W)
     assert np.isfinite(grid).all() and not grid.any()
+    # non-finite coordinates (e.g. rectified with keep_outside) are ignored, as by the reference
+    x = np.array([np.nan, 3.5, np.inf, -np.inf], np.float32)
+    y = np.array([2.0, np.nan, 2.0, 1.0], np.float32)
+    args = (x, y, np.array([0, 1, 2, 3]), np.array([1, 0, 1, 0]), 2, H, W)
+    assert not voxel_grid(*args, normalize=False).any() and not voxel_grid_reference(*args, normalize=False).any()
     # all events outside the frame: zeros
     grid = voxel_grid(np.array([-5.0, 40.0]), np.array([1.0, 1.0]), np.array([0, 10]), np.array([1, 0]), 2, H, W)
     assert not grid.any()
