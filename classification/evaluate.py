@@ -1,0 +1,123 @@
+"""Evaluating trained classifiers: top-1/top-5 on the test split, and the measured energy
+report (the engine's ``energy_report``) of a checkpoint and of its all-ANN twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stereo_snn.errors import CheckpointError
+from stereo_snn.runtime import load_checkpoint, resolve_device
+from stereo_snn.search import ann_twin, energy_report, genotype_from_dict
+from stereo_snn.spiking import reset
+
+from .config import apply_overrides
+
+__all__ = ["evaluate", "load_trained", "evaluate_checkpoint", "measure_energy", "energy_checkpoint"]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool = False, topk: int = 5) -> dict[str, float]:
+    """Top-1 / top-k accuracy (percent) and mean cross-entropy of ``model`` on ``source``.
+
+    ``source`` yields ``(images [B, C, H, W], labels [B])`` from ``batches()``; k is capped
+    at the class count. Returns ``{"top1", "top5", "loss", "images"}`` (top-k under "top5").
+    """
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    n, top1, topk_hits, loss_sum = 0, 0, 0, 0.0
+    try:
+        for x, y in tqdm(source.batches(0), total=len(source), desc="evaluate", disable=not progress, leave=False):
+            x, y = x.to(device), y.to(device)
+            reset(model)
+            logits = model(x).float()
+            k = min(topk, logits.shape[1])
+            best = logits.topk(k, dim=1).indices
+            top1 += int((best[:, 0] == y).sum())
+            topk_hits += int((best == y[:, None]).any(dim=1).sum())
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            n += len(y)
+    finally:
+        model.train(was_training)
+    if n == 0:
+        return {"top1": 0.0, "top5": 0.0, "loss": float("nan"), "images": 0}
+    return {"top1": 100.0 * top1 / n, "top5": 100.0 * topk_hits / n, "loss": loss_sum / n, "images": n}
+
+
+def load_trained(path: str | Path, device: torch.device | str | None = "cpu") -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """Rebuild a trained classifier from a training checkpoint: ``(model, config, checkpoint)``."""
+    from .network import build_from_meta
+
+    state = load_checkpoint(path)
+    for key in ("model", "genotype", "meta", "config"):
+        if key not in state:
+            raise CheckpointError(f"{path}: not a classification checkpoint (no {key!r})")
+    genotype = genotype_from_dict(state["genotype"], source=f"{path}:genotype")
+    model = build_from_meta(genotype, state["meta"], source=str(path))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the network its genotype describes ({exc})") from exc
+    return model.to(resolve_device(device)), dict(state["config"]), state
+
+
+def _test_data(cfg: Mapping[str, Any], batch_size: int) -> Any:
+    from .data import build_data
+
+    return build_data(cfg["data"], batch_size, int(cfg["seed"]), eval_batch_size=batch_size)
+
+
+def evaluate_checkpoint(path: str | Path, overrides: Iterable[str] = (), device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Top-1/top-5 of a checkpoint on its dataset's test split.
+
+    The data settings are the checkpoint's, changed by ``overrides`` (``data.root=...``).
+    """
+    dev = resolve_device(device)
+    model, cfg, state = load_trained(path, dev)
+    cfg = apply_overrides(cfg, overrides)
+    data = _test_data(cfg, int(cfg["train"]["eval_batch_size"]))
+    result = evaluate(model, data.test, dev, progress=progress)
+    return {"checkpoint": str(path), "epoch": int(state.get("epoch", 0)), "dataset": data.name,
+            "num_classes": data.num_classes, "time_steps": model.time_steps, **result}
+
+
+@torch.no_grad()
+def measure_energy(model: nn.Module, images: torch.Tensor) -> dict[str, Any]:
+    """Measured energy of ``model`` and of its all-ANN twin on ``images`` [N, C, H, W].
+
+    Both are the engine's :class:`EnergyReport` (a real forward pass through spikingjelly's
+    op counters); per-image figures divide the batch totals by N. Compute energy (MAC + AC)
+    is the headline; the memory-access term is reported beside it.
+    """
+    model.eval()
+    n = images.shape[0]
+    snn = energy_report(model, images)
+    ann = energy_report(ann_twin(model).eval(), images)
+    per = lambda r: {"compute_mj": r.compute_mj / n, "memory_mj": r.memory_mj / n, "macs": r.macs / n, "acs": r.acs / n}  # noqa: E731
+    snn_img, ann_img = per(snn), per(ann)
+    return {
+        "images": n,
+        "per_image": {"snn": snn_img, "ann": ann_img,
+                      "ann_over_snn_compute": ann_img["compute_mj"] / snn_img["compute_mj"] if snn_img["compute_mj"] else None},
+        "snn": snn.to_dict(),
+        "ann": ann.to_dict(),
+        "snn_table": snn.table(),
+        "ann_table": ann.table(),
+    }
+
+
+def energy_checkpoint(path: str | Path, images: int | None = None, overrides: Iterable[str] = (), device: str | None = None) -> dict[str, Any]:
+    """Energy report of a checkpoint on the first ``images`` test images (default: ``energy.images``)."""
+    dev = resolve_device(device)
+    model, cfg, _ = load_trained(path, dev)
+    cfg = apply_overrides(cfg, overrides)
+    n = int(images or cfg["energy"]["images"])
+    data = _test_data(cfg, n)
+    x, _ = next(iter(data.test.batches(0)))
+    return {"checkpoint": str(path), "dataset": data.name, "time_steps": model.time_steps, **measure_energy(model, x.to(dev))}
