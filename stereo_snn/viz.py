@@ -186,7 +186,9 @@ def error_map(
     return err, colorize(err, 0.0, max_error, cmap=cmap)
 
 
-def panel_image(images: Sequence[np.ndarray], labels: Sequence[str] | None = None, gap: int = 4) -> np.ndarray:
+def panel_image(
+    images: Sequence[np.ndarray], labels: Sequence[str] | None = None, gap: int = 4, min_height: int = 0
+) -> np.ndarray:
     """Tile images of equal height side by side on white, each with a caption above it
     (OpenCV drawing: fast enough for every frame of an animation).
 
@@ -194,6 +196,8 @@ def panel_image(images: Sequence[np.ndarray], labels: Sequence[str] | None = Non
         images: uint8 BGR (H, W, 3) or grey (H, W) images, all the same height.
         labels: one caption per image (or None for none).
         gap: white pixels between panels.
+        min_height: enlarge small images by a whole factor (nearest neighbour, pixels
+            stay sharp) until they are at least this many pixels high.
     Returns:
         uint8 BGR image.
     """
@@ -203,6 +207,10 @@ def panel_image(images: Sequence[np.ndarray], labels: Sequence[str] | None = Non
     h = tiles[0].shape[0]
     if any(t.shape[0] != h for t in tiles):
         raise ConfigError(f"panel_image: all images must share a height, got {[t.shape[0] for t in tiles]}")
+    zoom = max(1, -(-int(min_height) // h))
+    if zoom > 1:
+        tiles = [cv2.resize(t, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST) for t in tiles]
+        h *= zoom
     scale = max(0.35, h / 500.0)
     thick = max(1, int(round(scale * 1.5)))
     (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
@@ -289,6 +297,7 @@ def disparity_figure(
     max_error: float = 5.0,
     title: str | None = None,
     dpi: int = 150,
+    depth_label: str = "Depth",
 ) -> Path:
     """Side-by-side figure: events | prediction | ground truth | error (| depth), with
     colour bars in pixels (disparity 0..``max_disp``, error 0..``max_error``) and metres.
@@ -303,6 +312,7 @@ def disparity_figure(
         depth: optional predicted depth (H, W), metres, drawn as the last panel.
         max_error: upper end of the error colour scale, pixels.
         title: optional figure title (e.g. sequence and timestamp).
+        depth_label: title of the depth panel (say whose depth it is).
     Returns:
         the written path.
     """
@@ -333,7 +343,7 @@ def disparity_figure(
         d = _as_2d(depth, "depth")
         ok = np.isfinite(d) & (d > 0)
         lo, hi = (np.percentile(d[ok], [2, 98]) if ok.any() else (0.0, 1.0))
-        panels.append(("Depth", np.ma.masked_where(~ok, d),
+        panels.append((depth_label, np.ma.masked_where(~ok, d),
                        {"cmap": _cmap("magma_r"), "vmin": float(lo), "vmax": float(max(hi, lo + 1e-6))},
                        "depth [m]"))
     plt = _pyplot()
@@ -420,6 +430,8 @@ def save_animation(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: f
 
 
 # ------------------------------------------------------------------------- whole sequences
+#: animation frames of smaller recordings are enlarged to at least this height (pixels)
+ANIMATION_MIN_HEIGHT = 240
 #: what :func:`visualize_sequence` can draw per window
 VISUALIZE_ITEMS = ("events", "voxel", "disparity", "depth", "error", "panel")
 
@@ -576,13 +588,14 @@ def visualize_sequence(
                 report.written.append(disparity_figure(
                     pred, gt, ev_img, out / "panel" / name, max_disp,
                     depth=depth if "depth" in items else None,
+                    depth_label="Depth (prediction)" if pred is not None else "Depth (ground truth)",
                     title=f"{source.name}  #{int(entry.index)}  t = {int(entry.t_us)} us"))
             tiles = {"Events": ev_img, **disp_imgs, **({"|Error|": err} if err is not None else {})}
             if not layout:  # fixed by the first window; later gaps are drawn as blank tiles
                 layout.extend(k for k in ("Events", "Prediction", "Ground truth", "|Error|")
                               if k in tiles or (pred_root is not None and k in ("Prediction", "|Error|")))
             blank = np.full((h, w, 3), INVALID_BGR, np.uint8)
-            yield panel_image([tiles.get(k, blank) for k in layout], layout)
+            yield panel_image([tiles.get(k, blank) for k in layout], layout, min_height=ANIMATION_MIN_HEIGHT)
 
     stream = iter(frames())
     first = next(stream, None)  # None: every window was skipped, nothing to animate

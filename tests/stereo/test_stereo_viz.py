@@ -70,6 +70,8 @@ def test_every_picture_writes_readable_files(scene, tmp_path):
     assert cv2.imread(str(png16), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     panel = viz.panel_image([ev_img, depth], ["Events", "Depth"])
     assert panel.shape[1] == 2 * W + 4 and panel.shape[0] > H
+    big = viz.panel_image([ev_img, depth], ["Events", "Depth"], min_height=2 * H + 1)  # x3, sharp
+    assert big.shape[1] == 6 * W + 4 and big.shape[0] > 3 * H
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
 
 
