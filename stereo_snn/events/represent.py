@@ -28,9 +28,9 @@ for a multi-step spiking network.
 
 Parallelisation: the voxel-grid kernel groups the (time-sorted) events by their lower time
 bin t0; a group writes only planes t0 and t0 + 1, so all odd groups run in parallel, then
-all even groups: no races, no per-thread partial grids, each event read once, and the two
-planes a thread writes stay in its cache (the thread also zeroes them first and computes
-their normalisation statistics last). Count-based
+all even groups: no races, each event read once. A thread accumulates a group into a
+scratch buffer holding its two planes interleaved (an event's eight cells are two runs of
+four adjacent floats: half the cache lines) and then writes it into the planes. Count-based
 representations accumulate per-thread partial grids over event chunks and reduce them.
 """
 
@@ -174,34 +174,20 @@ def _lower_bound(t, t_first, scale, span, k):  # pragma: no cover - compiled
     return lo
 
 
-@njit(cache=True, inline="always")
-def _plane_stats(flat, start, size, stats, row):  # pragma: no cover - compiled
-    """stats[row] = (count, sum, sum of squares) of the non-zero cells of flat[start:start+size]."""
-    n = 0
-    s = 0.0
-    s2 = 0.0
-    for j in range(start, start + size):
-        v = np.float64(flat[j])
-        n += v != 0.0  # zeros add nothing to the sums: no branch needed
-        s += v
-        s2 += v * v
-    stats[row, 0] = n
-    stats[row, 1] = s
-    stats[row, 2] = s2
-
-
 @njit(cache=True, parallel=True, error_model="numpy")
-def _voxel_kernel(x, y, t, p, t_first, t_last, out, stats, with_stats):  # pragma: no cover - compiled
-    """Accumulate the DSEC voxel grid into ``out`` [bins, H, W] (overwritten) and the
-    per-plane statistics of its non-zero cells into ``stats`` [bins, 3] (count, sum, sum sq)
-    when ``with_stats``.
+def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):  # pragma: no cover - compiled
+    """Accumulate the DSEC voxel grid into ``out`` [bins, H, W] (overwritten) and, when
+    ``with_stats``, the per-plane statistics of its non-zero cells into ``stats`` [bins, 3]
+    (count, sum, sum of squares).
 
     Events must be sorted so that t_norm is non-decreasing; then each group of events with
     the same t0 = trunc(t_norm) is one contiguous range (found by binary search). Group t0
     writes planes t0 and t0 + 1 only, so groups of one parity never share a plane: the odd
-    groups run in parallel (each first zeroing its two planes), then the even groups (each
-    then finishing its two planes' statistics while they are in cache). No races, no
-    partial grids, each event read once.
+    groups run in parallel, then the even groups. Each group accumulates into its thread's
+    ``scratch`` row (float32 [threads, H * W * 2], the two planes interleaved so that an
+    event's 8 cells are two runs of 4 adjacent floats), then writes (odd groups) or adds
+    (even groups) it into the two planes; the even groups, which complete their planes,
+    also compute the planes' statistics. No races, each event read once.
     """
     bins, height, width = out.shape
     pixels = height * width
@@ -218,15 +204,8 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, stats, with_stats):  # pragm
     for parity in range(2):
         for g in prange((groups + 1 - parity) // 2):
             b = 2 * g + parity - 1  # parity 0: t0 = -1, 1, 3, ...; parity 1: t0 = 0, 2, 4, ...
-            has0 = b >= 0
-            has1 = b + 1 < bins
-            off0 = np.int64(b) * pixels
-            off1 = off0 + pixels
-            if parity == 0:
-                if has0:
-                    flat[off0 : off0 + pixels] = zero
-                if has1:
-                    flat[off1 : off1 + pixels] = zero
+            sc = scratch[numba.get_thread_id()]
+            sc[:] = zero
             lo = _lower_bound(t, t_first, scale, span, b)
             hi = _lower_bound(t, t_first, scale, span, b + 1)
             fb0 = np.float32(b)
@@ -251,19 +230,16 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, stats, with_stats):  # pragm
                     w01 = wx1 * wy0
                     w10 = wx0 * fy
                     w11 = wx1 * fy
-                    k = y0 * width + x0
-                    if has0:
-                        j = off0 + k
-                        flat[j] += w00 * wt0
-                        flat[j + 1] += w01 * wt0
-                        flat[j + width] += w10 * wt0
-                        flat[j + width + 1] += w11 * wt0
-                    if has1:
-                        j = off1 + k
-                        flat[j] += w00 * wt1
-                        flat[j + 1] += w01 * wt1
-                        flat[j + width] += w10 * wt1
-                        flat[j + width + 1] += w11 * wt1
+                    j = 2 * (y0 * width + x0)
+                    sc[j] += w00 * wt0
+                    sc[j + 1] += w00 * wt1
+                    sc[j + 2] += w01 * wt0
+                    sc[j + 3] += w01 * wt1
+                    j += 2 * width
+                    sc[j] += w10 * wt0
+                    sc[j + 1] += w10 * wt1
+                    sc[j + 2] += w11 * wt0
+                    sc[j + 3] += w11 * wt1
                 else:  # border (or negative coordinates): the reference formula, masked
                     for dy in range(2):
                         yl = y0 + dy
@@ -275,16 +251,32 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, stats, with_stats):  # pragm
                             if xl < 0 or xl >= width:
                                 continue
                             w = (value * (one - abs(np.float32(xl) - xf))) * wy
-                            j = yl * width + xl
-                            if has0:
-                                flat[off0 + j] += w * wt0
-                            if has1:
-                                flat[off1 + j] += w * wt1
-            if parity == 1 and with_stats:  # planes b and b + 1 are complete now
-                if has0:
-                    _plane_stats(flat, off0, pixels, stats, b)
-                if has1:
-                    _plane_stats(flat, off1, pixels, stats, b + 1)
+                            j = 2 * (yl * width + xl)
+                            sc[j] += w * wt0
+                            sc[j + 1] += w * wt1
+            for slot in range(2):
+                plane = b + slot
+                if plane < 0 or plane >= bins:
+                    continue
+                off = np.int64(plane) * pixels
+                if parity == 0:
+                    for q in range(pixels):
+                        flat[off + q] = sc[2 * q + slot]
+                else:
+                    n = 0
+                    s = 0.0
+                    s2 = 0.0
+                    for q in range(pixels):
+                        v = flat[off + q] + sc[2 * q + slot]
+                        flat[off + q] = v
+                        if with_stats:
+                            vd = np.float64(v)
+                            n += vd != 0.0  # zeros add nothing to the sums: no branch
+                            s += vd
+                            s2 += vd * vd
+                    stats[plane, 0] = n
+                    stats[plane, 1] = s
+                    stats[plane, 2] = s2
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -437,7 +429,8 @@ def voxel_grid(
     t_first, t_last = ts[0], ts[-1]
     xs, ys, ts, ps = _sorted_by_time(xs, ys, ts, ps)
     stats = np.zeros((bins, 3), dtype=np.float64)
-    _voxel_kernel(xs, ys, ts, ps, t_first, t_last, out, stats, bool(normalize))
+    scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 2 * height * width), dtype=np.float32)
+    _voxel_kernel(xs, ys, ts, ps, t_first, t_last, out, scratch, stats, bool(normalize))
     if normalize:
         count, total, total_sq = stats.sum(axis=0)
         if count > 0:
