@@ -77,12 +77,13 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
     t0 = int(cfg.start_time_us)
     n_frames = -(-cfg.duration_us // dt_us)  # ceil: the last frame reaches the end of the span
     frame_times = [min(t0 + k * dt_us, t0 + cfg.duration_us) for k in range(n_frames + 1)]
+    samples = {cam: (np.ascontiguousarray(maps[cam][..., 0]), np.ascontiguousarray(maps[cam][..., 1])) for cam in _CAMERAS}
     chunks: dict[str, list[Events]] = {cam: [] for cam in _CAMERAS}
     buffers = {cam: (np.empty((h, w), np.float32), np.empty((h, w), np.float32)) for cam in _CAMERAS}
     for k, t_us in enumerate(tqdm(frame_times, desc=cfg.name, unit="frame", disable=not progress, leave=False)):
         t_s = (t_us - t0) * 1e-6
         for cam in _CAMERAS:
-            intensity, _ = scene.render(cam, maps[cam][..., 0], maps[cam][..., 1], t_s, *buffers[cam])
+            intensity, _ = scene.render(cam, *samples[cam], t_s, *buffers[cam])
             if k == 0:
                 gens[cam].reset(intensity, t_us)
             else:

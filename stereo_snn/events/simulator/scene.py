@@ -87,38 +87,36 @@ def _sdf(shape, qx, qy, a, b):
     return min(d1, min(d2, d3))
 
 
+# columns of the per-frame layer table handed to the renderer
+_AX, _AY, _A0, _BX, _BY, _B0, _SIZE_A, _SIZE_B, _PX_PER_M, _DISP, _INV_TEXEL, _GAIN, _BIAS = range(13)
+_UMIN, _UMAX, _VMIN, _VMAX = range(13, 17)
+_COLUMNS = 17
+
+
 @numba.njit(cache=True, fastmath=True, inline="always")
-def _render_pixel(u, v, cam_offset_m, rig, intr, layers, shape_ids, tex_ids, textures):
+def _render_pixel(u, v, layers, shape_ids, tex_ids, textures):
     """Intensity and disparity (first surface covering at least half the pixel, else 0) seen
-    at rectified position (u, v); layers are composited front to back with soft edges."""
-    n = layers.shape[0]
+    at rectified position (u, v); layers are composited front to back with soft edges.
+
+    Each layer row maps (u, v) affinely to its plane coordinates (qx, qy) in metres
+    (``qx = ax*u + ay*v + a0``, ``qy = bx*u + by*v + b0``), see :meth:`Scene.layer_table`.
+    """
     half = textures.shape[1] * 0.5
-    fx, fy, cx, cy, fb = intr[0], intr[1], intr[2], intr[3], intr[4]
     acc = 0.0
     trans = 1.0
     disp = 0.0
-    for k in range(n):
-        if u < layers[k, 10] or u > layers[k, 11] or v < layers[k, 12] or v > layers[k, 13]:
-            continue  # outside the layer's image bounding box
-        depth = layers[k, 0] - rig[2]
-        if depth <= 1e-6:
-            continue
-        inv = 1.0 / depth
-        xr = depth * (u - cx) / fx + cam_offset_m
-        yr = depth * (v - cy) / fy
-        dx = rig[0] + rig[3] * xr - rig[4] * yr - layers[k, 1]
-        dy = rig[1] + rig[4] * xr + rig[3] * yr - layers[k, 2]
-        qx = layers[k, 3] * dx + layers[k, 4] * dy
-        qy = -layers[k, 4] * dx + layers[k, 3] * dy
-        sdf_px = _sdf(shape_ids[k], qx, qy, layers[k, 5], layers[k, 6]) * fx * inv
-        alpha = min(max(0.5 + sdf_px, 0.0), 1.0)
+    for k in range(layers.shape[0]):
+        if u < layers[k, 13] or u > layers[k, 14] or v < layers[k, 15] or v > layers[k, 16]:
+            continue  # outside the layer's image bounding box (or behind the camera)
+        qx = layers[k, 0] * u + layers[k, 1] * v + layers[k, 2]
+        qy = layers[k, 3] * u + layers[k, 4] * v + layers[k, 5]
+        alpha = min(max(0.5 + _sdf(shape_ids[k], qx, qy, layers[k, 6], layers[k, 7]) * layers[k, 8], 0.0), 1.0)
         if alpha <= 0.0:
             continue
         if disp == 0.0 and alpha >= 0.5:
-            disp = fb * inv
-        texel_inv = 1.0 / layers[k, 7]
-        val = _sample(textures, tex_ids[k], qx * texel_inv + half, qy * texel_inv + half)
-        acc += trans * alpha * (layers[k, 9] + layers[k, 8] * val)
+            disp = layers[k, 9]
+        val = _sample(textures, tex_ids[k], qx * layers[k, 10] + half, qy * layers[k, 10] + half)
+        acc += trans * alpha * (layers[k, 12] + layers[k, 11] * val)
         trans *= 1.0 - alpha
         if trans <= 1e-6:
             break
@@ -126,19 +124,17 @@ def _render_pixel(u, v, cam_offset_m, rig, intr, layers, shape_ids, tex_ids, tex
 
 
 @numba.njit(cache=True)
-def _render_serial(sample_x, sample_y, cam_offset_m, rig, intr, layers, shape_ids, tex_ids, textures, out_i, out_d):
+def _render_serial(sample_x, sample_y, layers, shape_ids, tex_ids, textures, out_i, out_d):
     for r in range(sample_x.shape[0]):
         for c in range(sample_x.shape[1]):
-            out_i[r, c], out_d[r, c] = _render_pixel(sample_x[r, c], sample_y[r, c], cam_offset_m, rig, intr,
-                                                     layers, shape_ids, tex_ids, textures)
+            out_i[r, c], out_d[r, c] = _render_pixel(sample_x[r, c], sample_y[r, c], layers, shape_ids, tex_ids, textures)
 
 
 @numba.njit(cache=True, parallel=True)
-def _render_parallel(sample_x, sample_y, cam_offset_m, rig, intr, layers, shape_ids, tex_ids, textures, out_i, out_d):
+def _render_parallel(sample_x, sample_y, layers, shape_ids, tex_ids, textures, out_i, out_d):
     for r in numba.prange(sample_x.shape[0]):
         for c in range(sample_x.shape[1]):
-            out_i[r, c], out_d[r, c] = _render_pixel(sample_x[r, c], sample_y[r, c], cam_offset_m, rig, intr,
-                                                     layers, shape_ids, tex_ids, textures)
+            out_i[r, c], out_d[r, c] = _render_pixel(sample_x[r, c], sample_y[r, c], layers, shape_ids, tex_ids, textures)
 
 
 @dataclass
@@ -188,46 +184,74 @@ class Scene:
         roll = self.roll_amp * math.sin(2 * math.pi * self.roll_freq * t_s + self.roll_phase)
         return np.array([pos[0], pos[1], pos[2], math.cos(roll), math.sin(roll)], np.float64)
 
-    def layers_at(self, t_s: float, camera: str = "left") -> np.ndarray:
-        """Per-layer rows for the renderer at ``t_s`` seconds: [z_world, pos_x, pos_y,
-        cos(angle), sin(angle), a, b, texel_m, gain, bias, u_min, u_max, v_min, v_max] where the
-        last four bound the layer in ``camera``'s rectified image (pixels)."""
-        pos = self.pos0 + self.vel * t_s
-        ang = self.angle0 + self.spin * t_s
-        rig = self.rig_at(t_s)
-        depth = np.maximum(self.depth - rig[2], 1e-6)
-        # object centre in the rig frame (undo translation, then roll), then projected
-        dx, dy = pos[:, 0] - rig[0], pos[:, 1] - rig[1]
-        xr = rig[3] * dx + rig[4] * dy - self.cam_offset(camera)
-        yr = -rig[4] * dx + rig[3] * dy
-        u = self.cx + self.fx * xr / depth
-        v = self.cy + self.fx * yr / depth
-        reach = np.hypot(self.size[:, 0], self.size[:, 1]) * self.fx / depth + 2.0
-        reach[self.shape_ids == 0] = np.inf
-        return np.column_stack(
-            [self.depth, pos[:, 0], pos[:, 1], np.cos(ang), np.sin(ang), self.size[:, 0], self.size[:, 1],
-             self.texel_m, self.gain, self.bias, u - reach, u + reach, v - reach, v + reach]
-        ).astype(np.float64)
-
     def cam_offset(self, camera: str) -> float:
         """x position of ``camera`` in the rig frame (metres): 0 left, baseline right."""
         return 0.0 if camera == "left" else self.baseline_m
 
-    def _intrinsics(self) -> np.ndarray:
-        return np.array([self.fx, self.fx, self.cx, self.cy, self.focal_baseline], np.float64)
+    def plane_coords(self, camera: str, u: np.ndarray, v: np.ndarray, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where the ray through rectified pixel (u, v) of ``camera`` meets each layer's plane.
+
+        Args:
+            u, v: rectified pixel coordinates, arrays broadcastable to (n_layers, ...).
+        Returns:
+            (qx, qy, depth): coordinates in each layer's own (moving, rotating) frame in
+            metres, and the layer's depth in front of the rig in metres.
+        """
+        pos = self.pos0 + self.vel * t_s
+        ang = self.angle0 + self.spin * t_s
+        rig = self.rig_at(t_s)
+        extra = (slice(None),) + (None,) * max(np.ndim(u), np.ndim(v))
+        depth = (self.depth - rig[2])[extra]
+        xr = depth * (u - self.cx) / self.fx + self.cam_offset(camera)
+        yr = depth * (v - self.cy) / self.fx
+        dx = rig[0] + rig[3] * xr - rig[4] * yr - pos[:, 0][extra]
+        dy = rig[1] + rig[4] * xr + rig[3] * yr - pos[:, 1][extra]
+        ca, sa = np.cos(ang)[extra], np.sin(ang)[extra]
+        return ca * dx + sa * dy, -sa * dx + ca * dy, depth
+
+    def layer_table(self, camera: str, t_s: float) -> np.ndarray:
+        """Per-layer rows for the renderer (float64 (n, 17)): the affine map from rectified
+        pixels of ``camera`` to plane coordinates at ``t_s`` seconds, shape sizes (m), pixels
+        per metre, disparity (px), 1 / texel size (1/m), gain, bias and the image bounding box
+        [u_min, u_max, v_min, v_max] (empty for layers behind the rig)."""
+        probe_u = np.array([0.0, 1.0, 0.0])
+        probe_v = np.array([0.0, 0.0, 1.0])
+        qx, qy, depth = self.plane_coords(camera, probe_u, probe_v, t_s)
+        depth = depth[:, 0]
+        table = np.zeros((len(self.depth), _COLUMNS))
+        table[:, _AX], table[:, _AY], table[:, _A0] = qx[:, 1] - qx[:, 0], qx[:, 2] - qx[:, 0], qx[:, 0]
+        table[:, _BX], table[:, _BY], table[:, _B0] = qy[:, 1] - qy[:, 0], qy[:, 2] - qy[:, 0], qy[:, 0]
+        ahead = depth > 1e-6
+        safe = np.where(ahead, depth, 1.0)
+        table[:, _SIZE_A], table[:, _SIZE_B] = self.size[:, 0], self.size[:, 1]
+        table[:, _PX_PER_M] = self.fx / safe
+        table[:, _DISP] = self.focal_baseline / safe
+        table[:, _INV_TEXEL] = 1.0 / self.texel_m
+        table[:, _GAIN], table[:, _BIAS] = self.gain, self.bias
+        # bounding box: project the object centre, pad by its circumscribed radius + 2 px
+        pos = self.pos0 + self.vel * t_s
+        rig = self.rig_at(t_s)
+        dx, dy = pos[:, 0] - rig[0], pos[:, 1] - rig[1]
+        xr = rig[3] * dx + rig[4] * dy - self.cam_offset(camera)
+        yr = -rig[4] * dx + rig[3] * dy
+        u = self.cx + self.fx * xr / safe
+        v = self.cy + self.fx * yr / safe
+        reach = np.hypot(self.size[:, 0], self.size[:, 1]) * self.fx / safe + 2.0
+        reach[self.shape_ids == 0] = np.inf
+        table[:, _UMIN], table[:, _UMAX], table[:, _VMIN], table[:, _VMAX] = u - reach, u + reach, v - reach, v + reach
+        table[~ahead, _UMIN] = np.inf
+        return table
 
     def render(self, camera: str, sample_x: np.ndarray, sample_y: np.ndarray, t_s: float,
                out_intensity: np.ndarray | None = None, out_disparity: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Render intensity (in [0, 1]) and disparity (pixels) of ``camera`` ("left"/"right")
         at the rectified positions ``sample_x/y`` (float32 (H, W), pixels) at ``t_s`` seconds."""
-        offset = self.cam_offset(camera)
         shape = sample_x.shape
         out_i = np.empty(shape, np.float32) if out_intensity is None else out_intensity
         out_d = np.empty(shape, np.float32) if out_disparity is None else out_disparity
         kernel = _render_parallel if sample_x.size >= PARALLEL_MIN_PIXELS else _render_serial
-        kernel(sample_x, sample_y, offset, self.rig_at(t_s), self._intrinsics(), self.layers_at(t_s, camera),
-                self.shape_ids, self.tex_ids, self.textures, out_i, out_d)
+        kernel(sample_x, sample_y, self.layer_table(camera, t_s), self.shape_ids, self.tex_ids, self.textures, out_i, out_d)
         return out_i, out_d
 
     def ground_truth(self, t_s: float) -> np.ndarray:
@@ -329,13 +353,11 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
     vel = np.zeros((n, 2))
     angle0 = np.zeros(n)
     spin = np.zeros(n)
-    diam_px = np.full(n, 1.3 * w)
     for k in range(n_obj):
         shape_ids[k] = int(rng.integers(1, len(SHAPES)))
         r_px = rng.uniform(0.12, 0.3) * min(h, w)
         a = r_px * rel_mid[k] / fx
         size[k] = (a, a if shape_ids[k] == 1 else a * rng.uniform(0.5, 1.0))
-        diam_px[k] = 2 * r_px
         u, vv = rng.uniform(0.1 * w, 0.9 * w), rng.uniform(0.1 * h, 0.9 * h)
         obj_speed_px = config.object_motion * rng.uniform(0.0, 0.4) * speed
         direction = rng.uniform(0, 2 * np.pi)
@@ -348,10 +370,7 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
     size_tex = config.texture_size
     kinds = [config.textures[int(rng.integers(len(config.textures)))] for _ in range(n)]
     textures = np.stack([make_texture(kind, size_tex, rng) for kind in kinds]).astype(np.float32)
-    texel_px = rng.uniform(1.5, 3.0, n)
-    for k, kind in enumerate(kinds):
-        if kind == "photo":  # show a recognisable part of the photograph
-            texel_px[k] = max(texel_px[k], diam_px[k] * 1.2 / size_tex)
+    texel_px = rng.uniform(1.5, 3.0, n)  # screen pixels per texel at mid-sequence: no aliasing
     texel_m = texel_px * rel_mid / fx
     bias = rng.uniform(0.02, 0.25, n)
     gain = rng.uniform(0.55, 1.0 - bias)
