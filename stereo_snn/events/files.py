@@ -459,8 +459,9 @@ def check_events_for_writing(
     """Check events before storing them; returns t as int64.
 
     Raises ``error`` naming ``path`` when lengths differ, t is not sorted or not integer, or a
-    coordinate is negative, not an integer pixel, or outside ``sensor_size`` (height, width)
-    (else outside uint16).
+    coordinate is negative, not an integer pixel, or does not fit uint16 (it would wrap
+    silently). Coordinates are not checked against ``sensor_size`` here: the readers enforce
+    the stored size on every window (and tests write such files on purpose).
     """
     x, y, t = (np.asarray(a) for a in events[:3])
     if len({len(np.asarray(a)) for a in events}) != 1:
@@ -470,14 +471,16 @@ def check_events_for_writing(
     t = t.astype(np.int64, copy=False)
     if t.size and np.any(t[1:] < t[:-1]):
         raise error(f"{path}: cannot write unsorted events (t must be non-decreasing)")
-    h, w = _check_size(path, sensor_size) if sensor_size is not None else (65536, 65536)
-    for name, c, limit in (("x", x, w), ("y", y, h)):
+    if sensor_size is not None:
+        _check_size(path, sensor_size)
+    limit = np.iinfo(np.uint16).max
+    for name, c in (("x", x), ("y", y)):
         if c.size == 0:
             continue
         if c.dtype.kind == "f" and not np.array_equal(c, np.floor(c)):
             raise error(f"{path}: cannot write non-integer (rectified?) {name} coordinates; store raw pixels")
-        if c.min() < 0 or c.max() >= limit:
-            raise error(f"{path}: {name} coordinates {c.min()}..{c.max()} outside 0..{limit - 1}")
+        if c.min() < 0 or c.max() > limit:
+            raise error(f"{path}: {name} coordinates {c.min()}..{c.max()} outside 0..{limit}")
     return t
 
 

@@ -244,9 +244,7 @@ def test_unsorted_timestamps_detected_on_open_and_on_slice(tmp_path, small_event
 
 def test_coordinates_outside_sensor_error_or_drop(tmp_path, small_events, brute_force):
     path = tmp_path / "o.h5"
-    write_event_h5(path, small_events, t_offset_us=T0)
-    with h5py.File(path, "a") as f:  # a file that claims a smaller sensor than its events use
-        f.attrs["height"], f.attrs["width"] = 20, 32
+    write_event_h5(path, small_events, t_offset_us=T0, sensor_size=(20, 32))  # y reaches 23
     with open_events(path) as f:
         with pytest.raises(EventFileError, match="outside the 32x20 sensor"):
             f.slice(T0, T0 + 250_000)
@@ -323,8 +321,8 @@ def _with(events: Events, **fields) -> Events:
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda e: _with(e, x=e.x.astype(np.int32) - 1), "x coordinates -1..30 outside 0..31"),
-        (lambda e: _with(e, y=e.y + 1), "y coordinates 1..24 outside 0..23"),
+        (lambda e: _with(e, x=e.x.astype(np.int32) - 1), "x coordinates -1..30 outside 0..65535"),
+        (lambda e: _with(e, y=e.y.astype(np.int64) + 65535), "y coordinates 65535..65558 outside 0..65535"),
         (lambda e: _with(e, x=e.x + np.float32(0.5)), "non-integer"),
         (lambda e: _with(e, t=e.t / 1.0), "t of dtype float64"),
         (lambda e: _with(e, t=e.t[::-1].copy()), "unsorted"),
