@@ -381,6 +381,12 @@ class DSECSequence:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __getstate__(self) -> dict:
+        # open event files are not pickled; they re-open lazily in the receiving process
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
     def __repr__(self) -> str:
         return f"DSECSequence({str(self.path)!r})"
 

@@ -183,6 +183,7 @@ class EventFile:
         outside: str = "error",
     ) -> None:
         self.path = Path(path)
+        self._init_args = (str(path), sensor_size, outside)
         if outside not in ("error", "drop"):
             raise EventFileError(f"{self.path}: outside must be 'error' or 'drop', got {outside!r}")
         self.outside = outside
@@ -400,6 +401,13 @@ class EventFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __getstate__(self) -> tuple:
+        # pickling (e.g. for data-loader worker processes) re-opens the file on the other side
+        return self._init_args
+
+    def __setstate__(self, state: tuple) -> None:
+        self.__init__(*state)
 
     def __repr__(self) -> str:
         return f"EventFile({str(self.path)!r}, num_events={self.num_events})"

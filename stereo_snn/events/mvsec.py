@@ -119,6 +119,7 @@ class MVSECRecording:
             if not self.gt_path.is_file():
                 raise DatasetError(f"{self.gt_path}: MVSEC ground-truth file not found")
         self.maps_dir = Path(maps_dir) if maps_dir is not None else self.data_path.parent
+        self._init_args = (str(data_path), gt_path, maps_dir, scene, focal_baseline)
         self._focal_baseline = None if focal_baseline is None else float(focal_baseline)
         self._maps: dict[str, np.ndarray] = {}
         self._gt: h5py.File | None = None
@@ -314,6 +315,13 @@ class MVSECRecording:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __getstate__(self) -> tuple:
+        # pickling (e.g. for data-loader worker processes) re-opens the files on the other side
+        return self._init_args
+
+    def __setstate__(self, state: tuple) -> None:
+        self.__init__(*state)
 
     def __repr__(self) -> str:
         return f"MVSECRecording({str(self.data_path)!r}, scene={self.scene!r})"

@@ -372,3 +372,17 @@ def test_parallel_and_serial_rectify_kernels_agree(monkeypatch, make_events, shi
         np.testing.assert_array_equal(got.y, yr[keep])
         np.testing.assert_array_equal(got.t, ev.t[keep])
         np.testing.assert_array_equal(got.p, ev.p[keep])
+
+
+def test_sequence_pickles_for_worker_processes(seq_dir, recording):
+    import pickle
+
+    t0 = recording.t_offset_us
+    with DSECSequence(seq_dir) as seq:
+        before = seq.events("left", t0, t0 + 100_000)
+        clone = pickle.loads(pickle.dumps(seq))
+        assert clone._files == {}
+        after = clone.events("left", t0, t0 + 100_000)
+        clone.close()
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)

@@ -336,3 +336,14 @@ def test_writers_reject_bad_events(tmp_path, small_events, writer, change, messa
         writer(path, change(small_events), t_offset_us=T0, sensor_size=(24, 32))
     assert not path.exists()
 
+
+
+def test_event_file_pickles_by_reopening(tmp_path, small_events):
+    import pickle
+
+    write_event_h5(tmp_path / "p.h5", small_events, t_offset_us=T0)
+    with open_events(tmp_path / "p.h5", sensor_size=(30, 40), outside="drop") as f:
+        clone = pickle.loads(pickle.dumps(f))
+        assert (clone.sensor_size, clone.outside) == ((30, 40), "drop")
+        np.testing.assert_array_equal(clone.slice(T0, T0 + 9_000).t, f.slice(T0, T0 + 9_000).t)
+        clone.close()

@@ -228,3 +228,15 @@ def test_readers_never_modify_files(data_path, file_digest):
         rec.depth(2)
         rec.depth_timestamps_us()
     assert [file_digest(p) for p in files] == before
+
+
+def test_recording_pickles_for_worker_processes(data_path):
+    import pickle
+
+    with MVSECRecording(data_path, focal_baseline=2.5) as rec:
+        clone = pickle.loads(pickle.dumps(rec))
+        np.testing.assert_array_equal(
+            rec.events("right", UNIX_T0, UNIX_T0 + 90_000).t, clone.events("right", UNIX_T0, UNIX_T0 + 90_000).t
+        )
+        assert clone.focal_baseline == 2.5
+        clone.close()
