@@ -380,6 +380,27 @@ def _mixed_density_fill(rank, pol, count, stacks, out):  # pragma: no cover - co
 # --------------------------------------------------------------------------- functions
 
 
+#: float timestamps are mapped to integer ticks, TICKS_PER_WINDOW from t[0] to t[-1]
+TICKS_PER_WINDOW = 1 << 40
+
+
+def _float_time_to_ticks(t: np.ndarray) -> np.ndarray:
+    """Map float timestamps (any unit) to int64 ticks with ``t[0] -> 0`` and ``t[-1] ->
+    TICKS_PER_WINDOW``, so that one integer kernel serves both (t_norm only depends on
+    ratios of time differences; the change is below float32 rounding). Non-finite or far
+    out-of-window times map to a tick far before the window, where no bin sees them."""
+    rel = t - t[0]
+    span = rel[-1]
+    if span == 0 or not np.isfinite(span):
+        return np.zeros(t.shape[0], dtype=np.int64)
+    ticks = rel * (TICKS_PER_WINDOW / span)
+    bad = ~(np.abs(ticks) < 2.0**62)
+    with np.errstate(invalid="ignore"):
+        out = np.rint(ticks).astype(np.int64)
+    out[bad] = np.iinfo(np.int64).min // 2
+    return out
+
+
 def voxel_grid(
     x: np.ndarray,
     y: np.ndarray,
@@ -407,7 +428,9 @@ def voxel_grid(
     Args:
         x, y: pixel coordinates (float or integer), shape (N,).
         t: timestamps (integer microseconds or float, any unit), shape (N,). Events need
-            not be sorted (unsorted windows take a slower path).
+            not be sorted (unsorted windows take a slower path). Float timestamps are
+            first mapped to integer ticks (2**40 from t[0] to t[-1]); t_norm then differs
+            from the float formula by float32 rounding only.
         p: polarity, {0, 1} or {-1, +1}, shape (N,).
         bins: number of time bins (>= 1).
         height, width: grid size in pixels (>= 1).
@@ -426,6 +449,8 @@ def voxel_grid(
     if ts.shape[0] == 0:
         out.fill(0.0)
         return out
+    if ts.dtype.kind == "f":
+        ts = _float_time_to_ticks(ts)
     t_first, t_last = ts[0], ts[-1]
     xs, ys, ts, ps = _sorted_by_time(xs, ys, ts, ps)
     stats = np.zeros((bins, 3), dtype=np.float64)
