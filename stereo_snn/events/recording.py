@@ -31,6 +31,18 @@ class Events(NamedTuple):
         return int(self.t.shape[0])
 
 
+def _make_events(cls, iterable) -> "Events":
+    # NamedTuple._make checks len(result), which Events overrides to mean the event count;
+    # check the number of fields with tuple.__len__ instead so _make/_replace work.
+    result = tuple.__new__(cls, iterable)
+    if tuple.__len__(result) != len(cls._fields):
+        raise TypeError(f"Events needs {len(cls._fields)} arrays (x, y, t, p), got {tuple.__len__(result)}")
+    return result
+
+
+Events._make = classmethod(_make_events)  # type: ignore[method-assign]
+
+
 def empty_events(float_coords: bool = False) -> Events:
     """An empty window with the canonical dtypes."""
     ctype = np.float32 if float_coords else np.uint16

@@ -106,3 +106,17 @@ def test_cli_help_and_version(capsys):
     assert exc.value.code == 0
     assert "stereo-snn" in capsys.readouterr().out
     assert cli.main([]) == 2  # no command: help, non-zero
+
+
+def test_events_len_is_the_event_count_and_replace_works():
+    import numpy as np
+
+    from stereo_snn.events.recording import Events, empty_events
+
+    ev = Events(np.arange(3, dtype=np.uint16), np.zeros(3, np.uint16), np.arange(3, dtype=np.int64), np.ones(3, np.int8))
+    assert len(ev) == 3 and ev.count == 3
+    moved = ev._replace(x=ev.x + 1)
+    assert isinstance(moved, Events) and moved.x.tolist() == [1, 2, 3] and len(moved) == 3
+    assert len(empty_events()) == 0
+    with pytest.raises(TypeError):
+        Events._make([ev.x, ev.y])
