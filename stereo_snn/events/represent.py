@@ -139,13 +139,13 @@ def _check_size(height: Any, width: Any) -> tuple[int, int]:
 # --------------------------------------------------------------------------- kernels
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _is_sorted(t):  # pragma: no cover - compiled
-    bad = 0
-    for i in prange(1, t.shape[0]):
+    """True when t is non-decreasing (serial, stops at the first descent)."""
+    for i in range(1, t.shape[0]):
         if t[i] < t[i - 1]:
-            bad += 1
-    return bad == 0
+            return False
+    return True
 
 
 # Kernels on the hot path use error_model="numpy" (no Python zero-division checks; the
