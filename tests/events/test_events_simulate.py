@@ -271,6 +271,9 @@ def test_config_from_dict_and_errors():
     cfg = SimConfig.from_dict({"height": "32", "width": 40, "textures": "noise,stripes", "max_disparity": 8})
     assert (cfg.height, cfg.width, cfg.textures, cfg.max_disparity) == (32, 40, ("noise", "stripes"), 8.0)
     assert SimConfig.from_dict(cfg.to_dict()) == cfg
+    assert SimConfig(textures=["noise"]).textures == ("noise",)
+    with pytest.raises(ConfigError, match="textures"):
+        SimConfig(textures="noise")
     assert cfg.resolved().min_disparity == 2.0 and cfg.resolved().fx == pytest.approx(36.0)
     bad = [
         ({"colour": 1}, "colour"),

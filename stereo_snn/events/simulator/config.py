@@ -75,8 +75,10 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.textures, str) or not isinstance(self.textures, tuple):
-            raise ConfigError(f"textures: expected a list of names, got {self.textures!r}")
+        if isinstance(self.textures, list):
+            object.__setattr__(self, "textures", tuple(self.textures))
+        if not isinstance(self.textures, tuple) or not all(isinstance(t, str) for t in self.textures):
+            raise ConfigError(f"textures: expected a list of texture names, got {self.textures!r}")
         checks: list[tuple[bool, str]] = [
             (self.height >= 8 and self.width >= 8, f"height/width: sensor {self.height}x{self.width} is too small (min 8x8)"),
             (self.duration_ms > 0, f"duration_ms: must be > 0, got {self.duration_ms}"),

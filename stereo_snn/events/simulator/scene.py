@@ -228,14 +228,11 @@ class Scene:
         table[:, _DISP] = self.focal_baseline / safe
         table[:, _INV_TEXEL] = 1.0 / self.texel_m
         table[:, _GAIN], table[:, _BIAS] = self.gain, self.bias
-        # bounding box: project the object centre, pad by its circumscribed radius + 2 px
-        pos = self.pos0 + self.vel * t_s
-        rig = self.rig_at(t_s)
-        dx, dy = pos[:, 0] - rig[0], pos[:, 1] - rig[1]
-        xr = rig[3] * dx + rig[4] * dy - self.cam_offset(camera)
-        yr = -rig[4] * dx + rig[3] * dy
-        u = self.cx + self.fx * xr / safe
-        v = self.cy + self.fx * yr / safe
+        # bounding box: the pixel where the object's centre (plane coords 0, 0) projects,
+        # padded by the object's circumscribed radius + 2 px
+        det = table[:, _AX] * table[:, _BY] - table[:, _AY] * table[:, _BX]
+        u = (table[:, _AY] * table[:, _B0] - table[:, _A0] * table[:, _BY]) / det
+        v = (table[:, _BX] * table[:, _A0] - table[:, _AX] * table[:, _B0]) / det
         reach = np.hypot(self.size[:, 0], self.size[:, 1]) * self.fx / safe + 2.0
         reach[self.shape_ids == 0] = np.inf
         table[:, _UMIN], table[:, _UMAX], table[:, _VMIN], table[:, _VMAX] = u - reach, u + reach, v - reach, v + reach
