@@ -219,6 +219,10 @@ def make_demo_sequences(
 
     Returns:
         The sequence folders, in seed order.
+
+    Raises:
+        OutputError: a sequence folder of the same name already exists and is not empty
+            (delete it, or reuse it instead of calling this again).
     """
     settings = {"name": "demo", "height": size[0], "width": size[1], "duration_ms": duration_ms, "seed": seed, **overrides}
     config = SimConfig.from_dict(settings)
