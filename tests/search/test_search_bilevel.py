@@ -47,7 +47,7 @@ def _search(energy_weight: float):
     searcher = Searcher(model, _loss, SearchConfig(epochs=4, warmup_epochs=1, w_lr=0.05, arch_lr=0.05,
                                                    energy_weight=energy_weight),
                         {"body": model.body}, log=logs.append)
-    g = searcher.run(_data(32, 1), _data(32, 2))
+    g = searcher.run(_data(24, 1), _data(24, 2))
     return model, before, g, logs, searcher
 
 
