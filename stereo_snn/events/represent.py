@@ -210,13 +210,18 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):
             hi = _lower_bound(t, t_first, scale, span, b + 1)
             fb0 = np.float32(b)
             fb1 = np.float32(b + 1)
-            for i in range(lo, hi):
-                tn = _t_norm(t[i], t_first, scale, span)
+            # slices indexed from 0: no negative-index wraparound code in the loop
+            xg = x[lo:hi]
+            yg = y[lo:hi]
+            tg = t[lo:hi]
+            pg = p[lo:hi]
+            for i in range(hi - lo):
+                tn = _t_norm(tg[i], t_first, scale, span)
                 wt0 = one - abs(fb0 - tn)
                 wt1 = one - abs(fb1 - tn)
-                value = one if p[i] > 0 else -one
-                xf = x[i]
-                yf = y[i]
+                value = one if pg[i] > 0 else -one
+                xf = xg[i]
+                yf = yg[i]
                 x0 = np.int64(xf)  # truncation toward zero, as the reference
                 y0 = np.int64(yf)
                 if x0 >= 0 and y0 >= 0 and xf >= zero and yf >= zero and x0 + 1 < width and y0 + 1 < height:
@@ -230,12 +235,12 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):
                     w01 = wx1 * wy0
                     w10 = wx0 * fy
                     w11 = wx1 * fy
-                    j = 2 * (y0 * width + x0)
+                    j = np.uint64(2 * (y0 * width + x0))  # unsigned: no wraparound code
                     sc[j] += w00 * wt0
                     sc[j + 1] += w00 * wt1
                     sc[j + 2] += w01 * wt0
                     sc[j + 3] += w01 * wt1
-                    j += 2 * width
+                    j += np.uint64(2 * width)
                     sc[j] += w10 * wt0
                     sc[j + 1] += w10 * wt1
                     sc[j + 2] += w11 * wt0
@@ -258,25 +263,31 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):
                 plane = b + slot
                 if plane < 0 or plane >= bins:
                     continue
-                off = np.int64(plane) * pixels
+                dst = flat[plane * pixels : (plane + 1) * pixels]
+                src = sc[slot::2]
                 if parity == 0:
-                    for q in range(pixels):
-                        flat[off + q] = sc[2 * q + slot]
+                    dst[:] = src
                 else:
-                    n = 0
-                    s = 0.0
-                    s2 = 0.0
-                    for q in range(pixels):
-                        v = flat[off + q] + sc[2 * q + slot]
-                        flat[off + q] = v
-                        if with_stats:
-                            vd = np.float64(v)
-                            n += vd != 0.0  # zeros add nothing to the sums: no branch
-                            s += vd
-                            s2 += vd * vd
-                    stats[plane, 0] = n
-                    stats[plane, 1] = s
-                    stats[plane, 2] = s2
+                    dst += src
+                    if with_stats:
+                        _nonzero_stats(dst, stats[plane])
+
+
+@njit(cache=True, fastmath=True)
+def _nonzero_stats(values, out):  # pragma: no cover - compiled
+    """out[:] = (count, sum, sum of squares) of the non-zero entries of ``values`` (float64
+    accumulation; zeros add nothing to the sums, so the loop has no branch and vectorises)."""
+    n = 0.0
+    s = 0.0
+    s2 = 0.0
+    for j in range(values.shape[0]):
+        v = np.float64(values[j])
+        n += v != 0.0
+        s += v
+        s2 += v * v
+    out[0] = n
+    out[1] = s
+    out[2] = s2
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -287,9 +298,10 @@ def _normalize_nonzero(flat, mean, inv_std):  # pragma: no cover - compiled
     chunks = 64
     size = flat.shape[0]
     for c in prange(chunks):
-        for j in range(c * size // chunks, (c + 1) * size // chunks):
-            v = flat[j]
-            flat[j] = (v - m) * s if v != 0.0 else v
+        block = flat[c * size // chunks : (c + 1) * size // chunks]  # indexed from 0: vectorises
+        for j in range(block.shape[0]):
+            v = block[j]
+            block[j] = (v - m) * s if v != 0.0 else v
 
 
 @njit(cache=True, inline="always")
