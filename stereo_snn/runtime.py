@@ -89,7 +89,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        first = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run over many lines
+        raise CheckpointError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {first})") from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"{p}: checkpoint does not hold a dictionary")
     return state

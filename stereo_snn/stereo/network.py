@@ -9,6 +9,7 @@ disparity is their expectation (soft-argmin), in full-resolution pixels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,7 +22,7 @@ from .config import StereoConfig
 
 __all__ = [
     "concat_cost_volume", "soft_argmin", "StereoNet", "trellis_configs", "build_supernet",
-    "build_network", "load_state_checked", "load_model", "make_dgs", "BUNDLED_MODEL",
+    "build_network", "load_state_checked", "LoadedModel", "load_model", "make_dgs", "BUNDLED_MODEL",
 ]
 
 
@@ -115,11 +116,11 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> tuple[Any, Any]:
     extra = {"candidates": tuple(n.ops)} if n.ops else {}
     feature = TrellisConfig(dim=2, in_channels=int(in_channels), channels=n.feature_channels,
                             layers=n.feature_layers, steps=n.steps, levels=n.levels, out_level=0,
-                            stem_stride=3, hybrid=False, neuron=neuron, first_layer_real=True, **extra)
+                            stem_stride=3, hybrid=False, neuron=neuron, **extra)
     feat_out = n.steps * n.feature_channels
     matching = TrellisConfig(dim=3, in_channels=2 * feat_out, channels=n.matching_channels,
                              layers=n.matching_layers, steps=n.steps, levels=n.levels, out_level=0,
-                             stem_stride=1, hybrid=n.hybrid, neuron=neuron, first_layer_real=False, **extra)
+                             stem_stride=1, hybrid=n.hybrid, neuron=neuron, **extra)
     return feature, matching
 
 
@@ -187,13 +188,26 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], sour
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "data" / "model" / "model.pt"
 
 
+@dataclass
+class LoadedModel:
+    """A trained stereo network with what it was built from.
+
+    model: the network in eval mode; config: its StereoConfig; genotype: its Genotype;
+    info: extra entries of the checkpoint (``data_size`` [H, W] trained on, ``epoch``, ``best``).
+    """
+
+    model: StereoNet
+    config: StereoConfig
+    genotype: Any
+    info: dict[str, Any]
+
+
 def load_model(checkpoint: str | Path | None = None, device: str | torch.device | None = None,
-               genotype_path: str | Path | None = None) -> tuple[StereoNet, StereoConfig, Any]:
+               genotype_path: str | Path | None = None) -> LoadedModel:
     """Load a trained stereo model (the bundled one when ``checkpoint`` is None).
 
     The checkpoint carries its config and genotype; ``genotype_path`` builds the network
     from another genotype file instead (CheckpointError naming keys if the weights do not fit).
-    Returns (model in eval mode on ``device``, config, genotype).
     """
     from ..runtime import load_checkpoint, resolve_device
     from ..search import genotype_from_dict, load_genotype
@@ -210,7 +224,8 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     model = build_network(cfg, genotype)
     load_state_checked(model, state["model"], str(path))
     dev = resolve_device(device)
-    return model.to(dev).eval(), cfg, genotype
+    info = {k: state[k] for k in ("data_size", "epoch", "best", "seed") if k in state}
+    return LoadedModel(model.to(dev).eval(), cfg, genotype, info)
 
 
 def make_dgs(model: nn.Module, cfg: StereoConfig, every: int | None = None, max_batches: int | None = None) -> Any:

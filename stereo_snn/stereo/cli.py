@@ -1,0 +1,321 @@
+"""``stereo-snn search | train | evaluate | infer | energy | demo``: argument parsing only.
+
+Heavy modules (torch, the engine) are imported inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["register"]
+
+
+# ------------------------------------------------------------------------------- shared options
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"size {text!r}: expected HEIGHTxWIDTH, e.g. 120x160") from exc
+    if h < 6 or w < 6:
+        raise argparse.ArgumentTypeError(f"size {text!r}: height and width must be >= 6 pixels")
+    return h, w
+
+
+def _overrides(items: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=20")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML/JSON config file or preset name (tiny, small); "
+                   "default: the genotype's own settings (train) or 'small'")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set train.epochs=20 --set max_disparity=36 (repeatable)")
+
+
+def _add_data(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--data", help="folder of DSEC sequence folders / MVSEC *_data.hdf5 files (or one of them)")
+    p.add_argument("--format", choices=("dsec", "mvsec"), default="dsec", help="layout of --data (default dsec)")
+    p.add_argument("--simulate", type=int, metavar="N",
+                   help="simulate N DSEC-layout sequences into OUT/data first and use them")
+    p.add_argument("--sim-size", type=_size, default=(120, 160), metavar="HxW", help="simulated frame size (default 120x160)")
+    p.add_argument("--sim-duration-ms", type=float, default=1000.0, help="simulated sequence length (default 1000 ms)")
+    p.add_argument("--sim-seed", type=int, default=0, help="seed of the first simulated sequence (default 0)")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when present, else CPU)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _sources(args: argparse.Namespace, out: Path) -> list:
+    from .data import open_sources
+
+    if args.simulate:
+        from ..events.simulator import make_demo_sequences
+
+        if args.data:
+            raise ConfigError("give either --data or --simulate, not both")
+        paths = make_demo_sequences(out / "data", args.simulate, seed=args.sim_seed, size=args.sim_size,
+                                    duration_ms=args.sim_duration_ms, progress=not args.no_progress)
+        return open_sources(paths[0].parent, "dsec")
+    if not args.data:
+        raise ConfigError("no data: give --data FOLDER (with --format dsec|mvsec) or --simulate N")
+    return open_sources(args.data, args.format)
+
+
+def _config(args: argparse.Namespace, genotype: Any = None):
+    from .config import StereoConfig, load_config
+
+    sets = _overrides(args.set)
+    if args.config is None and genotype is not None and "stereo_config" in genotype.settings:
+        cfg = StereoConfig.from_dict(genotype.settings["stereo_config"], "genotype settings.stereo_config")
+        return cfg.replace(**sets) if sets else cfg
+    return load_config(args.config, sets)
+
+
+# ------------------------------------------------------------------------------------ commands
+def _cmd_search(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..atomic import ensure_dir
+    from .search import run_search
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = ensure_dir(args.out)
+    cfg = _config(args)
+    sources = _sources(args, out)
+    run_search(cfg, sources, out, seed=args.seed, device=args.device, max_batches=args.max_batches)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..atomic import ensure_dir
+    from ..search import load_genotype
+    from .data import open_sources
+    from .train import train_genotype
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    genotype = load_genotype(args.genotype)
+    cfg = _config(args, genotype)
+    out = ensure_dir(args.out)
+    sources = _sources(args, out) if not (args.resume and args.simulate) else open_sources(out / "data", "dsec")
+    if args.val_data:
+        val = open_sources(args.val_data, args.format)
+    elif len(sources) >= 2 and args.val_count > 0:
+        if args.val_count >= len(sources):
+            raise ConfigError(f"--val-count {args.val_count}: leaves no training sequence out of {len(sources)}")
+        sources, val = sources[: -args.val_count], sources[-args.val_count:]
+    else:
+        val = []
+    res = train_genotype(cfg, genotype, sources, val, out, seed=args.seed, device=args.device, resume=args.resume,
+                         progress=not args.no_progress, until_epoch=args.until_epoch)
+    print(f"trained {res.epochs} epoch(s); best: {json.dumps(res.best)}")
+    print(f"checkpoints: {res.run_dir / 'checkpoints'}")
+    return 0
+
+
+def _predictor(args: argparse.Namespace):
+    from .infer import Predictor
+    from .network import load_model
+
+    loaded = load_model(args.checkpoint, args.device, getattr(args, "genotype", None))
+    return Predictor(loaded.model, loaded.config, args.device), loaded
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import open_sources
+    from .evaluate import evaluate_sources, results_table
+
+    predictor, _ = _predictor(args)
+    sources = open_sources(args.data, args.format)
+    out_json = args.json or None
+    result = evaluate_sources(predictor, sources, baseline=args.baseline, out_json=out_json,
+                              progress=not args.no_progress)
+    print(results_table(result))
+    if result["skipped"]:
+        print(f"skipped windows: {len(result['skipped'])} (reasons in the JSON)")
+    if out_json:
+        print(f"written: {out_json}")
+    return 0
+
+
+def _timestamps(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    p = Path(text)
+    raw = p.read_text(encoding="utf-8").replace(",", " ").split() if p.is_file() else text.replace(",", " ").split()
+    try:
+        return [int(float(v)) for v in raw if not v.startswith("#")]
+    except ValueError as exc:
+        raise ConfigError(f"--timestamps {text!r}: expected microsecond integers (comma separated or a file)") from exc
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from ..atomic import ensure_dir, write_json
+    from ..events.dsec import zip_submission
+    from .data import open_source
+    from .infer import infer_source
+
+    out = ensure_dir(args.out)
+    predictor, _ = _predictor(args)
+    source = open_source(args.source, args.format, right=args.right, test_csv=args.test_csv,
+                         height=args.height, width=args.width, window_us=int(predictor.window_us))
+    entries = source.entries_for(_timestamps(args.timestamps))
+    report = infer_source(predictor, source, out, entries=entries, npy=args.npy, depth=args.depth,
+                          preview=args.preview, progress=not args.no_progress)
+    if args.zip:
+        report.zip_path = zip_submission(out, args.zip)
+    write_json(out / f"{source.name}_report.json", report.to_dict())
+    print(f"{source.name}: wrote {len(report.written)} disparity PNG(s) to {out / source.name}, "
+          f"skipped {len(report.skipped)}")
+    if report.zip_path:
+        print(f"zip: {report.zip_path}")
+    return 0 if report.written or not entries else 1
+
+
+def _cmd_energy(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ..atomic import write_json
+    from .data import DSECSource, open_source
+    from .energy import energy_table, measure_energy
+    from .infer import EmptyWindowError
+
+    predictor, loaded = _predictor(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.data:
+            source = open_source(args.data, args.format)
+        else:
+            from ..events.simulator import make_demo_sequences
+
+            size = args.size or tuple(loaded.info.get("data_size") or (120, 160))
+            source = DSECSource(make_demo_sequences(tmp, 1, seed=args.seed, size=size, duration_ms=300.0)[0])
+        start, _ = source.time_range_us()
+        entries = [e for e in source.entries() if e.t_us - predictor.window_us >= start]
+        for entry in entries:
+            try:
+                left, right = predictor.window(source, entry)
+            except EmptyWindowError:
+                continue
+            break
+        else:
+            raise EmptyWindowError(f"{source.name}: no window with events to measure on")
+        result = measure_energy(predictor, left, right, source.height, source.width)
+    print("SNN (ours):")
+    print(result["tables"]["snn"])
+    print("\nall-ANN twin:")
+    print(result["tables"]["ann"])
+    print()
+    print(energy_table(result))
+    if args.json:
+        write_json(args.json, {k: v for k, v in result.items() if k != "tables"})
+        print(f"written: {args.json}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, checkpoint=args.checkpoint, size=args.size, duration_ms=args.duration_ms, seed=args.seed,
+             device=args.device, progress=not args.no_progress)
+    return 0
+
+
+# ----------------------------------------------------------------------------------- registrar
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the stereo subcommands to the ``stereo-snn`` parser."""
+    from .demo import DEMO_SEED
+
+    p = sub.add_parser("search", help="bilevel architecture search of the stereo network",
+                       description="Search feature (2D) and matching (3D) cells and layer paths on DSEC, MVSEC "
+                                   "or simulated sequences; writes OUT/genotype.json, figures and curves.")
+    p.add_argument("--out", required=True, help="run folder")
+    _add_data(p)
+    _add_config(p)
+    _add_common(p)
+    p.add_argument("--max-batches", type=int, default=None, help="limit batches per epoch (quick trials)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("train", help="retrain a genotype (checkpoints every epoch, --resume)",
+                       description="Train the fixed network of a genotype file; smooth L1 or sub-pixel CE on "
+                                   "valid pixels, crops and vertical flips, atomic checkpoints, exact --resume.")
+    p.add_argument("--genotype", required=True, help="genotype JSON from `stereo-snn search`")
+    p.add_argument("--out", required=True, help="run folder (checkpoints/, metrics.json, tb/)")
+    _add_data(p)
+    p.add_argument("--val-data", help="validation sequences (default: the last --val-count training sequences)")
+    p.add_argument("--val-count", type=int, default=1, help="sequences held out for validation when no --val-data")
+    _add_config(p)
+    _add_common(p)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--until-epoch", type=int, default=None, help="stop after this epoch (resume later)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.set_defaults(func=_cmd_train)
+
+    def model_opts(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--checkpoint", help="trained checkpoint (default: the bundled model)")
+        q.add_argument("--genotype", help="build the network from this genotype file instead of the checkpoint's")
+        q.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when present)")
+        q.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("evaluate", help="DSEC or MVSEC metrics of a model (and SGBM beside it)")
+    p.add_argument("data", help="DSEC sequence folder(s) root or MVSEC files folder")
+    p.add_argument("--format", choices=("dsec", "mvsec"), default="dsec")
+    p.add_argument("--baseline", choices=("sgbm",), default=None, help="also evaluate OpenCV SGBM on the same windows")
+    p.add_argument("--json", help="write the metrics (means, per sequence, per image) here")
+    model_opts(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("infer", help="disparity PNGs (DSEC submission layout) from event recordings")
+    p.add_argument("source", help="DSEC sequence folder, MVSEC *_data.hdf5, or the left camera's event file")
+    p.add_argument("--out", required=True, help="output root: OUT/<seq>/<6-digit index>.png")
+    p.add_argument("--format", choices=("auto", "dsec", "mvsec", "generic"), default="auto")
+    p.add_argument("--right", help="right camera's event file (generic files)")
+    p.add_argument("--height", type=int, help="frame height of generic files (default: from the files)")
+    p.add_argument("--width", type=int, help="frame width of generic files (default: from the files)")
+    p.add_argument("--timestamps", help="window end times in microseconds: 't1,t2,...' or a text file "
+                   "(default: the ground-truth / test entries, or every window for generic files)")
+    p.add_argument("--test-csv", help="DSEC test csv (<seq>.csv) or its folder, when not inside the sequence folder")
+    p.add_argument("--zip", help="also zip OUT/<seq>/*.png into this submission file")
+    p.add_argument("--npy", action="store_true", help="also write float32 disparity .npy (OUT/<seq>/extra/)")
+    p.add_argument("--depth", action="store_true", help="also write depth in metres .npy from the calibration")
+    p.add_argument("--preview", action="store_true", help="also write colour previews")
+    model_opts(p)
+    p.set_defaults(func=_cmd_infer)
+
+    p = sub.add_parser("energy", help="measured energy per frame of a model and of its all-ANN twin")
+    p.add_argument("--data", help="sequence to measure on (default: a simulated one)")
+    p.add_argument("--format", choices=("auto", "dsec", "mvsec"), default="auto")
+    p.add_argument("--size", type=_size, help="simulated frame size HxW (default: the model's training size)")
+    p.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of the simulated sequence")
+    p.add_argument("--json", help="write the report here")
+    model_opts(p)
+    p.set_defaults(func=_cmd_energy)
+
+    p = sub.add_parser("demo", help="simulate an unseen sequence, run the bundled model, compare with SGBM")
+    p.add_argument("--out", default="stereo-snn-demo", help="output folder (default ./stereo-snn-demo)")
+    p.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
+    p.add_argument("--size", type=_size, help="frame size HxW (default: the model's training size)")
+    p.add_argument("--duration-ms", type=float, default=1000.0, help="sequence length (default 1000 ms)")
+    p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"simulation seed (default {DEMO_SEED})")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)

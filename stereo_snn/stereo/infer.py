@@ -1,0 +1,128 @@
+"""Disparity inference, window by window, with bounded memory.
+
+For each entry (a ground-truth / test timestamp, or one the user gives) the events of the
+``window_ms`` before it are read from both cameras, turned into the representation, run
+through the network at full resolution and written as ``OUT/<seq>/<6-digit index>.png``
+(uint16, disparity x 256: the DSEC submission layout), optionally also as float32 ``.npy``,
+depth (metres, from the calibration) and colour previews. Only one window is in memory at a
+time. A window without events, or one that fails to read or to run, is reported and
+skipped; the others go on. An output folder that cannot be written stops the run at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..atomic import atomic_path, ensure_dir
+from ..errors import DatasetError, OutputError, StereoSNNError
+from ..events.recording import Events
+from .config import StereoConfig
+from .data import Entry, Representer, StereoSource
+
+__all__ = ["Predictor", "InferReport", "infer_source", "EmptyWindowError"]
+
+
+class EmptyWindowError(DatasetError):
+    """A window holds no events in one or both cameras (nothing to match)."""
+
+
+class Predictor:
+    """Runs a trained stereo network on event windows (one at a time, no gradients).
+
+    predict_events(left, right, height, width) -> float32 (H, W) disparity in pixels.
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: StereoConfig, device: torch.device | str | None = None):
+        from ..runtime import resolve_device
+
+        self.device = resolve_device(device) if not isinstance(device, torch.device) else device
+        self.model = model.to(self.device).eval()
+        self.cfg = cfg
+        self.represent = Representer(cfg)
+        self.window_us = int(round(cfg.window_ms * 1000))
+
+    def window(self, source: StereoSource, entry: Entry) -> tuple[Events, Events]:
+        """Left/right events of the window before ``entry``; EmptyWindowError when a camera has none."""
+        left, right = source.window(entry, self.window_us)
+        empty = [cam for cam, ev in (("left", left), ("right", right)) if len(ev) == 0]
+        if empty:
+            raise EmptyWindowError(
+                f"{source.name}: no events in the {' and '.join(empty)} camera between "
+                f"{entry.t_us - self.window_us} and {entry.t_us} us (entry {entry.index})")
+        return left, right
+
+    @torch.no_grad()
+    def predict_events(self, left: Events, right: Events, height: int, width: int) -> np.ndarray:
+        """Disparity (float32 (H, W), pixels) of one window of rectified events."""
+        lt = torch.from_numpy(self.represent(left, height, width)).unsqueeze(1).to(self.device)
+        rt = torch.from_numpy(self.represent(right, height, width)).unsqueeze(1).to(self.device)
+        return self.model(lt, rt)["disparity"][0].float().cpu().numpy()
+
+
+@dataclass
+class InferReport:
+    """What an inference run wrote and what it skipped (with the reason)."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    zip_path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"written": [str(p) for p in self.written], "skipped": self.skipped,
+                "zip": str(self.zip_path) if self.zip_path else None}
+
+
+def infer_source(predictor: Predictor, source: StereoSource, out_dir: str | os.PathLike,
+                 entries: Sequence[Entry] | None = None, npy: bool = False, depth: bool = False,
+                 preview: bool = False, progress: bool = True, report: InferReport | None = None,
+                 log: Callable[[str], None] = print) -> InferReport:
+    """Write the disparity of every entry of ``source`` under ``out_dir/<source.name>/``.
+
+    Extras go to ``out_dir/<source.name>/extra/`` so the zip of the PNGs stays a clean
+    submission: npy: ``<index>.npy`` float32 disparity (pixels); depth: ``<index>_depth.npy``
+    float32 metres (0 where the disparity is 0; needs a calibrated source); preview:
+    ``<index>_color.png``.
+    """
+    from ..events.dsec import write_submission_png
+    from ..viz import colorize, save_image
+
+    report = report or InferReport()
+    seq_dir = ensure_dir(Path(out_dir) / source.name)
+    extra = ensure_dir(seq_dir / "extra") if (npy or depth or preview) else seq_dir
+    if depth and not hasattr(source, "depth"):
+        raise OutputError(f"{source.name}: --depth needs a calibrated source (DSEC folder or MVSEC file)")
+    todo = list(entries) if entries is not None else source.entries()
+    bar = tqdm(todo, desc=f"infer {source.name}", unit="window", disable=not progress)
+    for entry in bar:
+        try:
+            left, right = predictor.window(source, entry)
+            disp = predictor.predict_events(left, right, source.height, source.width)
+        except (StereoSNNError, RuntimeError, ValueError) as exc:
+            if isinstance(exc, OutputError):
+                raise
+            reason = str(exc)
+            report.skipped.append({"sequence": source.name, "index": entry.index, "t_us": entry.t_us, "reason": reason})
+            log(f"skipped {source.name} entry {entry.index}: {reason}")
+            continue
+        report.written.append(write_submission_png(out_dir, source.name, entry.index, disp))
+        stem = extra / f"{entry.index:06d}"
+        if npy:
+            _save_npy(stem.with_suffix(".npy"), disp)
+        if depth:
+            _save_npy(stem.parent / f"{stem.name}_depth.npy", np.nan_to_num(source.depth(disp), nan=0.0))
+        if preview:
+            save_image(stem.parent / f"{stem.name}_color.png", colorize(disp, 0, predictor.cfg.max_disparity))
+    return report
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array, dtype=np.float32))

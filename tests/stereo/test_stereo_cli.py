@@ -1,0 +1,63 @@
+"""The stereo commands end to end, in-process (stereo_snn.cli.main), and their bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+from stereo_snn.cli import main
+from stereo_snn.events import validate_submission
+
+
+def test_train_command_with_resume(sim_root, genotype_file, tmp_path, capsys):
+    seq = sorted(sim_root.iterdir())
+    out = tmp_path / "run"
+    args = ["train", "--genotype", str(genotype_file), "--data", str(seq[0]), "--out", str(out),
+            "--set", "train.epochs=2", "--set", "train.image_every=0", "--no-progress"]
+    assert main(args + ["--until-epoch", "1"]) == 0
+    assert main(args + ["--resume"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["epoch"] for r in metrics["history"]] == [1, 2]
+    assert "resumed from" in capsys.readouterr().out
+
+
+def test_evaluate_infer_energy_commands(trained_run, sim_root, tmp_path, capsys):
+    ckpt = str(trained_run / "checkpoints" / "best.pt")
+    seq = sorted(sim_root.iterdir())[2]
+    assert main(["evaluate", str(seq), "--checkpoint", ckpt, "--baseline", "sgbm", "--json",
+                 str(tmp_path / "m.json"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "SGBM" in printed and "MAE" in printed
+    assert set(json.loads((tmp_path / "m.json").read_text())["methods"]) == {"snn", "sgbm"}
+
+    out = tmp_path / "pred"
+    assert main(["infer", str(seq), "--checkpoint", ckpt, "--out", str(out), "--zip", str(tmp_path / "s.zip"),
+                 "--no-progress"]) == 0
+    report = json.loads((out / f"{seq.name}_report.json").read_text())
+    indices = sorted(int(p.split("/")[-1][:6]) for p in report["written"])
+    assert indices and [s["index"] for s in report["skipped"]] == [0]  # the first GT map has no events before it
+    assert validate_submission(tmp_path / "s.zip", {seq.name: indices}, shape=(48, 64)) == []
+
+    assert main(["energy", "--checkpoint", ckpt, "--data", str(seq), "--json", str(tmp_path / "e.json")]) == 0
+    energy = json.loads((tmp_path / "e.json").read_text())
+    assert energy["ann"]["compute_mj"] > energy["snn"]["compute_mj"] > 0
+    assert "ANN twin" in capsys.readouterr().out
+
+
+def test_bad_inputs_give_one_line_errors(trained_run, sim_root, genotype_file, tmp_path, capsys):
+    ckpt = str(trained_run / "checkpoints" / "best.pt")
+    seq = sorted(sim_root.iterdir())[0]
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cases = [
+        (["infer", str(seq), "--checkpoint", ckpt, "--out", str(blocker / "out")], "file"),
+        (["infer", str(tmp_path / "missing"), "--checkpoint", ckpt, "--out", str(tmp_path / "o")], "no such"),
+        (["evaluate", str(seq), "--checkpoint", str(blocker)], "not a readable checkpoint"),
+        (["train", "--genotype", str(genotype_file), "--out", str(tmp_path / "t")], "no data"),
+        (["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(tmp_path / "t"),
+          "--set", "train.loss=l3"], "train.loss"),
+        (["infer", str(seq), "--checkpoint", ckpt, "--out", str(tmp_path / "o"), "--timestamps", "a,b"], "--timestamps"),
+    ]
+    for args, expected in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (args, err)
