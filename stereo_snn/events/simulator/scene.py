@@ -58,10 +58,13 @@ def _sample(textures, k, u, v):
     fv = v - v0
     iu = np.int64(u0)
     iv = np.int64(v0)
-    x0 = _mirror(iu, size)
-    x1 = _mirror(iu + 1, size)
-    y0 = _mirror(iv, size)
-    y1 = _mirror(iv + 1, size)
+    if 0 <= iu and iu + 1 < size and 0 <= iv and iv + 1 < size:  # common case: no tiling
+        x0, x1, y0, y1 = iu, iu + 1, iv, iv + 1
+    else:
+        x0 = _mirror(iu, size)
+        x1 = _mirror(iu + 1, size)
+        y0 = _mirror(iv, size)
+        y1 = _mirror(iv + 1, size)
     top = textures[k, y0, x0] * (1.0 - fu) + textures[k, y0, x1] * fu
     bottom = textures[k, y1, x0] * (1.0 - fu) + textures[k, y1, x1] * fu
     return top * (1.0 - fv) + bottom * fv
