@@ -58,6 +58,7 @@ class CellNeurons(nn.Module):
         self.search = search
         self.hybrid = bool(hybrid) and search
         self.spiking = True if search else bool(spiking)
+        self.register_buffer("_one", torch.ones(1), persistent=False)  # follows .to(device)
         if search and len(self.kinds) > 1:
             self.arch_type = nn.Parameter(1e-3 * torch.randn(len(self.kinds)))
         if self.hybrid:
@@ -77,7 +78,7 @@ class CellNeurons(nn.Module):
         """Probabilities of the spiking kinds (softmax of the logits; one-hot when fixed)."""
         if hasattr(self, "arch_type"):
             return torch.softmax(self.arch_type, 0)
-        return torch.ones(1, device=self._device())
+        return self._one
 
     def spike_prob(self) -> torch.Tensor:
         """Probability that the cell spikes (vs ANN)."""
@@ -86,9 +87,7 @@ class CellNeurons(nn.Module):
         return torch.tensor(1.0 if self.spiking else 0.0, device=self._device())
 
     def _device(self) -> torch.device:
-        for p in self.parameters(recurse=False):
-            return p.device
-        return torch.device("cpu")
+        return self._one.device
 
     def make(self, kind: str, b: float) -> nn.Module:
         """A neuron of ``kind`` with its own Dspike(b), sharing the cell's learnable tau."""

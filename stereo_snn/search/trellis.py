@@ -237,7 +237,7 @@ class SpikingTrellis(nn.Module):
             kinds = " ".join(f"{k}={float(p):.2f}" for k, p in zip(cell.neurons.kinds, cell.neurons.kind_probs().detach()))
             nodes = " | ".join(",".join(f"{i}:{op}" for i, op in node) for node in cg.edges)
             lines.append(f"  L{l}@{d}: mean op w [{ops}] kinds [{kinds}] p_spk={float(cell.neurons.spike_prob().detach()):.2f}"
-                         f" tau={cg.tau if isinstance(cg.tau, float) else 'per-channel'} b={cg.surrogate_b:.2f}"
+                         f" tau={f'{cg.tau:.3f}' if isinstance(cg.tau, float) else 'per-channel'} b={cg.surrogate_b:.2f}"
                          f" -> {nodes}")
         return "\n".join(lines)
 
