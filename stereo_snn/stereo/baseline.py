@@ -6,18 +6,17 @@ SGBM leaves invalid (left border, occlusions, failed uniqueness/speckle checks) 
 filled so that every pixel has a disparity (:func:`fill_invalid_disparity`), which is
 what the dense metrics need.
 
-Why the default frame is ``"count"``: SGBM compares intensities (a Birchfield-Tomasi
-cost on the image and its horizontal gradient). The per-pixel event count
-(log-compressed, lightly blurred) is the same in both cameras up to sensor noise,
-because both cameras see the same edges move; a time surface also encodes a shared
-quantity (when an edge passed) but its fall-off depends on the decay constant and the
-motion speed, and a signed polarity image is mostly mid-grey with thin dipoles, on which
-SGBM accepts many false matches. Measured on simulated DSEC-layout windows (50 ms,
-120 x 160, 20 ground-truth maps; command in docs/readme/visualize.md), with the default
-parameters below: MAE 1.67 px (count), 1.70 px (time surface), 1.89 px (polarity). The
-defaults (block 11, uniqueness 15, P2 = 96 * block^2, speckle window 300, blur 0.5 px)
-came from a sweep on the same windows; OpenCV's textbook values (block 7, uniqueness 5,
-P2 = 32 * block^2, speckle window 100) gave 2.15 px.
+Why the default frame is ``"polarity"`` (128 + signed log net polarity count, blurred by
+1 px): SGBM compares intensities (a Birchfield-Tomasi cost on the image and its
+horizontal gradient), so the frame must look the same in both cameras. All three modes
+do up to sensor noise (both cameras see the same edges move); the signed image also
+keeps which side of an edge got brighter, which separates neighbouring edges of opposite
+contrast. On simulated DSEC-layout sequences (two sets, 50 windows, command and table in
+docs/readme/visualize.md) it gave the lowest MAE on average; the count image and the time
+surface were within 10 %. The other parameters (block 11, uniqueness 15,
+P2 = 96 * block^2, speckle window 300) came from a sweep on such windows; OpenCV's
+textbook values (block 7, uniqueness 5, P2 = 32 * block^2, speckle window 100) were
+clearly worse.
 
 ``numDisparities`` is the smallest multiple of 16 that is >= ``max_disp``; SGBM leaves
 the leftmost ``numDisparities`` columns invalid, which the fill covers from the right.
@@ -175,8 +174,8 @@ def sgbm_disparity(
     width: int,
     max_disp: int,
     block_size: int = 11,
-    frame_mode: Literal["count", "time_surface", "polarity"] = "count",
-    blur_sigma: float = 0.5,
+    frame_mode: Literal["count", "time_surface", "polarity"] = "polarity",
+    blur_sigma: float = 1.0,
     uniqueness_ratio: int = 15,
     speckle_window_size: int = 300,
     speckle_range: int = 2,
@@ -232,8 +231,9 @@ def sgbm_disparity(
     )
     raw = matcher.compute(left, right).astype(np.float32) / 16.0  # fixed point, 4 fractional bits
     valid = raw >= 0  # OpenCV marks invalid pixels with (minDisparity - 1) * 16
-    # pixels without any event nearby in the left frame carry no evidence either
-    valid &= left > 0
+    # pixels without any event nearby (within the blur) in the left camera carry no evidence
+    counts = left if frame_mode == "count" else event_frame(left_events, height, width, "count", blur_sigma=blur_sigma)
+    valid &= counts > 0
     if fill:
         disp = fill_invalid_disparity(raw, valid)
     else:
