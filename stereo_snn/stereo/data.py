@@ -138,7 +138,7 @@ class DSECSource(StereoSource):
         return float(cal.fx * cal.baseline_m)
 
     def depth(self, disparity: np.ndarray) -> np.ndarray:
-        """Depth in metres from the calibration's Q matrix (0 where the disparity is 0)."""
+        """Depth in metres from the calibration's Q matrix (NaN where the disparity is not positive)."""
         return np.asarray(self.seq.calibration.disparity_to_depth(disparity), dtype=np.float32)
 
 
@@ -150,9 +150,8 @@ class MVSECSource(StereoSource):
 
         self.path = Path(data_path)
         self.rec = MVSECRecording(self.path)
-        self.name = str(getattr(self.rec, "name", self.path.name.replace("_data.hdf5", "")))
-        self.height = int(self.rec.height)
-        self.width = int(self.rec.width)
+        self.name = str(self.rec.name)
+        self.height, self.width = (int(v) for v in self.rec.sensor_size)
         self._frames = None if frames is None else [int(f) for f in frames]
 
     def entries(self) -> list[Entry]:
@@ -182,11 +181,8 @@ class MVSECSource(StereoSource):
         return float(self.rec.focal_baseline)
 
     def depth(self, disparity: np.ndarray) -> np.ndarray:
-        """Depth in metres (focal_baseline / disparity; 0 where the disparity is 0)."""
-        d = np.asarray(disparity, np.float32)
-        out = np.zeros_like(d)
-        np.divide(self.rec.focal_baseline, d, out=out, where=d > 0)
-        return out
+        """Depth in metres (focal_baseline / disparity; NaN where the disparity is not positive)."""
+        return np.asarray(self.rec.disparity_to_depth(disparity), dtype=np.float32)
 
 
 class EventFilesSource(StereoSource):

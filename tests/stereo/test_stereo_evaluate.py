@@ -38,3 +38,22 @@ def test_evaluate_with_sgbm_baseline(trained_run, sim_root, tmp_path):
     assert "SNN" in table and "SGBM" in table and "MAE" in table
     with pytest.raises(ConfigError, match="baseline"):
         evaluate_sources(predictor, sources, baseline="bm", progress=False)
+
+
+def test_evaluate_mvsec_recording(trained_run, tmp_path):
+    from stereo_snn.events.mvsec import write_mvsec_recording
+    from stereo_snn.events.simulator import SimConfig, simulate_stereo
+    from stereo_snn.stereo.data import open_source
+
+    rec = simulate_stereo(SimConfig.from_dict({"name": "sim_flying1", "height": 48, "width": 64,
+                                               "duration_ms": 260.0, "seed": 31}))
+    data = write_mvsec_recording(rec, tmp_path, "sim_flying")
+    src = open_source(data)
+    assert (src.height, src.width) == (48, 64) and src.focal_baseline == pytest.approx(rec.focal_baseline)
+    loaded = load_model(trained_run / "checkpoints" / "best.pt")
+    predictor = Predictor(loaded.model, loaded.config, "cpu")
+    result = evaluate_sources(predictor, [src], progress=False, log=lambda s: None)
+    assert result["kind"] == "mvsec" and result["per_image"]
+    snn = result["methods"]["snn"]
+    assert {"mean_depth_error_m", "one_pixel_accuracy", "mean_disparity_error"} <= set(snn)
+    assert 0 <= snn["one_pixel_accuracy"] <= 100 and snn["mean_depth_error_m"] >= 0
