@@ -447,13 +447,11 @@ class VisualizeReport:
 
 
 def _auto_max_disp(maps: Iterable[np.ndarray | None]) -> float:
-    """Colour-scale top for a whole sequence: 110 % of the largest valid disparity of the
-    first map given, rounded up to a multiple of 8 px (64 px when there is none)."""
-    for m in maps:
-        if m is not None and np.any(np.isfinite(m) & (m > 0)):
-            top = float(np.max(m[np.isfinite(m) & (m > 0)]))
-            return float(8 * max(1, int(np.ceil(1.1 * top / 8))))
-    return 64.0
+    """Colour-scale top for a whole sequence: 105 % of the largest valid disparity in
+    ``maps``, rounded up to a multiple of 8 px (64 px when there is none)."""
+    tops = [float(np.max(m[np.isfinite(m) & (m > 0)])) for m in maps
+            if m is not None and np.any(np.isfinite(m) & (m > 0))]
+    return float(8 * max(1, int(np.ceil(1.05 * max(tops) / 8)))) if tops else 64.0
 
 
 def _prediction_path(prediction_dir: Path, source_name: str, index: int) -> Path:
@@ -496,8 +494,9 @@ def visualize_sequence(
         animation: ``.gif`` or ``.mp4`` path: one tiled frame per window
             (events | prediction | ground truth | error, whichever exist).
         fps: animation frame rate.
-        max_disp: top of the disparity colour scale, pixels (default: from the first
-            window with ground truth or prediction, see ``_auto_max_disp``).
+        max_disp: top of the disparity colour scale, pixels (default: 105 % of the largest
+            ground-truth or predicted disparity in up to 16 windows spread over the
+            sequence, rounded up to a multiple of 8; 64 without any).
         bins: voxel-grid bins for ``voxel``.
         progress: show a tqdm progress bar.
 
@@ -547,10 +546,19 @@ def visualize_sequence(
         path = _prediction_path(pred_root, source.name, int(entry.index))
         return read_disparity_png(path) if path.is_file() else None
 
+    if max_disp is None:  # one colour scale for the whole sequence, from up to 16 sampled windows
+        sample = [todo[i] for i in sorted({int(k) for k in np.linspace(0, len(todo) - 1, min(len(todo), 16))})]
+        maps: list[np.ndarray | None] = []
+        for entry in sample:
+            try:
+                maps += [source.disparity(entry), prediction(entry)]
+            except StereoSNNError:
+                continue  # reported when the window itself is drawn
+        max_disp = _auto_max_disp(maps)
+
     layout: list[str] = []  # animation tiles, in order
 
     def frames() -> Iterable[np.ndarray]:
-        nonlocal max_disp
         for entry in tqdm(todo, desc=f"visualize {source.name}", unit="win", disable=not progress):
             name = f"{int(entry.index):06d}.png"
             try:
@@ -560,8 +568,6 @@ def visualize_sequence(
             except StereoSNNError as exc:
                 report.skipped.append({"index": int(entry.index), "t_us": int(entry.t_us), "reason": str(exc)})
                 continue
-            if max_disp is None:
-                max_disp = _auto_max_disp([gt, pred])
             ev_img = events_image(left, h, w)
             disp_imgs = {k: colorize(v, 0.0, max_disp, invalid_mask=v <= 0) for k, v in
                          (("Prediction", pred), ("Ground truth", gt)) if v is not None}

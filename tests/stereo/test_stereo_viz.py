@@ -179,7 +179,7 @@ def test_visualize_sequence_all_items(tmp_path):
                                     prediction_dir=tmp_path / "pred", animation=tmp_path / "out" / "a.gif",
                                     bins=3, progress=False)
     assert [s["index"] for s in report.skipped] == [0]
-    assert report.max_disp == 8.0  # 1.1 * 6 px rounded up to a multiple of 8
+    assert report.max_disp == 8.0  # 1.05 * 6.5 px (prediction) rounded up to a multiple of 8
     names = {p.relative_to(tmp_path / "out").as_posix() for p in report.written}
     for idx in ("000002", "000004", "000006"):
         for item in ("events", "voxel", "disparity_gt", "depth", "panel"):
@@ -212,3 +212,50 @@ def test_visualize_sequence_bad_options(tmp_path):
         viz.visualize_sequence(src, tmp_path, what=["depth"], progress=False)
     with pytest.raises(ConfigError, match="no windows"):
         viz.visualize_sequence(src, tmp_path, entries=[], progress=False)
+
+
+def test_visualize_command_end_to_end(sim_root, tmp_path, capsys):
+    from stereo_snn.cli import main
+    from stereo_snn.events.dsec import DSECSequence, write_disparity_png
+
+    seq_dir = sorted(p for p in sim_root.iterdir() if p.is_dir())[0]
+    with DSECSequence(seq_dir) as seq:
+        h, w = seq.height, seq.width
+        stamps = seq.disparity_timestamps_us()
+        # an `infer`-style prediction folder: OUT/<seq>/<index>.png, here the truth + 1 px
+        for row in range(1, len(stamps)):
+            gt = seq.disparity(row)
+            write_disparity_png(tmp_path / "pred" / seq.name / f"{seq.disparity_file_index(row):06d}.png",
+                                np.where(gt > 0, gt + 1.0, 0))
+    out = tmp_path / "viz"
+    code = main(["visualize", str(seq_dir), "--out", str(out), "--what", "events,disparity,depth,error,panel",
+                 "--prediction", str(tmp_path / "pred"), "--animation", str(out / "seq.mp4"),
+                 "--no-progress"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "skipped #0" in text  # the first ground-truth map has no events before it
+    drawn = len(stamps) - 1
+    for item in ("events", "disparity", "disparity_gt", "depth", "error", "panel"):
+        files = sorted((out / item).glob("*.png"))
+        assert len(files) == drawn, item
+        assert cv2.imread(str(files[0])) is not None
+    assert cv2.imread(str(out / "events" / f"{2:06d}.png")).shape == (h, w, 3)
+    cap = cv2.VideoCapture(str(out / "seq.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == drawn
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape[0] >= 240  # small recordings are enlarged
+
+    # user timestamps, a generic pair of event files, and bad options
+    code = main(["visualize", str(seq_dir), "--out", str(tmp_path / "ts"), "--timestamps", f"{int(stamps[2])}",
+                 "--what", "events", "--no-progress"])
+    assert code == 0 and len(list((tmp_path / "ts" / "events").glob("*.png"))) == 1
+    for argv, message in (
+        (["visualize", str(tmp_path / "nope"), "--out", str(out)], "no such file"),
+        (["visualize", str(seq_dir), "--out", str(out), "--what", "events,rainbow"], "unknown item"),
+        (["visualize", str(seq_dir), "--out", str(out), "--what", "error"], "--prediction"),
+        (["visualize", str(seq_dir), "--out", str(out), "--animation", "x.avi"], ".gif or .mp4"),
+        (["visualize", str(seq_dir), "--out", str(out), "--window-ms", "0"], "--window-ms"),
+    ):
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
