@@ -113,3 +113,20 @@ def test_energy_target_hinge_and_bad_settings():
     fixed = SpikingTrellis.from_genotype(model.body.derive())
     with pytest.raises(ConfigError, match="supernet"):
         Searcher(model, _loss, SearchConfig(), {"body": fixed})
+
+
+def test_searcher_runs_dgs_and_records_settings(tmp_path):
+    from stereo_snn.search import DGSConfig, SurrogateSearch, load_genotype, save_genotype
+
+    torch.manual_seed(0)
+    cfg = TrellisConfig(dim=2, in_channels=1, channels=2, layers=1, steps=1, levels=1, moves=("same",))
+    model = _Classifier(cfg)
+    dgs = SurrogateSearch(model, DGSConfig(every=1, max_batches=1))
+    s = Searcher(model, _loss, SearchConfig(epochs=1, warmup_epochs=0, max_batches=1), {"body": model.body},
+                 dgs=dgs, log=lambda line: None)
+    g = s.run(_data(8, 1), _data(8, 2))
+    assert all(len(h) == 2 for h in dgs.history.values())
+    assert g.settings["dgs"]["deltas"] == [-0.4, -0.2, 0.0, 0.2, 0.4]
+    assert set(g.settings["surrogate_b_history"]) == set(dgs.history)
+    back = load_genotype(save_genotype(tmp_path / "g.json", g))
+    assert back.components == g.components and back.settings["search"]["max_batches"] == 1

@@ -92,3 +92,26 @@ def test_unreachable_output_level_and_bad_input_raise():
     with pytest.raises(ConfigError, match="unknown op"):
         _tiny(2, candidates=("skip_connect", "conv_9x9"))
     assert set(OPS) >= {"skip_connect", "conv_3x3_b3", "conv_3x3_b5", "conv_5x5", "dil_conv_3x3"}
+
+
+def test_ann_twin_of_a_supernet_and_genotype_config_mismatch(make_spikes):
+    from stereo_snn.search import ann_twin
+    from stereo_snn.spiking import spiking_modules
+
+    net = SpikingTrellis(_tiny(2, layers=2))
+    twin = ann_twin(net)
+    assert spiking_modules(twin) == []
+    y = twin(make_spikes(2, 1, 2, 8, 8))
+    assert y.shape[2] == net.out_channels and not set(torch.unique(y.detach()).tolist()) <= {0.0, 1.0}
+    g = net.derive()
+    with pytest.raises(ConfigError, match="different config"):
+        SpikingTrellis(_tiny(2, layers=2, channels=4), g)
+
+
+def test_node_state_does_not_leak_between_calls(make_spikes):
+    torch.manual_seed(0)
+    net = SpikingTrellis.from_genotype(SpikingTrellis(_tiny(2, layers=2)).derive())
+    x = make_spikes(2, 1, 2, 8, 8)
+    a = net(x)
+    b = net(x)  # no reset in between: every activation starts each sequence from rest
+    assert torch.equal(a, b)
