@@ -85,6 +85,18 @@ def write_image_folders(root: Path, classes: int = 3, per_class: int = 4, size: 
     return root
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny spiking nets run fastest on one thread (two threads spin on a busy 2-core machine);
+    the runs under test also set ``threads: 1``. The previous setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def cifar10_folder(tmp_path: Path) -> Path:
     return write_cifar(tmp_path / "data", "cifar10")

@@ -33,7 +33,7 @@ def test_overrides_and_config_files(tmp_path):
     f = tmp_path / "mine.yaml"
     f.write_text("train:\n  lr: 0.5\nseed: 7\n")
     cfg = C.resolve_config(preset="digits_train", config_file=f, overrides=["seed=9"])
-    assert cfg["train"]["lr"] == 0.5 and cfg["seed"] == 9 and cfg["train"]["epochs"] == 30
+    assert cfg["train"]["lr"] == 0.5 and cfg["seed"] == 9 and cfg["train"]["epochs"] == 15
 
 
 def test_bad_settings_are_refused(tmp_path):
