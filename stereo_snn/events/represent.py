@@ -502,8 +502,9 @@ def sbt(
         height, width: frame size in pixels (>= 1).
         t_start_us: window start, same unit as ``t`` (microseconds for integer t); default
             the smallest timestamp.
-        t_end_us: window end (exclusive); default one microsecond (one unit) after the
-            largest timestamp, so that every event is inside.
+        t_end_us: window end (exclusive); default just after the largest timestamp (one
+            microsecond for integer t, the next float for float t), so that every event
+            is inside.
 
     Raises:
         RepresentationError: impossible settings, malformed arrays, or an empty window
@@ -515,7 +516,12 @@ def sbt(
     if ts.shape[0] == 0 and (t_start_us is None or t_end_us is None):
         return np.zeros((frames, height, width), dtype=np.float32)
     start = ts.min() if t_start_us is None else t_start_us
-    end = float(ts.max()) + 1.0 if t_end_us is None else float(t_end_us)
+    if t_end_us is not None:
+        end = float(t_end_us)
+    elif ts.dtype.kind == "i":
+        end = float(ts.max()) + 1.0  # one microsecond after the last event
+    else:
+        end = float(np.nextafter(ts.max(), np.inf))  # just after the last event
     span = end - float(start)
     if not span > 0:
         raise RepresentationError(f"sbt window is empty: t_end_us={end} <= t_start_us={start}")

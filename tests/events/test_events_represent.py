@@ -169,6 +169,16 @@ def test_sbt_matches_loop(float_coords: bool, frames: int) -> None:
     assert set(np.unique(got)) <= {-1.0, 0.0, 1.0}
 
 
+def test_sbt_float_seconds_default_window() -> None:
+    # float timestamps in seconds (MVSEC): the default window ends just after the last event
+    ev = random_events(1200, seed=9, float_coords=False)
+    seconds = (ev.t - ev.t[0]) * 1e-6 + 1500.0
+    got = sbt(ev.x, ev.y, seconds, ev.p, 4, H, W)
+    want = sbt_loop(Events(ev.x, ev.y, seconds, ev.p), 4, seconds.min(), np.nextafter(seconds.max(), np.inf))
+    np.testing.assert_array_equal(got, want)
+    assert all(got[f].any() for f in range(4))  # every frame holds events
+
+
 def test_sbt_degenerate_and_errors() -> None:
     empty = np.zeros(0)
     assert not sbt(empty, empty, empty.astype(np.int64), empty, 4, H, W).any()
