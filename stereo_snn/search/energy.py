@@ -48,6 +48,9 @@ class EnergyReport:
     compute_mj: float
     memory_mj: float
     firing_rates: dict[str, float] = field(default_factory=dict)
+    e_mac_pj: float = E_MAC_PJ
+    e_ac_pj: float = E_AC_PJ
+    memory_pj_per_byte: float = 24.96
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dictionary."""
@@ -61,8 +64,9 @@ class EnergyReport:
             rate = "-" if layer.firing_rate is None else f"{layer.firing_rate:.3f}"
             rows.append(f"{layer.name:<{w}}  {layer.macs:>12d}  {layer.acs:>12d}  {rate:>6}  {layer.energy_mj:>11.4e}")
         rows.append(f"{'total':<{w}}  {self.macs:>12d}  {self.acs:>12d}  {'':>6}  {self.compute_mj:>11.4e}")
-        rows.append(f"compute energy (MAC {E_MAC_PJ} pJ + AC {E_AC_PJ} pJ): {self.compute_mj:.4e} mJ; "
-                    f"memory-access term (spikingjelly, 24.96 pJ/byte, not in the headline): {self.memory_mj:.4e} mJ")
+        rows.append(f"compute energy (MAC {self.e_mac_pj} pJ + AC {self.e_ac_pj} pJ): {self.compute_mj:.4e} mJ; "
+                    f"memory-access term (spikingjelly, {self.memory_pj_per_byte} pJ/byte, not in the headline): "
+                    f"{self.memory_mj:.4e} mJ")
         return "\n".join(rows)
 
 
@@ -89,6 +93,7 @@ def energy_report(model: nn.Module, inputs: Any, *, forward: Callable[[], Any] |
         model.train(was_training)
         reset(model)
     report = prof.get_report()
+    cost = report.config.cost_config
     macs = {_strip_root(k): sum(v.values()) for k, v in prof.mac_counter.get_counts().items() if k != "Global"}
     acs = {_strip_root(k): sum(v.values()) for k, v in prof.ac_counter.get_counts().items() if k != "Global"}
     layers = []
@@ -101,10 +106,10 @@ def energy_report(model: nn.Module, inputs: Any, *, forward: Callable[[], Any] |
         if m == 0 and a == 0:
             continue
         rate = rates.get(name) if is_spiking(module) else None
-        layers.append(LayerEnergy(name, m, a, rate, (m * E_MAC_PJ + a * E_AC_PJ) / PJ_PER_MJ))
-    total_mac, total_ac = int(report.counts["mac"]), int(report.counts["ac"])
-    return EnergyReport(layers, total_mac, total_ac, (total_mac * E_MAC_PJ + total_ac * E_AC_PJ) / PJ_PER_MJ,
-                        report.energy_memory_pj / PJ_PER_MJ, rates)
+        layers.append(LayerEnergy(name, m, a, rate, (m * cost.e_mac_pj + a * cost.e_ac_pj) / PJ_PER_MJ))
+    return EnergyReport(layers, int(report.counts["mac"]), int(report.counts["ac"]),
+                        report.energy_compute_pj / PJ_PER_MJ, report.energy_memory_pj / PJ_PER_MJ, rates,
+                        cost.e_mac_pj, cost.e_ac_pj, cost.e_memory_pj_per_byte)
 
 
 def ann_twin(model: nn.Module) -> nn.Module:
