@@ -128,6 +128,7 @@ class NodeActivation(nn.Module):
 
     @property
     def cell(self) -> CellNeurons:
+        """The cell whose neuron decisions this activation follows."""
         return self._cell[0]
 
     def forward(self, terms: list[tuple[torch.Tensor, float | None]]) -> torch.Tensor:

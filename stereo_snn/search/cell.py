@@ -116,6 +116,7 @@ class Cell(nn.Module):
 
     @property
     def out_channels(self) -> int:
+        """Channels of the cell output (``steps`` nodes concatenated)."""
         return self.steps * self.channels
 
     def forward(self, s0: Signal, s0_level: int, s1: Signal, s1_level: int,

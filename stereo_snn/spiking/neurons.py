@@ -108,6 +108,7 @@ class ChannelLIFNode(neuron.BaseNode):
         return (1.0 / torch.sigmoid(self.w)).detach()
 
     def single_step_functional_forward(self, inputs, states, **kwargs):
+        """One time step: charge with per-channel decay, fire through the surrogate, reset."""
         x = inputs[0]
         v = states[0]
         inv_tau = torch.sigmoid(self.w).view(1, -1, *([1] * (x.dim() - 2)))

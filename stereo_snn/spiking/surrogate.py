@@ -79,6 +79,7 @@ class Dspike(surrogate.SurrogateFunctionBase):
 
     @property
     def in_mixture(self) -> bool:
+        """True while a DGS mixture of temperatures is set."""
         return self._mix_bs is not None
 
     def set_b(self, b: float) -> None:
