@@ -67,6 +67,15 @@ class Genotype:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     version: int = GENOTYPE_VERSION
 
+    def component(self, name: str, dim: int | None = None) -> ComponentGenotype:
+        """The component ``name``; :class:`GenotypeError` when it is missing or (with ``dim``) of another dimension."""
+        if name not in self.components:
+            raise GenotypeError(f"components.{name}: missing (the genotype has {', '.join(self.components) or 'none'})")
+        comp = self.components[name]
+        if dim is not None and comp.config.dim != dim:
+            raise GenotypeError(f"components.{name}.config.dim: {comp.config.dim}, this network needs {dim}")
+        return comp
+
 
 # ----------------------------------------------------------------------------------------- decoding
 def decode_cell(alphas: torch.Tensor, candidates: Sequence[str], steps: int) -> Edges:

@@ -133,3 +133,12 @@ def test_fixed_genotype_cell_spiking_false_builds_ann_cell(make_spikes):
     net = SpikingTrellis.from_genotype(ComponentGenotype(cfg, (0,), (cg,)))
     y = net(make_spikes(2, 1, 1, 6, 6))
     assert (y >= 0).all() and not set(torch.unique(y).tolist()) <= {0.0, 1.0}
+
+
+def test_component_lookup_names_missing_or_incompatible_component():
+    g = _genotype()
+    assert g.component("matching", dim=3) is g.components["matching"]
+    with pytest.raises(GenotypeError, match=r"components\.feature: missing \(the genotype has matching\)"):
+        g.component("feature")
+    with pytest.raises(GenotypeError, match=r"components\.matching\.config\.dim: 3, this network needs 2"):
+        g.component("matching", dim=2)
