@@ -259,3 +259,19 @@ def test_visualize_command_end_to_end(sim_root, tmp_path, capsys):
     ):
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_visualize_command_mvsec(tmp_path, capsys):
+    from stereo_snn.cli import main
+    from stereo_snn.events.mvsec import write_mvsec_recording
+    from stereo_snn.events.simulator import SimConfig, simulate_stereo
+
+    rec = simulate_stereo(SimConfig.from_dict({"name": "sim_flying1", "height": 32, "width": 48,
+                                               "duration_ms": 160.0, "seed": 5}))
+    data = write_mvsec_recording(rec, tmp_path, "sim_flying")
+    out = tmp_path / "viz"
+    assert main(["visualize", str(data), "--out", str(out), "--what", "events,disparity,depth", "--no-progress"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    depth = sorted((out / "depth").glob("*.png"))
+    assert depth and len(depth) == len(sorted((out / "disparity_gt").glob("*.png")))
+    assert cv2.imread(str(depth[0])).shape == (32, 48, 3)
