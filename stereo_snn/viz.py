@@ -524,11 +524,12 @@ def visualize_sequence(
         raise DatasetError(f"{pred_root}: prediction folder not found (expected `stereo-snn infer` output)")
     if "error" in items and pred_root is None:
         raise ConfigError("--what error needs predictions to compare: give --prediction DIR")
-    depth_fn = getattr(source, "depth", None)
-    focal_baseline = getattr(source, "focal_baseline", None)
-    if "depth" in items and depth_fn is None and focal_baseline is None:
-        raise ConfigError(f"{source.name}: --what depth needs a calibrated source (DSEC or MVSEC), this one has none")
-    if depth_fn is None and focal_baseline is not None:
+    depth_fn = getattr(source, "depth", None) if "depth" in items else None
+    if "depth" in items and depth_fn is None:
+        focal_baseline = getattr(source, "focal_baseline", None)
+        if focal_baseline is None:
+            raise ConfigError(f"{source.name}: --what depth needs a calibrated source (DSEC or MVSEC), this one has none")
+
         def depth_fn(d: np.ndarray) -> np.ndarray:
             return np.nan_to_num(disparity_to_depth(d, float(focal_baseline)), nan=0.0)
     todo = list(source.entries() if entries is None else entries)
@@ -565,6 +566,8 @@ def visualize_sequence(
                 left, _right = source.window(entry, int(window_us))
                 gt = source.disparity(entry)
                 pred = prediction(entry)
+                basis = pred if pred is not None else gt
+                depth = None if depth_fn is None or basis is None else np.asarray(depth_fn(basis), np.float32)
             except StereoSNNError as exc:
                 report.skipped.append({"index": int(entry.index), "t_us": int(entry.t_us), "reason": str(exc)})
                 continue
@@ -572,10 +575,6 @@ def visualize_sequence(
             disp_imgs = {k: colorize(v, 0.0, max_disp, invalid_mask=v <= 0) for k, v in
                          (("Prediction", pred), ("Ground truth", gt)) if v is not None}
             err = error_map(pred, gt)[1] if pred is not None and gt is not None else None
-            depth = None
-            if depth_fn is not None and ("depth" in items or "panel" in items):
-                basis = pred if pred is not None else gt
-                depth = None if basis is None else np.asarray(depth_fn(basis), np.float32)
             if "events" in items:
                 report.written.append(save_image(out / "events" / name, ev_img))
             if "voxel" in items:
@@ -586,14 +585,14 @@ def visualize_sequence(
                 for key, folder in (("Prediction", "disparity"), ("Ground truth", "disparity_gt")):
                     if key in disp_imgs:
                         report.written.append(save_image(out / folder / name, disp_imgs[key]))
-            if "depth" in items and depth is not None:
+            if depth is not None:
                 report.written.append(save_image(out / "depth" / name, depth_colormap(depth)))
             if "error" in items and err is not None:
                 report.written.append(save_image(out / "error" / name, err))
             if "panel" in items and (pred is not None or gt is not None):
                 report.written.append(disparity_figure(
                     pred, gt, ev_img, out / "panel" / name, max_disp,
-                    depth=depth if "depth" in items else None,
+                    depth=depth,
                     depth_label="Depth (prediction)" if pred is not None else "Depth (ground truth)",
                     title=f"{source.name}  #{int(entry.index)}  t = {int(entry.t_us)} us"))
             tiles = {"Events": ev_img, **disp_imgs, **({"|Error|": err} if err is not None else {})}

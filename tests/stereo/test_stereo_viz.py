@@ -275,3 +275,21 @@ def test_visualize_command_mvsec(tmp_path, capsys):
     depth = sorted((out / "depth").glob("*.png"))
     assert depth and len(depth) == len(sorted((out / "disparity_gt").glob("*.png")))
     assert cv2.imread(str(depth[0])).shape == (32, 48, 3)
+
+
+def test_visualize_dsec_without_calibration(sim_root, tmp_path, capsys):
+    """A missing calibration only matters for depth: other pictures are drawn, depth
+    windows are reported as skipped with the reason."""
+    import shutil
+
+    from stereo_snn.cli import main
+
+    seq = tmp_path / "seq"
+    shutil.copytree(sorted(p for p in sim_root.iterdir() if p.is_dir())[0], seq)
+    shutil.rmtree(seq / "calibration")
+    assert main(["visualize", str(seq), "--out", str(tmp_path / "a"), "--what", "events,disparity",
+                 "--no-progress"]) == 0
+    assert len(list((tmp_path / "a" / "events").glob("*.png"))) >= 2
+    capsys.readouterr()
+    assert main(["visualize", str(seq), "--out", str(tmp_path / "b"), "--what", "depth", "--no-progress"]) == 1
+    assert "cam_to_cam.yaml" in capsys.readouterr().out
