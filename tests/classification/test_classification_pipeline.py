@@ -121,3 +121,19 @@ def test_cifar_archives_end_to_end_via_cli(tmp_path, make_cifar, variant, classe
     # a wrong dataset root is one clear error, exit code 2
     assert cli.main(["classify", "evaluate", str(ckpt), "--set", f"data.root={tmp_path / 'missing'}"]) == 2
     assert "CIFAR dataset not found" in capsys.readouterr().err
+
+
+def test_demo_runs_search_train_evaluate_energy(tmp_path, capsys):
+    tiny = [*TINY_MODEL, "search.epochs=1", "search.warmup_epochs=0", "search.max_batches=1", "search.dgs=false",
+            "train.epochs=1", "train.max_batches=2", "train.dgs=false", "data.limit_train=32", "data.limit_test=32",
+            "energy.images=2"]
+    args = ["classify", "demo", "--out", str(tmp_path), "--no-progress"]
+    for item in tiny:
+        args += ["--set", item]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "digits test accuracy: top-1" in printed and "energy per image (compute, MAC+AC): SNN" in printed
+    summary = json.loads((tmp_path / "demo.json").read_text())
+    assert summary["test_images"] == 32 and summary["time_steps"] == 2
+    assert summary["energy_per_image_uj"]["ann_twin_compute"] > 0 and summary["energy_per_image_uj"]["snn_compute"] > 0
+    assert (tmp_path / "search" / "genotype.json").is_file() and (tmp_path / "train" / "checkpoints" / "best.pt").is_file()
