@@ -107,9 +107,9 @@ def colorize(
 
 
 def _as_2d(array: Any, name: str) -> np.ndarray:
-    if hasattr(array, "detach"):
-        array = array.detach().cpu().numpy()
-    a = np.asarray(array, dtype=np.float64)
+    from .stereo.metrics import to_numpy
+
+    a = to_numpy(array)
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 2:
@@ -261,7 +261,9 @@ def voxel_figure(voxel: Any, path: str | os.PathLike, title: str | None = None, 
 
     Returns the written path.
     """
-    v = np.asarray(voxel.detach().cpu().numpy() if hasattr(voxel, "detach") else voxel, dtype=np.float64)
+    from .stereo.metrics import to_numpy
+
+    v = to_numpy(voxel)
     if v.ndim == 2:
         v = v[None]
     if v.ndim != 3 or v.shape[0] < 1:
