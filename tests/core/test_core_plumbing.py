@@ -120,3 +120,12 @@ def test_events_len_is_the_event_count_and_replace_works():
     assert len(empty_events()) == 0
     with pytest.raises(TypeError):
         Events._make([ev.x, ev.y])
+
+
+def test_atomic_outputs_get_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = atomic.write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (out.stat().st_mode & 0o777) == 0o644
