@@ -3,8 +3,6 @@ genotype compatibility errors."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
