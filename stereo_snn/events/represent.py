@@ -139,11 +139,24 @@ def _check_size(height: Any, width: Any) -> tuple[int, int]:
 # --------------------------------------------------------------------------- kernels
 
 
+#: events per block of the sortedness test (stops after the first block with a descent)
+SORTED_BLOCK = 4096
+
+
 @njit(cache=True)
 def _is_sorted(t):  # pragma: no cover - compiled
-    """True when t is non-decreasing (serial, stops at the first descent)."""
-    for i in range(1, t.shape[0]):
-        if t[i] < t[i - 1]:
+    """True when t is non-decreasing. Blocks of SORTED_BLOCK comparisons without an early
+    exit inside a block (so the inner loop vectorises), stopping after the first block
+    that holds a descent."""
+    n = t.shape[0]
+    for start in range(1, n, SORTED_BLOCK):
+        stop = min(n, start + SORTED_BLOCK)
+        prev = t[start - 1 : stop - 1]
+        cur = t[start:stop]
+        descents = 0
+        for i in range(cur.shape[0]):
+            descents += np.int64(cur[i] < prev[i])
+        if descents:
             return False
     return True
 
@@ -184,10 +197,11 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):
     the same t0 = trunc(t_norm) is one contiguous range (found by binary search). Group t0
     writes planes t0 and t0 + 1 only, so groups of one parity never share a plane: the odd
     groups run in parallel, then the even groups. Each group accumulates into its thread's
-    ``scratch`` row (float32 [threads, H * W * 2], the two planes interleaved so that an
-    event's 8 cells are two runs of 4 adjacent floats), then writes (odd groups) or adds
-    (even groups) it into the two planes; the even groups, which complete their planes,
-    also compute the planes' statistics. No races, each event read once.
+    ``scratch`` row (float32 [threads, H * W * 2], all zeros on entry; the two planes
+    interleaved so that an event's 8 cells are two runs of 4 adjacent floats), then one
+    pass (:func:`_flush_pair`) writes (odd groups) or adds (even groups) it into the two
+    planes, zeroes the row again and, for the even groups, which complete their planes,
+    computes the planes' statistics. No races, each event read once.
     """
     bins, height, width = out.shape
     pixels = height * width
@@ -205,7 +219,6 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):
         for g in prange((groups + 1 - parity) // 2):
             b = 2 * g + parity - 1  # parity 0: t0 = -1, 1, 3, ...; parity 1: t0 = 0, 2, 4, ...
             sc = scratch[numba.get_thread_id()]
-            sc[:] = zero
             lo = _lower_bound(t, t_first, scale, span, b)
             hi = _lower_bound(t, t_first, scale, span, b + 1)
             fb0 = np.float32(b)
@@ -259,35 +272,57 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):
                             j = 2 * (yl * width + xl)
                             sc[j] += w * wt0
                             sc[j + 1] += w * wt1
-            for slot in range(2):
-                plane = b + slot
-                if plane < 0 or plane >= bins:
-                    continue
-                dst = flat[plane * pixels : (plane + 1) * pixels]
-                src = sc[slot::2]
-                if parity == 0:
-                    dst[:] = src
-                else:
-                    dst += src
-                    if with_stats:
-                        _nonzero_stats(dst, stats[plane])
+            # planes b and b + 1; a plane outside the grid (t0 = -1 or t0 + 1 = bins) is
+            # replaced by the other one and its slot dropped
+            p0 = max(b, 0)
+            p1 = min(b + 1, bins - 1)
+            _flush_pair(
+                sc,
+                flat[p0 * pixels : (p0 + 1) * pixels],
+                flat[p1 * pixels : (p1 + 1) * pixels],
+                b >= 0,
+                b + 1 < bins,
+                parity == 1,
+                stats[p0],
+                stats[p1],
+                with_stats and parity == 1,
+            )
 
 
 @njit(cache=True, fastmath=True)
-def _nonzero_stats(values, out):  # pragma: no cover - compiled
-    """out[:] = (count, sum, sum of squares) of the non-zero entries of ``values`` (float64
-    accumulation; zeros add nothing to the sums, so the loop has no branch and vectorises)."""
-    n = 0.0
-    s = 0.0
-    s2 = 0.0
-    for j in range(values.shape[0]):
-        v = np.float64(values[j])
-        n += v != 0.0
-        s += v
-        s2 += v * v
-    out[0] = n
-    out[1] = s
-    out[2] = s2
+def _flush_pair(sc, dst0, dst1, use0, use1, add, stats0, stats1, with_stats):  # pragma: no cover - compiled
+    """One pass over an interleaved scratch row ``sc`` [2 * pixels]: slot 0 goes to ``dst0``,
+    slot 1 to ``dst1`` (written, or added when ``add``; a slot whose ``use`` flag is false
+    is dropped), the row is zeroed, and with ``with_stats`` the (count, sum, sum of
+    squares) of the non-zero cells of the finished planes go to ``stats0``/``stats1``
+    (float64; zeros add nothing to the sums, so the loops have no branch)."""
+    pixels = dst0.shape[0]
+    for slot in range(2):
+        use = use0 if slot == 0 else use1
+        dst = dst0 if slot == 0 else dst1
+        src = sc[slot:]
+        if not use:
+            continue
+        n = 0.0
+        s = 0.0
+        s2 = 0.0
+        if add:
+            for k in range(pixels):
+                v = dst[k] + src[2 * k]
+                dst[k] = v
+                vd = np.float64(v)
+                n += vd != 0.0
+                s += vd
+                s2 += vd * vd
+        else:
+            for k in range(pixels):
+                dst[k] = src[2 * k]
+        if with_stats:
+            st = stats0 if slot == 0 else stats1
+            st[0] = n
+            st[1] = s
+            st[2] = s2
+    sc[:] = np.float32(0.0)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -466,7 +501,7 @@ def voxel_grid(
     t_first, t_last = ts[0], ts[-1]
     xs, ys, ts, ps = _sorted_by_time(xs, ys, ts, ps)
     stats = np.zeros((bins, 3), dtype=np.float64)
-    scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 2 * height * width), dtype=np.float32)
+    scratch = np.zeros((numba.config.NUMBA_NUM_THREADS, 2 * height * width), dtype=np.float32)
     _voxel_kernel(xs, ys, ts, ps, t_first, t_last, out, scratch, stats, bool(normalize))
     if normalize:
         count, total, total_sq = stats.sum(axis=0)

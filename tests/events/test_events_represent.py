@@ -101,6 +101,25 @@ def test_voxel_grid_unsorted_and_reversed_windows_match_reference() -> None:
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("where", [1, 4095, 4096, 4097, 9000, 9999])
+def test_is_sorted_finds_one_descent_anywhere(where: int) -> None:
+    from stereo_snn.events.represent import SORTED_BLOCK, _is_sorted
+
+    t = np.arange(10_000, dtype=np.int64) // 3  # sorted, with repeats
+    assert SORTED_BLOCK < t.size and _is_sorted(t) and _is_sorted(t[:1]) and _is_sorted(t[:0])
+    t[where] = t[where - 1] - 1
+    assert not _is_sorted(t)
+
+
+def test_voxel_grid_window_with_one_late_descent_matches_reference() -> None:
+    # sorted except one swapped pair far past the first block: must take the sorting path
+    ev = random_events(9000, seed=11, float_coords=True, margin=1.0)
+    t = ev.t.copy()
+    t[7000], t[7001] = ev.t[7001] + 5, ev.t[7000]
+    got = voxel_grid(ev.x, ev.y, t, ev.p, 7, H, W)
+    np.testing.assert_allclose(got, voxel_grid_reference(ev.x, ev.y, t, ev.p, 7, H, W), rtol=0, atol=1e-5)
+
+
 def test_voxel_grid_single_event_weights() -> None:
     # one event between pixels: bilinear split over 4 pixels, all in bin 0 (t_last == t0)
     x = np.array([2.25], np.float32)
