@@ -147,8 +147,7 @@ def train_run(
 
     tcfg, mcfg = cfg["train"], cfg["model"]
     device = setup(cfg)
-    run = RunDir(out)
-    ckpt_path = run.checkpoints / "last.pt"
+    ckpt_path = Path(out) / "checkpoints" / "last.pt"
     state: dict[str, Any] | None = None
     if resume:
         state = load_checkpoint(ckpt_path)
@@ -162,6 +161,7 @@ def train_run(
         genotype = load_genotype(mcfg["genotype"])
     data: DataBundle = build_data(cfg["data"], int(tcfg["batch_size"]), int(cfg["seed"]), eval_batch_size=int(tcfg["eval_batch_size"]))
     model: SpikingClassifier = build_from_genotype(genotype, mcfg, data.num_classes, data.in_channels, str(mcfg.get("genotype") or ckpt_path)).to(device)
+    run = RunDir(out)  # created only once the data and the network are known to be good
     optimizer = make_optimizer(model.parameters(), tcfg)
     scheduler = make_scheduler(optimizer, tcfg)
     use_amp = bool(tcfg["amp"]) and device.type == "cuda"
