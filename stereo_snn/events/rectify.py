@@ -30,46 +30,57 @@ PARALLEL_MIN_THREADS = 4
 PARALLEL_MIN_EVENTS = 1 << 18
 
 
-@numba.njit(cache=True, inline="always")
-def _inside(xr: float, yr: float, h: int, w: int) -> bool:
-    return (xr >= 0.0) and (xr < w) and (yr >= 0.0) and (yr < h)
-
-
 @numba.njit(cache=True)
-def _rectify_range(x, y, t, p, rmap, keep_outside, i0, i1, j, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
-    """Rectify events ``i0:i1`` and write the kept ones in order from output index ``j``; returns the next j."""
-    h, w = rmap.shape[0], rmap.shape[1]
-    for i in range(i0, i1):
-        xr = rmap[y[i], x[i], 0]
-        yr = rmap[y[i], x[i], 1]
-        if keep_outside or _inside(xr, yr, h, w):
-            out_x[j] = xr
-            out_y[j] = yr
-            out_t[j] = t[i]
-            out_p[j] = p[i]
-            j += 1
-    return j
+def _rectify_range(x, y, t, p, rflat, width, fh, fw, keep_outside, i0, i1, j, j_end, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
+    """Rectify events ``i0:i1`` with the flat map ``rflat`` (the (H, W, 2) map raveled; one
+    index computation, both coordinates from one cache line) and write the kept ones in
+    order from output index ``j``, never at or past ``j_end``; returns the next j.
+
+    Branch-free compaction: every event is written at ``j`` and ``j`` advances only when
+    it is kept, so a dropped event is overwritten by the next one.
+    """
+    zero = np.float32(0.0)
+    # views indexed from 0: no negative-index wraparound code in the loop
+    xs, ys, ts, ps = x[i0:i1], y[i0:i1], t[i0:i1], p[i0:i1]
+    ox, oy, ot, op = out_x[j:j_end], out_y[j:j_end], out_t[j:j_end], out_p[j:j_end]
+    limit = j_end - j
+    kept = 0
+    for i in range(i1 - i0):
+        k = 2 * (np.int64(ys[i]) * width + np.int64(xs[i]))
+        xr = rflat[k]
+        yr = rflat[k + 1]
+        if kept < limit:
+            ox[kept] = xr
+            oy[kept] = yr
+            ot[kept] = ts[i]
+            op[kept] = ps[i]
+        # float32 comparisons joined by non-short-circuit &: no branches (NaN compares false)
+        kept += keep_outside or ((xr >= zero) & (xr < fw) & (yr >= zero) & (yr < fh))
+    return j + kept
 
 
 @numba.njit(cache=True, parallel=True)
-def _rectify_parallel(x, y, t, p, rmap, keep_outside, n_chunks, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
+def _rectify_parallel(x, y, t, p, rflat, width, fh, fw, keep_outside, n_chunks, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
     """Two passes over chunks: count kept events per chunk, then rectify each chunk at its offset.
 
     Raw pixels must already be known to lie inside the map. Returns the number of kept events.
     """
-    h, w = rmap.shape[0], rmap.shape[1]
     n = x.shape[0]
     size = (n + n_chunks - 1) // n_chunks
+    zero = np.float32(0.0)
     counts = np.zeros(n_chunks + 1, np.int64)
     for c in numba.prange(n_chunks):
         kept = 0
         for i in range(c * size, min(n, (c + 1) * size)):
-            if keep_outside or _inside(rmap[y[i], x[i], 0], rmap[y[i], x[i], 1], h, w):
-                kept += 1
+            k = 2 * (np.int64(y[i]) * width + np.int64(x[i]))
+            xr = rflat[k]
+            yr = rflat[k + 1]
+            kept += keep_outside or ((xr >= zero) & (xr < fw) & (yr >= zero) & (yr < fh))
         counts[c + 1] = kept
     offsets = np.cumsum(counts)
     for c in numba.prange(n_chunks):
-        _rectify_range(x, y, t, p, rmap, keep_outside, c * size, min(n, (c + 1) * size), offsets[c], out_x, out_y, out_t, out_p)
+        lo, hi = c * size, min(n, (c + 1) * size)
+        _rectify_range(x, y, t, p, rflat, width, fh, fw, keep_outside, lo, hi, offsets[c], offsets[c + 1], out_x, out_y, out_t, out_p)
     return offsets[n_chunks]
 
 
@@ -117,11 +128,11 @@ def rectify_events(events: Events, rectify_map: np.ndarray, keep_outside: bool =
     p = np.asarray(events.p)
     out = (np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, t.dtype), np.empty(n, p.dtype))
     threads = numba.get_num_threads()
+    geometry = (rmap.reshape(-1), w, np.float32(h), np.float32(w), bool(keep_outside))
     if threads >= PARALLEL_MIN_THREADS and n >= PARALLEL_MIN_EVENTS:
-        n_chunks = 4 * threads
-        kept = int(_rectify_parallel(x, y, t, p, rmap, bool(keep_outside), n_chunks, *out))
+        kept = int(_rectify_parallel(x, y, t, p, *geometry, 4 * threads, *out))
     else:
-        kept = int(_rectify_range(x, y, t, p, rmap, bool(keep_outside), 0, n, 0, *out))
+        kept = int(_rectify_range(x, y, t, p, *geometry, 0, n, 0, n, *out))
     return Events(*(a[:kept] for a in out))
 
 
