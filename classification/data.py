@@ -593,8 +593,11 @@ def _assemble(
     image_size: int,
     class_names: list[str],
 ) -> DataBundle:
-    """Build the four sources with ``make(train_split, indices, seed)``."""
+    """Build the four sources with ``make(train_split, indices, seed)``; ``train_indices`` (a
+    subset of the training split, or None for all of it) is what training and search use."""
     half_w, half_a = split_indices(n_train, search_fraction, seed)
+    if train_indices is not None:  # the halves index into the chosen subset
+        half_w, half_a = train_indices[half_w], train_indices[half_a]
     return DataBundle(
         name=name,
         train=make(True, train_indices, seed),
@@ -648,7 +651,10 @@ def build_data(cfg: Mapping[str, Any], batch_size: int, seed: int, search_fracti
         if test_ds.class_names != train_ds.class_names:
             raise DatasetError(f"{root}: val/ and train/ hold different class folders")
         n_train = len(train_ds) if cfg.get("limit_train") is None else min(len(train_ds), int(cfg["limit_train"]))
-        every = None if n_train == len(train_ds) else np.arange(n_train)
+        if n_train < 1:
+            raise ConfigError(f"data.limit_train {cfg['limit_train']!r}: must be >= 1 or null")
+        # a seeded random subset: the files are sorted by class, so the first N would miss classes
+        every = None if n_train == len(train_ds) else np.sort(np.random.default_rng(seed).permutation(len(train_ds))[:n_train])
         test_idx = None if cfg.get("limit_test") is None else np.arange(min(len(test_ds), int(cfg["limit_test"])))
 
         def make_folder(is_train: bool, indices: np.ndarray | None, s: int) -> _BatchSource:

@@ -85,6 +85,14 @@ class _Eval:
         return (eval, ("1+1",))
 
 
+def test_archives_written_by_numpy_1_load():
+    # the published archives name numpy.core.multiarray (numpy 1.x), not numpy._core
+    raw = pickle.dumps({b"data": np.arange(6, dtype=np.uint8).reshape(2, 3)}, protocol=2)
+    old = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray" in old
+    np.testing.assert_array_equal(D.safe_unpickle(old, "x")[b"data"], np.arange(6).reshape(2, 3))
+
+
 def test_digits_split_is_stratified_and_seeded():
     train, test = D.load_digits_split(seed=3, test_fraction=0.25)
     again, _ = D.load_digits_split(seed=3, test_fraction=0.25)
@@ -124,6 +132,17 @@ def test_image_folder_source_with_workers_is_deterministic(tmp_path, make_image_
     assert len(first) == 2
     for a, b in zip(first, second):
         torch.testing.assert_close(a, b)
+
+
+def test_image_folder_limit_is_a_random_subset_split_in_halves(tmp_path, make_image_folders):
+    root = make_image_folders(tmp_path / "imnet", classes=4, per_class=3)
+    bundle = D.build_data({"name": "imagenet", "root": str(root), "image_size": 8, "resize": 10, "limit_train": 6},
+                          batch_size=2, seed=0)
+    chosen = set(bundle.train.subset.indices)
+    labels = {bundle.train.dataset.samples[i][1] for i in chosen}
+    assert len(chosen) == 6 and len(labels) > 2  # not just the first two class folders
+    halves = set(bundle.search_train.subset.indices) | set(bundle.search_val.subset.indices)
+    assert halves == chosen and bundle.search_train.num_samples == 3
 
 
 def test_image_folder_errors(tmp_path, make_image_folders):
