@@ -30,13 +30,13 @@ No torch import here.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import h5py
+import numba
 import numpy as np
 
 from ..atomic import atomic_path
@@ -336,16 +336,25 @@ class EventFile:
         rel1 = int(t_end_us) - self.t_offset_us
         n = self.num_events
         if self._ms_to_idx is not None:
-            m = self._ms_to_idx
-            ms0 = max(0, math.floor(rel0 / 1000))
-            ms1 = max(0, math.ceil(rel1 / 1000))
-            lo = int(m[ms0]) if ms0 < m.size else n
-            hi = int(m[ms1]) if ms1 < m.size else n
-            span = self._read_t_rel(lo, hi)
-            return lo + int(np.searchsorted(span, rel0, "left")), lo + int(np.searchsorted(span, rel1, "left"))
+            return self._ms_lower_bound(rel0), self._ms_lower_bound(rel1)
         i0 = bisect_time(self._read_t_rel, n, rel0)
         i1 = bisect_time(self._read_t_rel, n, rel1, lo=i0)
         return i0, i1
+
+    def _ms_lower_bound(self, rel_us: int) -> int:
+        """First index with stored ``t >= rel_us``, reading only the millisecond of events
+        around it: ``ms_to_idx[k]`` is the first index with ``t >= 1000 k``, so for ``k =
+        floor(rel_us / 1000)`` the answer lies in ``[ms_to_idx[k], ms_to_idx[k + 1]]``."""
+        m = self._ms_to_idx
+        n = self.num_events
+        k = rel_us // 1000  # floor, exact for any integer
+        if k < 0:
+            return 0
+        if k >= m.size:
+            return n
+        lo = int(m[k])
+        hi = int(m[k + 1]) if k + 1 < m.size else n
+        return lo + int(np.searchsorted(self._read_t_rel(lo, hi), rel_us, "left"))
 
     def slice(self, t_start_us: int, t_end_us: int) -> Events:
         """Events with ``t_start_us <= t < t_end_us`` (absolute microseconds).
@@ -360,32 +369,42 @@ class EventFile:
         return self.read(i0, i1)
 
     def read(self, i0: int, i1: int) -> Events:
-        """Events ``i0:i1`` by index, checked and converted to the canonical dtypes."""
-        t = self._read_t_rel(i0, i1)
+        """Events ``i0:i1`` by index, checked and converted to the canonical dtypes.
+
+        The stored columns are read as they are; one pass (:func:`_check_window_columns`)
+        then builds absolute int64 t and int8 {0, 1} p and finds the first unsorted,
+        bad-polarity and outside-the-sensor event, so that the checks cost no extra passes.
+        """
+        with h5_errors(self.path, "reading events/t"):
+            t_rel = np.asarray(self._cols["t"][i0:i1])
         with h5_errors(self.path, "reading events/x, events/y, events/p"):
             x = np.asarray(self._cols["x"][i0:i1])
             y = np.asarray(self._cols["y"][i0:i1])
             p = np.asarray(self._cols["p"][i0:i1])
-        if t.size > 1 and np.any(t[1:] < t[:-1]):
-            bad = int(np.argmax(t[1:] < t[:-1])) + i0
-            raise EventFileError(f"{self.path}: timestamps are not sorted (t decreases after event {bad})")
-        t = t + self.t_offset_us
-        p = _canonical_polarity(self.path, p)
         # an inferred size (max + 1) cannot be exceeded, so only a known size is checked
         h, w = self._sensor_size if self._sensor_size is not None else (65536, 65536)
-        bad = (x >= w) | (y >= h)
-        if x.dtype.kind == "i" or y.dtype.kind == "i":
-            bad |= (x < 0) | (y < 0)
-        if np.any(bad):
+        t = np.empty(t_rel.shape[0], np.int64)
+        p_out = np.empty(p.shape[0], np.int8)
+        first = np.full(3, -1, np.int64)
+        _check_window_columns(t_rel, x, y, p, self.t_offset_us, h, w, p.dtype.kind == "b", t, p_out, first)
+        descent, bad_polarity, outside = (int(v) for v in first)
+        if descent >= 0:
+            raise EventFileError(f"{self.path}: timestamps are not sorted (t decreases after event {descent - 1 + i0})")
+        if bad_polarity >= 0:
+            raise EventFileError(
+                f"{self.path}: polarity values must be in {{0, 1}} or {{-1, +1}}, found {int(p.min())}..{int(p.max())}"
+            )
+        if outside >= 0:
             if self.outside == "error":
-                k = int(np.argmax(bad))
                 raise EventFileError(
-                    f"{self.path}: event {i0 + k} at (x={int(x[k])}, y={int(y[k])}) is outside the "
+                    f"{self.path}: event {i0 + outside} at (x={int(x[outside])}, y={int(y[outside])}) is outside the "
                     f"{w}x{h} sensor (pass outside='drop' to discard such events)"
                 )
-            keep = ~bad
-            x, y, t, p = x[keep], y[keep], t[keep], p[keep]
-        return Events(x.astype(np.uint16, copy=False), y.astype(np.uint16, copy=False), t, p)
+            keep = (x < w) & (y < h)
+            if x.dtype.kind == "i" or y.dtype.kind == "i":
+                keep &= (x >= 0) & (y >= 0)
+            x, y, t, p_out = x[keep], y[keep], t[keep], p_out[keep]
+        return Events(x.astype(np.uint16, copy=False), y.astype(np.uint16, copy=False), t, p_out)
 
     # -- lifetime --------------------------------------------------------------------------
     def close(self) -> None:
@@ -413,12 +432,48 @@ class EventFile:
         return f"EventFile({str(self.path)!r}, num_events={self.num_events})"
 
 
-def _canonical_polarity(path: Path, p: np.ndarray) -> np.ndarray:
-    if p.dtype.kind == "b":
-        return p.astype(np.int8)
-    if p.size and (p.min() < -1 or p.max() > 1):
-        raise EventFileError(f"{path}: polarity values must be in {{0, 1}} or {{-1, +1}}, found {int(p.min())}..{int(p.max())}")
-    return (p > 0).astype(np.int8)
+@numba.njit(cache=True)
+def _check_window_columns(t_rel, x, y, p, t_offset, height, width, p_is_bool, t_out, p_out, first):  # pragma: no cover - numba
+    """One pass over a window's stored columns: ``t_out = t_rel + t_offset`` (int64
+    microseconds), ``p_out = p > 0`` (int8), and in ``first`` the index of the first event
+    whose t is below its predecessor's, whose polarity is outside {-1, 0, 1} (not checked
+    for bool ``p``) and whose (x, y) is outside the ``width`` x ``height`` sensor (-1: none).
+    Comparisons are accumulated without branches in blocks (the loop vectorises); only a
+    block that holds a problem is searched for the first index."""
+    n = t_rel.shape[0]
+    block = 4096
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        tb, xb, yb, pb = t_rel[start:stop], x[start:stop], y[start:stop], p[start:stop]
+        to, po = t_out[start:stop], p_out[start:stop]
+        problems = 0
+        for i in range(stop - start):
+            ti = np.int64(tb[i])
+            to[i] = ti + t_offset
+            pi = pb[i]
+            po[i] = np.int8(pi > 0)
+            xi = np.int64(xb[i])
+            yi = np.int64(yb[i])
+            out = (xi < 0) | (xi >= width) | (yi < 0) | (yi >= height)
+            pol = (not p_is_bool) & ((np.int64(pi) < -1) | (np.int64(pi) > 1))
+            problems += np.int64(out | pol)
+        if start > 0:
+            problems += np.int64(t_rel[start] < t_rel[start - 1])
+        for i in range(1, stop - start):
+            problems += np.int64(tb[i] < tb[i - 1])
+        if problems == 0:
+            continue
+        for i in range(start, stop):
+            if first[0] < 0 and i > 0 and t_rel[i] < t_rel[i - 1]:
+                first[0] = i
+            if first[1] < 0 and not p_is_bool and (np.int64(p[i]) < -1 or np.int64(p[i]) > 1):
+                first[1] = i
+            xi = np.int64(x[i])
+            yi = np.int64(y[i])
+            if first[2] < 0 and (xi < 0 or xi >= width or yi < 0 or yi >= height):
+                first[2] = i
+        if first[0] >= 0 and first[1] >= 0 and first[2] >= 0:
+            return
 
 
 def _check_size(path: Path, size: Any) -> tuple[int, int]:
