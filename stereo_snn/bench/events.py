@@ -11,9 +11,11 @@ one run:
    to a temporary folder first), rectify it and build the voxel grids, split into
    slice (read + decompress), rectify and voxelise.
 
-Times are wall-clock medians over ``--repeats`` runs; the voxel table also gives the median
-CPU time of the process (all threads), which shows the work done even when other jobs
-share the CPUs. No test asserts on these figures.
+Times are wall-clock medians over ``--repeats`` runs, each table also gives the median CPU
+time of the process (all threads), which shows the work done even when other jobs share
+the CPUs. Every measured function is called once untimed first (JIT compile or cache
+load). ``--threads`` sets numba's and torch's thread counts; the header names numba's
+threading layer. No test asserts on these figures.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def bench_voxel(args: argparse.Namespace, layout: str) -> dict[str, Any]:
 
     ev = synthetic_events(args.events, args.height, args.width, args.seed, layout)
     shape = (args.bins, args.height, args.width)
+    voxel_grid(*ev, *shape)  # untimed: page in the events, warm the caches
     t_numba, grid, cpu_numba = _timed(lambda: voxel_grid(*ev, *shape), args.repeats)
     t_numba_raw, _, cpu_numba_raw = _timed(lambda: voxel_grid(*ev, *shape, normalize=False), args.repeats)
     t_ref, ref, cpu_ref = _timed(lambda: voxel_grid_reference(*ev, *shape), args.ref_repeats)
@@ -217,27 +220,29 @@ def bench_load(args: argparse.Namespace) -> dict[str, Any]:
                 seq.event_file(camera)
                 seq.rectify_map(camera)
             open_s = time.perf_counter() - start
-            parts: dict[str, list[float]] = {"slice_s": [], "rectify_s": [], "voxel_s": [], "total_s": []}
+            stages = ("slice", "rectify", "voxel", "total")
+            parts: dict[str, list[float]] = {f"{stage}{unit}": [] for stage in stages for unit in ("_s", "_cpu_s")}
             counts = {}
-            for _ in range(args.repeats):
+            for repeat in range(args.repeats + 1):  # repeat 0: untimed warm-up (JIT cache load)
                 totals = dict.fromkeys(parts, 0.0)
                 for camera in ("left", "right"):
-                    a = time.perf_counter()
+                    marks = [(time.perf_counter(), time.process_time())]
                     raw = seq.event_file(camera).slice(t0, t1)
-                    b = time.perf_counter()
+                    marks.append((time.perf_counter(), time.process_time()))
                     rect = rectify_events(raw, seq.rectify_map(camera))
-                    c = time.perf_counter()
+                    marks.append((time.perf_counter(), time.process_time()))
                     voxel_grid(*rect, args.bins, args.height, args.width)
-                    d = time.perf_counter()
-                    totals["slice_s"] += b - a
-                    totals["rectify_s"] += c - b
-                    totals["voxel_s"] += d - c
-                    totals["total_s"] += d - a
+                    marks.append((time.perf_counter(), time.process_time()))
+                    for k, stage in enumerate(stages):
+                        first, last = (0, 3) if stage == "total" else (k, k + 1)
+                        totals[f"{stage}_s"] += marks[last][0] - marks[first][0]
+                        totals[f"{stage}_cpu_s"] += marks[last][1] - marks[first][1]
                     counts[camera] = len(raw)
-                for key, value in totals.items():
-                    parts[key].append(value)
+                if repeat:
+                    for key, value in totals.items():
+                        parts[key].append(value)
             # the same through the public one-call API, as the stereo application uses it
-            e2e, _, _ = _timed(
+            e2e, _, e2e_cpu = _timed(
                 lambda: [
                     voxel_grid(*seq.events(cam, t0, t1), args.bins, args.height, args.width) for cam in ("left", "right")
                 ],
@@ -251,6 +256,7 @@ def bench_load(args: argparse.Namespace) -> dict[str, Any]:
             "write_sequence_s": write_s,
             "open_s": open_s,
             "end_to_end_s": e2e,
+            "end_to_end_cpu_s": e2e_cpu,
         }
     )
     return result
@@ -270,6 +276,16 @@ def _set_threads(threads: int | None) -> tuple[int, int]:
     return previous
 
 
+def _threading_layer() -> str:
+    """numba's threading layer (known once a parallel kernel has run), or "n/a"."""
+    import numba
+
+    try:
+        return str(numba.threading_layer())
+    except ValueError:
+        return "n/a"
+
+
 def _load_average() -> str:
     try:
         return " / ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -279,7 +295,8 @@ def _load_average() -> str:
 
 def _print_table(result: dict[str, Any]) -> None:
     print(
-        f"events benchmark: {result['machine']}, {result['cpus']} CPUs, {result['threads']} threads, "
+        f"events benchmark: {result['machine']}, {result['cpus']} CPUs, {result['threads']} threads "
+        f"(numba threading layer: {result['threading_layer']}, OMP_WAIT_POLICY={result['omp_wait_policy']}), "
         f"load average before: {result['load_average']}"
     )
     print(f"first voxel_grid call (JIT compile or cache load, excluded below): {result['first_call_s']:.2f} s")
@@ -299,10 +316,10 @@ def _print_table(result: dict[str, Any]) -> None:
         print(
             f"DSEC window ({WINDOW_US // 1000} ms, Blosc/ZSTD), {load['events_left']:,} + {load['events_right']:,} events, both cameras:"
         )
-        for key, label in (("slice_s", "slice (read + decompress)"), ("rectify_s", "rectify"), ("voxel_s", "voxel grid")):
-            print(f"  {label:<28}{load[key] * 1e3:>12.1f} ms")
-        print(f"  {'total':<28}{load['total_s'] * 1e3:>12.1f} ms")
-        print(f"  {'DSECSequence.events + voxel':<28}{load['end_to_end_s'] * 1e3:>12.1f} ms")
+        print(f"  {'stage':<28}{'time (ms)':>12}{'CPU time (ms)':>16}")
+        for stage, label in (("slice", "slice (read + decompress)"), ("rectify", "rectify"), ("voxel", "voxel grid"), ("total", "total")):
+            print(f"  {label:<28}{load[stage + '_s'] * 1e3:>12.1f}{load[stage + '_cpu_s'] * 1e3:>16.1f}")
+        print(f"  {'DSECSequence.events + voxel':<28}{load['end_to_end_s'] * 1e3:>12.1f}{load['end_to_end_cpu_s'] * 1e3:>16.1f}")
         print(f"  (writing the sequence took {load['write_sequence_s']:.1f} s, opening it {load['open_s'] * 1e3:.1f} ms)")
 
 
@@ -341,6 +358,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "height": args.height,
         "width": args.width,
         "first_call_s": first_call_s(args),
+        "threading_layer": _threading_layer(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
         "voxel": [bench_voxel(args, layout) for layout in args.layouts],
     }
     if not args.no_load:

@@ -27,6 +27,9 @@ def test_bench_events_tiny_run_writes_json(tmp_path: Path, capsys: pytest.Captur
     load = result["load"]
     assert 1500 < load["events_left"] < 2500 and 1500 < load["events_right"] < 2500
     assert load["total_s"] == pytest.approx(load["slice_s"] + load["rectify_s"] + load["voxel_s"], rel=1e-6)
+    cpu_parts = load["slice_cpu_s"] + load["rectify_cpu_s"] + load["voxel_cpu_s"]
+    assert load["total_cpu_s"] == pytest.approx(cpu_parts, rel=1e-6) and load["end_to_end_cpu_s"] >= 0
+    assert result["threading_layer"] in ("omp", "tbb", "workqueue") and "threading layer" in text
 
 
 def test_bench_events_through_cli(capsys: pytest.CaptureFixture[str]) -> None:
