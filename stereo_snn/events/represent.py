@@ -293,36 +293,43 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):
 def _flush_pair(sc, dst0, dst1, use0, use1, add, stats0, stats1, with_stats):  # pragma: no cover - compiled
     """One pass over an interleaved scratch row ``sc`` [2 * pixels]: slot 0 goes to ``dst0``,
     slot 1 to ``dst1`` (written, or added when ``add``; a slot whose ``use`` flag is false
-    is dropped), the row is zeroed, and with ``with_stats`` the (count, sum, sum of
-    squares) of the non-zero cells of the finished planes go to ``stats0``/``stats1``
-    (float64; zeros add nothing to the sums, so the loops have no branch)."""
+    is dropped, and its ``dst`` is not touched), the row is zeroed as it is read, and with
+    ``with_stats`` the (count, sum, sum of squares) of the non-zero cells of the finished
+    planes go to ``stats0``/``stats1`` (float64; zeros add nothing to the sums, so the
+    loop has no data-dependent branch)."""
     pixels = dst0.shape[0]
-    for slot in range(2):
-        use = use0 if slot == 0 else use1
-        dst = dst0 if slot == 0 else dst1
-        src = sc[slot:]
-        if not use:
-            continue
-        n = 0.0
-        s = 0.0
-        s2 = 0.0
-        if add:
-            for k in range(pixels):
-                v = dst[k] + src[2 * k]
-                dst[k] = v
-                vd = np.float64(v)
-                n += vd != 0.0
-                s += vd
-                s2 += vd * vd
-        else:
-            for k in range(pixels):
-                dst[k] = src[2 * k]
-        if with_stats:
-            st = stats0 if slot == 0 else stats1
-            st[0] = n
-            st[1] = s
-            st[2] = s2
-    sc[:] = np.float32(0.0)
+    zero = np.float32(0.0)
+    n0 = s0 = q0 = n1 = s1 = q1 = 0.0
+    for k in range(pixels):
+        a = sc[2 * k]
+        b = sc[2 * k + 1]
+        sc[2 * k] = zero
+        sc[2 * k + 1] = zero
+        if use0:
+            if add:
+                a += dst0[k]
+                ad = np.float64(a)
+                n0 += ad != 0.0
+                s0 += ad
+                q0 += ad * ad
+            dst0[k] = a
+        if use1:
+            if add:
+                b += dst1[k]
+                bd = np.float64(b)
+                n1 += bd != 0.0
+                s1 += bd
+                q1 += bd * bd
+            dst1[k] = b
+    if with_stats:
+        if use0:
+            stats0[0] = n0
+            stats0[1] = s0
+            stats0[2] = q0
+        if use1:
+            stats1[0] = n1
+            stats1[1] = s1
+            stats1[2] = q1
 
 
 @njit(cache=True, parallel=True, fastmath=True)
