@@ -306,30 +306,28 @@ def _flush_pair(sc, dst0, dst1, use0, use1, add, stats0, stats1, with_stats):  #
         sc[2 * k] = zero
         sc[2 * k + 1] = zero
         if use0:
-            if add:
-                a += dst0[k]
-                ad = np.float64(a)
-                n0 += ad != 0.0
-                s0 += ad
-                q0 += ad * ad
-            dst0[k] = a
+            v = _put(dst0, k, a, add)
+            n0 += v != 0.0
+            s0 += v
+            q0 += v * v
         if use1:
-            if add:
-                b += dst1[k]
-                bd = np.float64(b)
-                n1 += bd != 0.0
-                s1 += bd
-                q1 += bd * bd
-            dst1[k] = b
-    if with_stats:
-        if use0:
-            stats0[0] = n0
-            stats0[1] = s0
-            stats0[2] = q0
-        if use1:
-            stats1[0] = n1
-            stats1[1] = s1
-            stats1[2] = q1
+            v = _put(dst1, k, b, add)
+            n1 += v != 0.0
+            s1 += v
+            q1 += v * v
+    if with_stats and use0:
+        stats0[0], stats0[1], stats0[2] = n0, s0, q0
+    if with_stats and use1:
+        stats1[0], stats1[1], stats1[2] = n1, s1, q1
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _put(dst, k, value, add):  # pragma: no cover - compiled
+    """dst[k] = value (or += when ``add``); returns the stored value as float64."""
+    if add:
+        value += dst[k]
+    dst[k] = value
+    return np.float64(value)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
