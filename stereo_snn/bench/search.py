@@ -4,7 +4,8 @@ Run as ``python tools/bench_search.py`` or ``stereo-snn bench search``. One step
 architecture step (held-out batch, with the energy penalty) plus a weight step (training batch),
 i.e. two forward and two backward passes through the supernet. Reported: the wall-clock median
 over ``--repeats`` steps after ``--warmup`` untimed steps, the peak resident memory of the
-process (``resource.ru_maxrss``) and, on CUDA, ``torch.cuda.max_memory_allocated``. Optionally
+process (``resource.ru_maxrss``), the process CPU time per step (the machine may be shared, so
+wall time alone can mislead), the load average and, on CUDA, ``torch.cuda.max_memory_allocated``. Optionally
 one DGS round of one batch pair is timed too. No test asserts on these figures.
 
 Reference sizes: ``--dim 2``: input [T=4, B=2, 5, 64, 64] (5 SBT frames), channels 8,
@@ -16,6 +17,7 @@ engine settings, 4 layers.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
@@ -92,15 +94,16 @@ def run(args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(args.warmup):
         searcher.step(tr, va, epoch=0)
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.repeats):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         searcher.step(tr, va, epoch=0)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
     out = {
         "benchmark": "search_step",
         "supernet": {**cfg.to_dict(), "input_shape": [args.time_steps, batch, in_ch, *spatial]},
@@ -108,6 +111,8 @@ def run(args: argparse.Namespace) -> dict:
         "arch_parameters": sum(p.numel() for p in model.body.arch_parameters()),
         "step_seconds_median": statistics.median(times),
         "step_seconds": times,
+        "step_cpu_seconds_median": statistics.median(cpu_times),
+        "load_average_1min": os.getloadavg()[0],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -119,11 +124,12 @@ def run(args: argparse.Namespace) -> dict:
         out["gpu"] = torch.cuda.get_device_name(device)
     if args.dgs:
         dgs = SurrogateSearch(model, DGSConfig(max_batches=1))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         dgs.run([tr], [va], _loss)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         out["dgs_round_one_batch_seconds"] = time.perf_counter() - t0
+        out["dgs_round_one_batch_cpu_seconds"] = time.process_time() - c0
         out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         if device.type == "cuda":
             out["cuda_max_memory_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -139,10 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = run(args)
     print(f"search step ({args.dim}D supernet, input {res['supernet']['input_shape']}, "
           f"{res['parameters']} parameters, {res['device']}, {res['threads']} threads): "
-          f"{res['step_seconds_median']:.3f} s median of {len(res['step_seconds'])}; "
+          f"{res['step_seconds_median']:.3f} s median of {len(res['step_seconds'])} "
+          f"(CPU {res['step_cpu_seconds_median']:.3f} s, load average {res['load_average_1min']:.1f}); "
           f"peak RSS {res['peak_rss_mib']:.0f} MiB"
           + (f"; CUDA peak {res['cuda_max_memory_allocated_mib']:.0f} MiB" if "cuda_max_memory_allocated_mib" in res else "")
-          + (f"; DGS round (1 batch pair) {res['dgs_round_one_batch_seconds']:.3f} s" if "dgs_round_one_batch_seconds" in res else ""))
+          + (f"; DGS round (1 batch pair) {res['dgs_round_one_batch_seconds']:.3f} s "
+             f"(CPU {res['dgs_round_one_batch_cpu_seconds']:.3f} s)" if "dgs_round_one_batch_seconds" in res else ""))
     if args.out:
         write_json(args.out, res)
     return 0

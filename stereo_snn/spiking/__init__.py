@@ -13,9 +13,10 @@ from .lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     **{name: ".neurons" for name in (
         "NEURON_KINDS", "SPIKING_KINDS", "SPIKING_TYPES", "AnnActivation", "ChannelLIFNode", "NeuronConfig",
-        "firing_rates", "is_spiking", "make_neuron", "neuron_tau", "reset", "spiking_modules",
+        "firing_rates", "grouped_multi_step", "is_spiking", "make_neuron", "neuron_tau", "reset",
+        "spiking_modules",
     )},
-    **{name: ".surrogate" for name in ("DSPIKE_HALF_WINDOW", "Dspike", "dspike_grad")},
+    **{name: ".surrogate" for name in ("DSPIKE_HALF_WINDOW", "Dspike", "GroupedDspike", "dspike_grad")},
 }
 
 __all__ = list(_EXPORTS)
@@ -27,6 +28,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .neurons import (
         NEURON_KINDS, SPIKING_KINDS, SPIKING_TYPES, AnnActivation, ChannelLIFNode, NeuronConfig, firing_rates,
-        is_spiking, make_neuron, neuron_tau, reset, spiking_modules,
+        grouped_multi_step, is_spiking, make_neuron, neuron_tau, reset, spiking_modules,
     )
-    from .surrogate import DSPIKE_HALF_WINDOW, Dspike, dspike_grad
+    from .surrogate import DSPIKE_HALF_WINDOW, Dspike, GroupedDspike, dspike_grad

@@ -23,7 +23,7 @@ from spikingjelly.activation_based import base, functional, monitor, neuron
 from torch import nn
 
 from ..errors import ConfigError
-from .surrogate import Dspike
+from .surrogate import Dspike, GroupedDspike
 
 __all__ = [
     "NeuronConfig",
@@ -38,6 +38,7 @@ __all__ = [
     "reset",
     "spiking_modules",
     "firing_rates",
+    "grouped_multi_step",
 ]
 
 NEURON_KINDS = ("lif", "plif", "clif", "ann")
@@ -109,21 +110,24 @@ class ChannelLIFNode(neuron.BaseNode):
 
     def single_step_functional_forward(self, inputs, states, **kwargs):
         """One time step: charge with per-channel decay, fire through the surrogate, reset."""
-        x = inputs[0]
-        v = states[0]
+        spike, v_new = self.step_with(inputs[0], states[0], self.surrogate_function)
+        return (spike,), (v_new, *states[1:])
+
+    def step_with(self, x: torch.Tensor, v: torch.Tensor, surrogate_function) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step with an explicit surrogate callable; returns ``(spike, new membrane)``."""
         inv_tau = torch.sigmoid(self.w).view(1, -1, *([1] * (x.dim() - 2)))
         v_rest = 0.0 if self.v_reset is None else self.v_reset
         if self.decay_input:
             h = v + (x - (v - v_rest)) * inv_tau
         else:
             h = v - (v - v_rest) * inv_tau + x
-        spike = self.surrogate_function(h - self.v_threshold)
+        spike = surrogate_function(h - self.v_threshold)
         s = spike.detach() if self.detach_reset else spike
         if self.v_reset is None:
             v_new = self.apply_soft_reset(h, s, self.v_threshold)
         else:
             v_new = self.apply_hard_reset(h, s, self.v_reset)
-        return (spike,), (v_new, *states[1:])
+        return spike, v_new
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", channels={self.w.numel()}"
@@ -211,3 +215,72 @@ def firing_rates(net: nn.Module, run: Callable[[], Any]) -> dict[str, float]:
         run()
         rates = {name: sum(mon[name]) / len(mon[name]) for name in mon.monitored_layers if mon[name]}
     return rates
+
+
+_STACKABLE = (neuron.LIFNode, neuron.ParametricLIFNode, ChannelLIFNode)
+
+
+def _dynamics(m: nn.Module) -> tuple:
+    """What must agree for neurons to share one membrane loop (everything but the surrogate)."""
+    own = (float(m.tau),) if type(m) is neuron.LIFNode else (id(m.w),)
+    return (type(m), m.v_threshold, m.v_reset, m.detach_reset, m.decay_input, m.store_v_seq,
+            getattr(m, "_neuron_precision", None), m.step_mode) + own
+
+
+def _hooked(m: nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks or nn.modules.module._global_forward_hooks
+                or nn.modules.module._global_forward_pre_hooks)
+
+
+def grouped_multi_step(neurons: list[nn.Module], inputs: list[torch.Tensor] | torch.Tensor) -> torch.Tensor | None:
+    """Run ``G`` neurons that differ only in their Dspike surrogate as ONE multi-step loop.
+
+    ``inputs[g]`` (``[T, B, C, ...]``, all the same shape) is the input of ``neurons[g]``; or
+    ``inputs`` is one tensor ``[T, G*B, C, ...]`` holding them stacked already. The inputs are
+    stacked along the batch dim (``[T, G*B, C, ...]``) and run through one membrane
+    loop of the same spikingjelly functional (lif/plif) or step (clif) the modules use, with
+    a :class:`GroupedDspike` giving slice ``g`` the surrogate (b or DGS mixture) of
+    ``neurons[g]``: the result equals ``torch.cat([n(x) for n, x in zip(neurons, inputs)], 1)``
+    element for element, gradients included (learnable tau: summed over the slices, as with
+    separate runs). The neurons' states are reset and left at rest.
+
+    Returns ``None`` (the caller then runs the modules one by one) when the neurons cannot be
+    stacked: other types, different dynamics, non-Dspike or mixed surrogates, or hooks on a
+    module (e.g. a spikingjelly monitor, which must see each module's own call).
+    """
+    first = neurons[0]
+    if type(first) not in _STACKABLE or any(_hooked(m) for m in neurons):
+        return None
+    key = _dynamics(first)
+    if any(_dynamics(m) != key for m in neurons[1:]) or key[5] or key[6] is not None or key[7] != "m":
+        return None
+    surrogates = [m.surrogate_function for m in neurons]
+    if torch.is_tensor(inputs):
+        if inputs.dim() < 3 or inputs.shape[1] % len(neurons):
+            return None
+        x_seq = inputs
+    elif len(inputs) != len(neurons) or len({tuple(x.shape) for x in inputs}) != 1:
+        return None
+    else:
+        x_seq = None
+    if not GroupedDspike.supported(surrogates):
+        return None
+    if x_seq is None:
+        x_seq = torch.cat(inputs, dim=1)
+    sg = GroupedDspike(surrogates, x_seq.dtype, x_seq.device)
+    for m in neurons:
+        m.reset()
+    v = first.materialize_states((x_seq,), tuple(first._memories.values()), "m")[0]
+    if type(first) is neuron.LIFNode:
+        spikes, _, _ = functional.lif_multi_step(x_seq, v, first.tau, first.decay_input, first.v_threshold,
+                                                 first.v_reset, sg, first.detach_reset, False)
+        return spikes
+    if type(first) is neuron.ParametricLIFNode:
+        spikes, _, _ = functional.plif_multi_step(x_seq, v, first.w, first.decay_input, first.v_threshold,
+                                                  first.v_reset, sg, first.detach_reset, False)
+        return spikes
+    out = []
+    for x in x_seq:
+        spike, v = first.step_with(x, v, sg)
+        out.append(spike)
+    return torch.stack(out)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from spikingjelly.activation_based import surrogate
 
-__all__ = ["Dspike", "dspike_grad", "DSPIKE_HALF_WINDOW"]
+__all__ = ["Dspike", "dspike_grad", "DSPIKE_HALF_WINDOW", "GroupedDspike"]
 
 DSPIKE_HALF_WINDOW = 0.5  # |u - threshold| below which the surrogate gradient is non-zero
 
@@ -28,8 +28,10 @@ def dspike_grad(x: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
     return scale * (1.0 - torch.tanh(b * x) ** 2) * inside
 
 
-class _DspikeFunction(torch.autograd.Function):
-    """Heaviside forward; backward mixes Dspike derivatives of temperatures ``bs`` by ``weights``."""
+class _GroupedDspikeFunction(torch.autograd.Function):
+    """Heaviside forward on ``G`` equal slices of dim 0; slice ``g``'s backward mixes the Dspike
+    derivatives of temperatures ``bs[g]`` by ``weights[g]`` (``[G, K]`` each). One Dspike is the
+    case ``G = 1``."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, bs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -39,15 +41,50 @@ class _DspikeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, bs, weights = ctx.saved_tensors
-        parts = [dspike_grad(x, bs[k]) for k in range(bs.shape[0])]
-        sg = parts[0] * weights[0]
-        for k in range(1, len(parts)):
-            sg = sg + parts[k] * weights[k]
-        grad_x = grad_out * sg
+        groups, k_count = bs.shape
+        xg = x.reshape(groups, -1)
+        gg = grad_out.reshape(groups, -1)
+        parts = [dspike_grad(xg, bs[:, k:k + 1]) for k in range(k_count)]
+        sg = parts[0] * weights[:, 0:1]
+        for k in range(1, k_count):
+            sg = sg + parts[k] * weights[:, k:k + 1]
+        grad_x = (gg * sg).reshape(x.shape)
         grad_w = None
         if ctx.needs_input_grad[2]:
-            grad_w = torch.stack([(grad_out * p).sum() for p in parts])
+            grad_w = torch.stack([(gg * p).sum(dim=1) for p in parts], dim=1)
         return grad_x, None, grad_w
+
+
+class GroupedDspike:
+    """One surrogate call for ``G`` Dspike modules whose inputs are stacked in equal slices of dim 0.
+
+    Slice ``g`` of the input (dim 0 split into ``len(surrogates)`` equal parts) gets the forward
+    and backward of ``surrogates[g]`` (its ``b``, or its DGS mixture), so one multi-step neuron
+    run on the stacked input equals ``G`` runs of neurons with those surrogates. Built once per
+    run: it snapshots the temperatures and mixtures. ``supported(surrogates)`` tells whether
+    the group can be stacked (all spiking Dspikes, all mixtures or none, same mixture length).
+    """
+
+    def __init__(self, surrogates: list["Dspike"], dtype: torch.dtype, device: torch.device):
+        if not self.supported(surrogates):
+            raise ValueError("GroupedDspike: the surrogates cannot be stacked (see GroupedDspike.supported)")
+        if surrogates[0].in_mixture:
+            self.bs = torch.stack([sg._mix_bs.to(device=device, dtype=dtype) for sg in surrogates])
+            self.weights = torch.stack([torch.softmax(sg._mix_logits, dim=0).to(dtype) for sg in surrogates])
+        else:
+            self.bs = torch.stack([sg.b.to(device=device, dtype=dtype) for sg in surrogates]).reshape(-1, 1)
+            self.weights = torch.ones(len(surrogates), 1, dtype=dtype, device=device)
+
+    @staticmethod
+    def supported(surrogates: list) -> bool:
+        """True when every surrogate is a spiking :class:`Dspike` and their mixtures have one length."""
+        if not surrogates or not all(isinstance(sg, Dspike) and sg.spiking for sg in surrogates):
+            return False
+        lengths = {None if sg._mix_bs is None else int(sg._mix_bs.numel()) for sg in surrogates}
+        return len(lengths) == 1
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _GroupedDspikeFunction.apply(x, self.bs, self.weights)
 
 
 class Dspike(surrogate.SurrogateFunctionBase):
@@ -106,4 +143,4 @@ class Dspike(surrogate.SurrogateFunctionBase):
         else:
             bs = self.b.to(x.dtype).reshape(1)
             weights = torch.ones(1, dtype=x.dtype, device=x.device)
-        return _DspikeFunction.apply(x, bs, weights)
+        return _GroupedDspikeFunction.apply(x, bs.reshape(1, -1), weights.reshape(1, -1))
