@@ -21,26 +21,30 @@ def _quiet(_msg: str) -> None:
 
 def test_resume_is_bit_identical(sim_root, tiny_cfg, tiny_genotype, tmp_path):
     cfg = tiny_cfg.replace(**{"train.epochs": 2, "train.image_every": 0})
-    sources = open_sources(sim_root)
-    straight = train_genotype(cfg, tiny_genotype, sources[:1], sources[2:], tmp_path / "a", seed=4,
-                              progress=False, log=_quiet)
-    half = train_genotype(cfg, tiny_genotype, sources[:1], sources[2:], tmp_path / "b", seed=4,
-                          progress=False, until_epoch=1, log=_quiet)
+    sources = open_sources(sim_root)[:1]
+    straight = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "a", seed=4, progress=False, log=_quiet)
+    half = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, until_epoch=1,
+                          log=_quiet)
     assert half.epochs == 1
-    resumed = train_genotype(cfg, tiny_genotype, sources[:1], sources[2:], tmp_path / "b", seed=4,
-                             progress=False, resume=True, log=_quiet)
+    resumed = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, resume=True,
+                             log=_quiet)
     assert resumed.epochs == straight.epochs == 2
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert a["history"] == b["history"]
-    # the run folder holds what the docs promise
-    for name in ("config.json", "genotype.json", "metrics.json", "checkpoints/best.pt"):
-        assert (tmp_path / "a" / name).is_file(), name
-    assert list((tmp_path / "a" / "tb").iterdir())
-    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    assert len(metrics["history"]) == 2 and metrics["best"]["val_mae"] is not None
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys() and a["optimizer"]["state"]
+
+
+def test_run_folder_contents(trained_run):
+    for name in ("config.json", "genotype.json", "metrics.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (trained_run / name).is_file(), name
+    assert list((trained_run / "tb").iterdir())
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert len(metrics["history"]) == 1 and metrics["best"]["val_mae"] is not None
+    state = load_checkpoint(trained_run / "checkpoints" / "last.pt")
+    assert {"model", "optimizer", "scheduler", "scaler", "epoch", "rng", "config", "genotype"} <= set(state)
 
 
 def test_resume_refuses_other_settings_and_missing_run(sim_root, tiny_cfg, tiny_genotype, trained_run, tmp_path):
