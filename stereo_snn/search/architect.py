@@ -54,6 +54,17 @@ class SearchConfig:
             raise ConfigError(f"search energy_target_mj {self.energy_target_mj}: must be > 0")
 
 
+def _backward_into(loss: torch.Tensor, params: list[nn.Parameter]) -> None:
+    """``loss.backward()`` restricted to ``params``: the same gradients in ``p.grad`` (added to
+    any already there), without computing the gradients of every other parameter."""
+    wanted = [p for p in params if p.requires_grad]
+    if not wanted:
+        return
+    for p, g in zip(wanted, torch.autograd.grad(loss, wanted, allow_unused=True)):
+        if g is not None:
+            p.grad = g if p.grad is None else p.grad + g
+
+
 class Searcher:
     """Alternates architecture steps (held-out half) and weight steps (training half)."""
 
@@ -103,13 +114,13 @@ class Searcher:
             self.a_opt.zero_grad(set_to_none=True)
             val_loss = self.loss_fn(self.model, val_batch)
             total = val_loss + (self.energy_penalty() if self.config.energy_weight > 0 else 0.0)
-            total.backward()
+            _backward_into(total, self.arch)  # only the architecture gradients are needed here
             self.a_opt.step()
             out["val_loss"] = float(val_loss.detach())
         reset(self.model)
         self.w_opt.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model, train_batch)
-        loss.backward()
+        _backward_into(loss, self.weights)  # only the weight gradients are needed here
         torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_opt.step()
         out["loss"] = float(loss.detach())
