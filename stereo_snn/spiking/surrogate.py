@@ -44,14 +44,19 @@ class _GroupedDspikeFunction(torch.autograd.Function):
         groups, k_count = bs.shape
         xg = x.reshape(groups, -1)
         gg = grad_out.reshape(groups, -1)
-        parts = [dspike_grad(xg, bs[:, k:k + 1]) for k in range(k_count)]
-        sg = parts[0] * weights[:, 0:1]
-        for k in range(1, k_count):
-            sg = sg + parts[k] * weights[:, k:k + 1]
-        grad_x = (gg * sg).reshape(x.shape)
         grad_w = None
+        if k_count == 1:
+            part = dspike_grad(xg, bs)
+            grad_x = (gg * (part * weights)).reshape(x.shape)
+            if ctx.needs_input_grad[2]:
+                grad_w = (gg * part).sum(dim=1, keepdim=True)
+            return grad_x, None, grad_w
+        # a DGS mixture: all K temperatures in one broadcast [G, K, N] evaluation
+        parts = dspike_grad(xg.unsqueeze(1), bs.unsqueeze(2))
+        sg = (parts * weights.unsqueeze(2)).sum(dim=1)
+        grad_x = (gg * sg).reshape(x.shape)
         if ctx.needs_input_grad[2]:
-            grad_w = torch.stack([(gg * p).sum(dim=1) for p in parts], dim=1)
+            grad_w = (gg.unsqueeze(1) * parts).sum(dim=2)
         return grad_x, None, grad_w
 
 
