@@ -18,7 +18,7 @@ import abc
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,6 @@ __all__ = [
     "StereoWindowDataset",
     "pad_collate",
     "valid_mask",
-    "check_pair",
 ]
 
 
@@ -401,10 +400,6 @@ class StereoWindowDataset(Dataset):
             "events": counts,
         }
 
-    def iter_items(self) -> Iterator[dict[str, Any]]:
-        for i in range(len(self)):
-            yield self[i]
-
 
 def pad_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack items into a batch, zero-padding frames of different sizes to the largest.
@@ -435,10 +430,3 @@ def pad_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "index": [b["index"] for b in batch],
         "sizes": [tuple(b["disparity"].shape) for b in batch],
     }
-
-
-def check_pair(left: np.ndarray, right: np.ndarray, what: str) -> None:
-    """Raise DatasetError when the left and right inputs differ in size."""
-    if tuple(left.shape) != tuple(right.shape):
-        raise DatasetError(f"{what}: left input is {tuple(left.shape)} but right is {tuple(right.shape)}")
-
