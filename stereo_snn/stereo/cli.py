@@ -48,6 +48,8 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 def _add_data(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--data", help="folder of DSEC sequence folders / MVSEC *_data.hdf5 files (or one of them)")
     p.add_argument("--format", choices=("dsec", "mvsec"), default="dsec", help="layout of --data (default dsec)")
+    p.add_argument("--mvsec-split", type=int, choices=(1, 2, 3),
+                   help="MVSEC indoor_flying protocol: train on split K's training frames (validation: its held-out frames)")
     p.add_argument("--simulate", type=int, metavar="N",
                    help="simulate N DSEC-layout sequences into OUT/data first and use them")
     p.add_argument("--sim-size", type=_size, default=(120, 160), metavar="HxW", help="simulated frame size (default 120x160)")
@@ -74,6 +76,10 @@ def _sources(args: argparse.Namespace, out: Path) -> list:
         return open_sources(paths[0].parent, "dsec")
     if not args.data:
         raise ConfigError("no data: give --data FOLDER (with --format dsec|mvsec) or --simulate N")
+    if args.mvsec_split:
+        from .data import mvsec_protocol_sources
+
+        return mvsec_protocol_sources(args.data, args.mvsec_split, "train")
     return open_sources(args.data, args.format)
 
 
@@ -119,6 +125,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     sources = _sources(args, out) if not (args.resume and args.simulate) else open_sources(out / "data", "dsec")
     if args.val_data:
         val = open_sources(args.val_data, args.format)
+    elif args.mvsec_split:
+        from .data import mvsec_protocol_sources
+
+        val = mvsec_protocol_sources(args.data, args.mvsec_split, "val")
     elif len(sources) >= 2 and args.val_count > 0:
         if args.val_count >= len(sources):
             raise ConfigError(f"--val-count {args.val_count}: leaves no training sequence out of {len(sources)}")
@@ -145,7 +155,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_sources, results_table
 
     predictor, _ = _predictor(args)
-    sources = open_sources(args.data, args.format)
+    if args.mvsec_split:
+        from .data import mvsec_protocol_sources
+
+        sources = mvsec_protocol_sources(args.data, args.mvsec_split, "test")
+    else:
+        sources = open_sources(args.data, args.format)
     out_json = args.json or None
     result = evaluate_sources(predictor, sources, baseline=args.baseline, out_json=out_json,
                               progress=not args.no_progress)
@@ -280,6 +295,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", help="DSEC sequence folder(s) root or MVSEC files folder")
     p.add_argument("--format", choices=("dsec", "mvsec"), default="dsec")
     p.add_argument("--baseline", choices=("sgbm",), default=None, help="also evaluate OpenCV SGBM on the same windows")
+    p.add_argument("--mvsec-split", type=int, choices=(1, 2, 3),
+                   help="MVSEC indoor_flying protocol: evaluate split K's test frames (data = folder of *_data.hdf5)")
     p.add_argument("--json", help="write the metrics (means, per sequence, per image) here")
     model_opts(p)
     p.set_defaults(func=_cmd_evaluate)

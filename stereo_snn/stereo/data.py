@@ -36,6 +36,7 @@ __all__ = [
     "EventFilesSource",
     "open_source",
     "open_sources",
+    "mvsec_protocol_sources",
     "Representer",
     "StereoWindowDataset",
     "pad_collate",
@@ -281,6 +282,30 @@ def open_sources(root: str | os.PathLike, fmt: str = "dsec") -> list[StereoSourc
             raise DatasetError(f"{r}: no MVSEC *_data.hdf5 files found")
         return [MVSECSource(f) for f in files]
     raise DatasetError(f"{r}: unknown format {fmt!r} for a data folder (dsec, mvsec)")
+
+
+def mvsec_protocol_sources(root: str | os.PathLike, split: int, part: str, seed: int | None = None,
+                           protocol: dict[str, Any] | None = None) -> list[StereoSource]:
+    """The MVSEC indoor_flying protocol (DDES): the frames of ``part`` ("train", "val" or
+    "test") of split ``split``, as one MVSECSource per sequence file ``root/<seq>_data.hdf5``.
+
+    ``protocol`` defaults to the packaged split file (``stereo_snn.events.mvsec.mvsec_split``).
+    """
+    from ..events.mvsec import mvsec_split
+
+    frames = mvsec_split(int(split), seed=seed, protocol=protocol)
+    if part not in frames:
+        raise DatasetError(f"MVSEC split part {part!r}: expected one of {sorted(frames)}")
+    by_seq: dict[str, list[int]] = {}
+    for seq, frame in frames[part]:
+        by_seq.setdefault(seq, []).append(int(frame))
+    out: list[StereoSource] = []
+    for seq, idx in sorted(by_seq.items()):
+        path = Path(root) / f"{seq}_data.hdf5"
+        if not path.is_file():
+            raise DatasetError(f"{path}: MVSEC split {split} ({part}) needs this file")
+        out.append(MVSECSource(path, frames=idx))
+    return out
 
 
 class Representer:

@@ -40,16 +40,28 @@ def test_evaluate_with_sgbm_baseline(trained_run, sim_root, tmp_path):
         evaluate_sources(predictor, sources, baseline="bm", progress=False)
 
 
-def test_evaluate_mvsec_recording(trained_run, tmp_path):
+@pytest.fixture(scope="module")
+def mvsec_root(tmp_path_factory):
+    """Two simulated MVSEC-layout recordings (48x64, 260 ms, 3 depth frames each)."""
     from stereo_snn.events.mvsec import write_mvsec_recording
     from stereo_snn.events.simulator import SimConfig, simulate_stereo
+
+    root = tmp_path_factory.mktemp("mvsec")
+    recs = []
+    for k in (1, 2):
+        rec = simulate_stereo(SimConfig.from_dict({"name": f"sim_flying{k}", "height": 48, "width": 64,
+                                                   "duration_ms": 260.0, "seed": 30 + k}))
+        write_mvsec_recording(rec, root, "sim_flying")
+        recs.append(rec)
+    return root, recs
+
+
+def test_evaluate_mvsec_recording(trained_run, mvsec_root):
     from stereo_snn.stereo.data import open_source
 
-    rec = simulate_stereo(SimConfig.from_dict({"name": "sim_flying1", "height": 48, "width": 64,
-                                               "duration_ms": 260.0, "seed": 31}))
-    data = write_mvsec_recording(rec, tmp_path, "sim_flying")
-    src = open_source(data)
-    assert (src.height, src.width) == (48, 64) and src.focal_baseline == pytest.approx(rec.focal_baseline)
+    root, recs = mvsec_root
+    src = open_source(root / "sim_flying1_data.hdf5")
+    assert (src.height, src.width) == (48, 64) and src.focal_baseline == pytest.approx(recs[0].focal_baseline)
     loaded = load_model(trained_run / "checkpoints" / "best.pt")
     predictor = Predictor(loaded.model, loaded.config, "cpu")
     result = evaluate_sources(predictor, [src], progress=False, log=lambda s: None)
@@ -57,3 +69,22 @@ def test_evaluate_mvsec_recording(trained_run, tmp_path):
     snn = result["methods"]["snn"]
     assert {"mean_depth_error_m", "one_pixel_accuracy", "mean_disparity_error"} <= set(snn)
     assert 0 <= snn["one_pixel_accuracy"] <= 100 and snn["mean_depth_error_m"] >= 0
+
+
+def test_mvsec_protocol_selects_the_split_frames(mvsec_root):
+    from stereo_snn.errors import DatasetError
+    from stereo_snn.stereo.data import mvsec_protocol_sources
+
+    root, _ = mvsec_root
+    protocol = {"sequences": {1: "sim_flying1", 2: "sim_flying2"}, "train_frames": {1: [1, 3], 2: [1, 3]},
+                "test_frames": {1: [1, 3], 2: [1, 3]}, "validation_frames": 1, "default_seed": 0}
+    train = mvsec_protocol_sources(root, 2, "train", protocol=protocol)
+    assert [s.name for s in train] == ["sim_flying1"] and [e.gt_row for e in train[0].entries()] == [1, 2]
+    val = mvsec_protocol_sources(root, 2, "val", protocol=protocol)
+    test = mvsec_protocol_sources(root, 2, "test", protocol=protocol)
+    rows = sorted(e.gt_row for e in val[0].entries() + test[0].entries())
+    assert val[0].name == test[0].name == "sim_flying2" and rows == [1, 2] and len(val[0].entries()) == 1
+    protocol["sequences"][3] = "missing_flying3"
+    protocol["train_frames"][3] = protocol["test_frames"][3] = [1, 2]
+    with pytest.raises(DatasetError, match="missing_flying3_data.hdf5"):
+        mvsec_protocol_sources(root, 1, "train", protocol=protocol)
