@@ -163,7 +163,33 @@ def _as_int(path: Path, value: Any, name: str) -> int:
 # reading
 
 
-class EventFile:
+class ReopenOnPickle:
+    """Context-manager and pickling behaviour shared by the file readers.
+
+    A subclass stores its constructor arguments in ``self._init_args`` and implements
+    ``close()``. Pickling (e.g. for data-loader worker processes) sends those arguments and
+    re-opens the files on the other side; ``with reader:`` closes them on exit.
+    """
+
+    _init_args: tuple
+
+    def close(self) -> None:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> tuple:
+        return self._init_args
+
+    def __setstate__(self, state: tuple) -> None:
+        self.__init__(*state)
+
+
+class EventFile(ReopenOnPickle):
     """An open event file: time range, size, and exact half-open time windows.
 
     Use :func:`open_events` to make one; close it (or use ``with``) when done. Readers never
@@ -414,19 +440,6 @@ class EventFile:
                 self._h5.close()
             self._h5 = None
         self._cols = {}
-
-    def __enter__(self) -> "EventFile":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getstate__(self) -> tuple:
-        # pickling (e.g. for data-loader worker processes) re-opens the file on the other side
-        return self._init_args
-
-    def __setstate__(self, state: tuple) -> None:
-        self.__init__(*state)
 
     def __repr__(self) -> str:
         return f"EventFile({str(self.path)!r}, num_events={self.num_events})"

@@ -33,7 +33,7 @@ import yaml
 
 from ..atomic import atomic_path, ensure_dir
 from ..errors import DatasetError, EventFileError
-from .files import bisect_time, check_events_for_writing, check_h5_filters, check_window, h5_errors
+from .files import ReopenOnPickle, bisect_time, check_events_for_writing, check_h5_filters, check_window, h5_errors
 from .geometry import depth_to_disparity, disparity_to_depth
 from .recording import Events, StereoRecording
 from .rectify import check_rectify_map, rectify_events
@@ -84,7 +84,7 @@ def load_mvsec_maps(maps_dir: str | os.PathLike, scene: str, camera: str) -> np.
     return check_rectify_map(np.stack(parts, axis=-1), where=str(maps_dir / f"{scene}_{camera}_x_map.txt"))
 
 
-class MVSECRecording:
+class MVSECRecording(ReopenOnPickle):
     """One MVSEC sequence: events per camera, rectification, depth ground truth.
 
     Args:
@@ -309,19 +309,6 @@ class MVSECRecording:
                 f.close()
         self._h5 = None
         self._gt = None
-
-    def __enter__(self) -> "MVSECRecording":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getstate__(self) -> tuple:
-        # pickling (e.g. for data-loader worker processes) re-opens the files on the other side
-        return self._init_args
-
-    def __setstate__(self, state: tuple) -> None:
-        self.__init__(*state)
 
     def __repr__(self) -> str:
         return f"MVSECRecording({str(self.data_path)!r}, scene={self.scene!r})"
