@@ -107,14 +107,9 @@ def colorize(
 
 
 def _as_2d(array: Any, name: str) -> np.ndarray:
-    from .stereo.metrics import to_numpy
+    from .stereo.metrics import as_image
 
-    a = to_numpy(array)
-    while a.ndim > 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2:
-        raise ConfigError(f"{name}: expected a 2-D (H, W) array, got shape {tuple(a.shape)}")
-    return a
+    return as_image(array, name, error=ConfigError, what="a 2-D (H, W) array")
 
 
 def events_image(events: Any, height: int, width: int, saturation: float = 95.0) -> np.ndarray:

@@ -76,19 +76,21 @@ def to_numpy(array: Any) -> np.ndarray:
     return np.asarray(array, dtype=np.float64)
 
 
-def _as_image(array: Any, name: str) -> np.ndarray:
-    """Convert to float64 and squeeze leading singleton axes down to (H, W)."""
+def as_image(array: Any, name: str, error: type[Exception] = DatasetError,
+             what: str = "one disparity map of shape (H, W)") -> np.ndarray:
+    """Convert to float64 and squeeze leading singleton axes down to (H, W); raise ``error``
+    naming ``name`` when the array is not one 2-D map."""
     a = to_numpy(array)
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 2:
-        raise DatasetError(f"{name}: expected one disparity map of shape (H, W), got shape {tuple(a.shape)}")
+        raise error(f"{name}: expected {what}, got shape {tuple(a.shape)}")
     return a
 
 
 def _pair(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
-    p = _as_image(pred, "prediction")
-    g = _as_image(gt, "ground truth")
+    p = as_image(pred, "prediction")
+    g = as_image(gt, "ground truth")
     if p.shape != g.shape:
         raise DatasetError(f"prediction shape {p.shape} does not match ground-truth shape {g.shape}")
     return p, g
