@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 
 from stereo_snn.errors import ConfigError
+from stereo_snn.settings import load_mapping, parse_overrides
 
 __all__ = [
     "available_presets",
@@ -50,20 +50,7 @@ def preset_path(name: str, command: str | None = None) -> Path:
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping from ``path``; :class:`ConfigError` naming the file otherwise."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config file ({exc.strerror or exc})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping of settings, got {type(data).__name__}")
-    return data
+    return load_mapping(path)
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str, _prefix: str = "") -> dict[str, Any]:
@@ -88,18 +75,10 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str, _pref
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` strings (values parsed as YAML scalars/lists) to ``config``."""
     out = copy.deepcopy(dict(config))
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=10")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
-        parts = key.split(".")
+    items = list(overrides)
+    for item, (key, value) in zip(items, parse_overrides(items)):
         nested: Any = value
-        for part in reversed(parts):
+        for part in reversed(key.split(".")):
             nested = {part: nested}
         out = merge(out, nested, f"--set {item}")
     return out

@@ -27,15 +27,9 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _overrides(items: list[str] | None) -> dict[str, Any]:
-    import yaml
+    from ..settings import parse_overrides
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=20")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return dict(parse_overrides(items, example="train.epochs=20"))
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:

@@ -9,14 +9,13 @@ the file and the key. The bundled presets live in ``stereo_snn/stereo/configs/*.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
 from ..errors import ConfigError
+from ..settings import load_mapping
 
 __all__ = [
     "NetworkConfig",
@@ -229,12 +228,7 @@ def load_config(path_or_name: str | Path | None, overrides: Mapping[str, Any] | 
             path = preset_path(str(path_or_name))
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
-    cfg = StereoConfig.from_dict(data, str(path))
+    cfg = StereoConfig.from_dict(load_mapping(path), str(path))
     if overrides:
         cfg = cfg.replace(**overrides)
     return cfg

@@ -129,3 +129,24 @@ def test_atomic_outputs_get_the_umask_mode(tmp_path):
     finally:
         os.umask(old)
     assert (out.stat().st_mode & 0o777) == 0o644
+
+
+def test_settings_files_and_overrides(tmp_path):
+    from stereo_snn.settings import load_mapping, parse_overrides
+
+    (tmp_path / "a.yaml").write_text("train: {epochs: 3}\n")
+    (tmp_path / "b.json").write_text('{"x": [1, 2]}')
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    assert load_mapping(tmp_path / "a.yaml") == {"train": {"epochs": 3}}
+    assert load_mapping(tmp_path / "b.json") == {"x": [1, 2]}
+    assert load_mapping(tmp_path / "empty.yaml") == {}
+    with pytest.raises(ConfigError, match="list.yaml: the top level must be a mapping"):
+        load_mapping(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read"):
+        load_mapping(tmp_path / "missing.yaml")
+    assert parse_overrides(["a.b=2", "c=[1, 2]", "d="]) == [("a.b", 2), ("c", [1, 2]), ("d", None)]
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_overrides(["novalue"])
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_overrides(["a=[1, 2"])
