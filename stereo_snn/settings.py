@@ -33,7 +33,7 @@ def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{p}: not valid JSON ({exc})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{p}: not valid YAML ({_yaml_problem(exc)})") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -53,6 +53,15 @@ def parse_overrides(items: Iterable[str] | None, example: str = "train.epochs=10
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({_yaml_problem(exc)})") from exc
         out.append((key, value))
     return out
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The YAML error on one line: the problem and where (PyYAML's own text spans lines)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
