@@ -10,7 +10,6 @@ halves of the training split; the test split is never used for any decision but 
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from stereo_snn.errors import CheckpointError, ConfigError
-from stereo_snn.runtime import RunDir, load_checkpoint, resolve_device, save_checkpoint, seed_everything
+from stereo_snn.runtime import (RunDir, load_checkpoint, resolve_device, rng_state, save_checkpoint, seed_everything,
+                                set_rng_state)
 from stereo_snn.search import DGSConfig, SurrogateSearch, genotype_from_dict, genotype_to_dict, load_genotype, save_genotype
 from stereo_snn.spiking import reset
 
@@ -112,22 +112,6 @@ def setup(cfg: Mapping[str, Any]) -> torch.device:
     return resolve_device(cfg.get("device"))
 
 
-def _rng_state() -> dict[str, Any]:
-    """Global RNG states (torch, numpy, python) as plain values a weights-only checkpoint holds."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    return {"torch": torch.get_rng_state(), "numpy": [keys.tolist(), int(pos), int(has_gauss), float(gauss)],
-            "python": [version, list(internal), gauss_next]}
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state(("MT19937", np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(gauss)))
-    version, internal, gauss_next = state["python"]
-    random.setstate((int(version), tuple(int(v) for v in internal), gauss_next))
-
-
 def train_run(
     cfg: Mapping[str, Any],
     out: str | Path,
@@ -180,7 +164,7 @@ def train_run(
             raise CheckpointError(f"{ckpt_path}: does not fit the model/optimiser of these settings ({exc})") from exc
         if dgs is not None and state.get("dgs_history"):
             dgs.history = {k: list(v) for k, v in state["dgs_history"].items()}
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         start, best, history = int(state["epoch"]), float(state["best_top1"]), list(state["history"])
         log(f"resumed {ckpt_path} at epoch {start}")
     else:
@@ -246,7 +230,7 @@ def train_run(
                 "best_top1": best,
                 "history": history,
                 "dgs_history": dgs.history if dgs is not None else {},
-                "rng": _rng_state(),
+                "rng": rng_state(),
             }
             save_checkpoint(ckpt_path, ckpt)
             if improved:

@@ -25,6 +25,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "RunDir",
+    "rng_state",
+    "set_rng_state",
 ]
 
 
@@ -94,6 +96,31 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     if not isinstance(state, dict):
         raise CheckpointError(f"{p}: checkpoint does not hold a dictionary")
     return state
+
+
+def rng_state() -> dict[str, Any]:
+    """All RNG states (python, numpy, torch CPU, CUDA when present) as checkpointable values."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": json.dumps(random.getstate()),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "name": np_state[0], "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    py = json.loads(state["python"])
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class RunDir:

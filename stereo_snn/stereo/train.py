@@ -12,8 +12,6 @@ RNG state is restored, so N epochs straight equal N/2 epochs plus a resumed N/2.
 
 from __future__ import annotations
 
-import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,7 +23,7 @@ from tqdm import tqdm
 
 from ..atomic import write_json
 from ..errors import CheckpointError
-from ..runtime import RunDir, load_checkpoint, resolve_device, save_checkpoint, seed_everything
+from ..runtime import RunDir, load_checkpoint, resolve_device, rng_state, save_checkpoint, seed_everything, set_rng_state
 from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate
 from .losses import disparity_loss
@@ -41,31 +39,6 @@ class TrainResult:
     epochs: int
     history: list[dict[str, Any]]
     best: dict[str, Any] | None
-
-
-def rng_state() -> dict[str, Any]:
-    """All RNG states (python, numpy, torch CPU, CUDA when present) as checkpointable values."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": json.dumps(random.getstate()),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "name": np_state[0], "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    py = json.loads(state["python"])
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def make_loader(dataset: StereoWindowDataset, batch_size: int, shuffle: bool, seed: int, epoch: int) -> DataLoader:

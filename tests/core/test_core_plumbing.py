@@ -150,3 +150,16 @@ def test_settings_files_and_overrides(tmp_path):
         parse_overrides(["novalue"])
     with pytest.raises(ConfigError, match="not valid YAML"):
         parse_overrides(["a=[1, 2"])
+
+
+def test_rng_state_round_trips_through_a_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    runtime.seed_everything(3)
+    runtime.save_checkpoint(tmp_path / "rng.pt", {"rng": runtime.rng_state()})
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    runtime.seed_everything(99)
+    runtime.set_rng_state(runtime.load_checkpoint(tmp_path / "rng.pt")["rng"])
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
