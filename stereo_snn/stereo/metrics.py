@@ -24,13 +24,33 @@ identical to DDES whenever the predictions are >= ``min_disparity``; pass
 Images without a single valid ground-truth pixel carry no information: the
 :class:`MetricAccumulator` skips them and counts them in ``skipped_images``; no metric is
 ever NaN.
+
+Region metrics (:class:`Regions`, :func:`region_metrics`; opt-in, used by ``evaluate`` and
+the demo for both DSEC and MVSEC, in disparity pixels) say where the error is:
+
+- *near*: valid pixels whose ground-truth disparity is in the top quarter of that image's
+  valid ground truth (``gt >= its 75th percentile``), or, with ``near_px``, above an
+  absolute threshold (``gt > near_px``). The relative default needs no knowledge of the
+  dataset, resolution or disparity range (DSEC spans ~0-100 px at 640x480, MVSEC ~0-37 px at
+  346x260, the simulated sequences 0-24 px at 96x128), is the same for every method on the
+  same data, and is never empty in an image with ground truth, so the near metrics average
+  over the same images as the overall ones.
+- *edge*: valid pixels within ``edge_radius_px`` (default 2 px, a disk) of a ground-truth
+  depth discontinuity: two 4-neighbouring valid pixels whose ground-truth disparities differ
+  by more than ``edge_jump_px`` (default 1 px). Holes in the ground truth are not edges.
+
+On each region: MAE (px), 2PE (% of the region's pixels with error > 2 px, strict) and the
+pixel count. An image with no pixel in a region does not count for that region's mean
+(its per-image values are None); a region absent from every image averages to None.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping
 
+import cv2
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
@@ -47,6 +67,12 @@ __all__ = [
     "median_depth_error",
     "dsec_metrics",
     "mvsec_metrics",
+    "Regions",
+    "near_mask",
+    "discontinuity_mask",
+    "edge_mask",
+    "region_metrics",
+    "REGION_KEYS",
     "MetricAccumulator",
     "format_table",
     "DSEC_KEYS",
@@ -63,6 +89,11 @@ MVSEC_KEYS = (
     "one_pe",
     "mean_disparity_error",
 )
+
+#: region names of :func:`region_metrics`, in table order
+REGIONS = ("near", "edge")
+#: metric names returned by :func:`region_metrics` that are averaged over images
+REGION_KEYS = tuple(f"{r}_{m}" for r in REGIONS for m in ("mae", "two_pe"))
 
 #: DDES's additive guard in depth = focal_baseline / (disparity + eps)
 _DDES_EPS = 1e-7
@@ -232,6 +263,99 @@ def mvsec_metrics(
     }
 
 
+@dataclass(frozen=True)
+class Regions:
+    """Where the region metrics look (see the module docstring).
+
+    near_px: absolute near threshold, pixels of disparity (``gt > near_px``); None (default)
+        uses the per-image quantile instead.
+    near_quantile: near = ``gt >=`` this quantile (0-1) of the image's valid ground truth
+        (default 0.75: the top quarter).
+    edge_radius_px: edge pixels lie within this distance (pixels, a disk; 0 = only the
+        pixels on the discontinuity) of a ground-truth discontinuity.
+    edge_jump_px: a discontinuity is a jump of more than this many pixels of disparity
+        between 4-neighbouring valid ground-truth pixels.
+    """
+
+    near_px: float | None = None
+    near_quantile: float = 0.75
+    edge_radius_px: int = 2
+    edge_jump_px: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.near_px is not None and not (math.isfinite(self.near_px) and self.near_px >= 0):
+            raise ConfigError(f"near threshold (--near-px) must be >= 0 pixels, got {self.near_px!r}")
+        if not 0.0 <= self.near_quantile < 1.0:
+            raise ConfigError(f"near quantile must be in [0, 1), got {self.near_quantile!r}")
+        if not (isinstance(self.edge_radius_px, int) and self.edge_radius_px >= 0):
+            raise ConfigError(f"edge radius (--edge-radius) must be an integer >= 0 pixels, got {self.edge_radius_px!r}")
+        if not (math.isfinite(self.edge_jump_px) and self.edge_jump_px >= 0):
+            raise ConfigError(f"edge jump must be >= 0 pixels, got {self.edge_jump_px!r}")
+
+    def describe(self) -> str:
+        """One line saying what "near" and "edge" mean with these settings."""
+        near = (f"gt > {self.near_px:g} px" if self.near_px is not None
+                else f"gt >= the {100 * self.near_quantile:g}th percentile of each image's valid gt")
+        return (f"near: {near}; edge: within {self.edge_radius_px} px of a gt jump > {self.edge_jump_px:g} px "
+                f"between neighbouring valid pixels")
+
+
+def near_mask(gt: np.ndarray, valid: np.ndarray, near_px: float | None = None, quantile: float = 0.75) -> np.ndarray:
+    """Near pixels of one ground-truth disparity map (pixels): valid and ``gt > near_px``, or,
+    with ``near_px=None``, valid and ``gt >=`` the ``quantile`` of the valid values."""
+    if not valid.any():
+        return np.zeros_like(valid)
+    if near_px is not None:
+        return valid & (gt > near_px)
+    return valid & (gt >= np.quantile(gt[valid], quantile))
+
+
+def discontinuity_mask(gt: np.ndarray, valid: np.ndarray, jump_px: float = 1.0) -> np.ndarray:
+    """Pixels on a ground-truth depth discontinuity: both pixels of every 4-neighbour pair
+    that are both valid and whose disparities (pixels) differ by more than ``jump_px``."""
+    out = np.zeros(gt.shape, dtype=bool)
+    for axis in (0, 1):
+        a = [slice(None)] * 2
+        b = [slice(None)] * 2
+        a[axis], b[axis] = slice(None, -1), slice(1, None)
+        ia, ib = tuple(a), tuple(b)
+        with np.errstate(invalid="ignore"):
+            jump = valid[ia] & valid[ib] & (np.abs(gt[ia] - gt[ib]) > jump_px)
+        out[ia] |= jump
+        out[ib] |= jump
+    return out
+
+
+def edge_mask(gt: np.ndarray, valid: np.ndarray, radius_px: int = 2, jump_px: float = 1.0) -> np.ndarray:
+    """Valid pixels within ``radius_px`` (a disk) of a ground-truth discontinuity
+    (:func:`discontinuity_mask`)."""
+    edges = discontinuity_mask(gt, valid, jump_px)
+    if radius_px > 0 and edges.any():
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1, 2 * radius_px + 1))
+        edges = cv2.dilate(edges.astype(np.uint8), kernel).astype(bool)
+    return edges & valid
+
+
+def region_metrics(pred: Any, gt: Any, valid: np.ndarray, regions: Regions) -> dict[str, float | int | None]:
+    """MAE (px), 2PE (%) and pixel count of ``pred`` on the near and edge regions of ``gt``.
+
+    ``valid`` is the image's valid ground-truth mask (the metric family's own). Keys:
+    ``near_mae, near_two_pe, near_pixels, edge_mae, edge_two_pe, edge_pixels``; the MAE and
+    2PE of an empty region are None (the accumulator leaves the image out of that mean).
+    """
+    p, g = _pair(pred, gt)
+    masks = {"near": near_mask(g, valid, regions.near_px, regions.near_quantile),
+             "edge": edge_mask(g, valid, regions.edge_radius_px, regions.edge_jump_px)}
+    out: dict[str, float | int | None] = {}
+    for name in REGIONS:
+        mask = masks[name]
+        has = bool(mask.any())
+        out[f"{name}_mae"] = mean_absolute_error(p, g, mask) if has else None
+        out[f"{name}_two_pe"] = n_pixel_error(p, g, mask, 2.0) if has else None
+        out[f"{name}_pixels"] = int(mask.sum())
+    return out
+
+
 def _batch(array: Any, name: str) -> np.ndarray:
     """(H, W) -> (1, H, W); (B, H, W) and (B, 1, H, W) -> (B, H, W)."""
     a = to_numpy(array)
@@ -248,8 +372,10 @@ class MetricAccumulator:
     """Collects per-image metrics and averages them over images.
 
     ``kind="dsec"`` uses :func:`dsec_metrics`; ``kind="mvsec"`` uses :func:`mvsec_metrics`
-    and needs ``focal_baseline`` (pixel-metres). Images with no valid ground-truth pixel
-    are skipped and counted in :attr:`skipped`; they never enter the means.
+    and needs ``focal_baseline`` (pixel-metres). With ``regions`` every image also gets
+    :func:`region_metrics` (near / edge MAE and 2PE, disparity pixels). Images with no valid
+    ground-truth pixel are skipped and counted in :attr:`skipped`; they never enter the
+    means; an image with no pixel in a region only leaves that region's means.
 
     Attributes:
         per_image: list of the per-image metric dicts that entered the means, each with
@@ -262,6 +388,7 @@ class MetricAccumulator:
         kind: Literal["dsec", "mvsec"] = "dsec",
         focal_baseline: float | None = None,
         min_disparity: float = 1.0,
+        regions: Regions | None = None,
     ) -> None:
         if kind not in ("dsec", "mvsec"):
             raise ConfigError(f"metric kind must be 'dsec' or 'mvsec', got {kind!r}")
@@ -273,12 +400,17 @@ class MetricAccumulator:
                 lambda p, g: mvsec_metrics(p, g, fb, min_disparity)
             )
             self.keys: tuple[str, ...] = MVSEC_KEYS
+            self._valid: Callable[[np.ndarray], np.ndarray] = mvsec_valid_mask
         else:
             self._fn = dsec_metrics
             self.keys = DSEC_KEYS
+            self._valid = dsec_valid_mask
+        if regions is not None:
+            self.keys = self.keys + REGION_KEYS
         self.kind = kind
         self.focal_baseline = focal_baseline
-        self.per_image: list[dict[str, float | int]] = []
+        self.regions = regions
+        self.per_image: list[dict[str, float | int | None]] = []
         self.skipped = 0
         self._seen = 0
 
@@ -291,15 +423,17 @@ class MetricAccumulator:
         g = _batch(gt, "ground truth")
         if p.shape != g.shape:
             raise DatasetError(f"prediction shape {p.shape} does not match ground-truth shape {g.shape}")
-        out: list[dict[str, float | int] | None] = []
+        out: list[dict[str, float | int | None] | None] = []
         for pi, gi in zip(p, g):
-            m = self._fn(pi, gi)
+            m: dict[str, float | int | None] = dict(self._fn(pi, gi))
             index = self._seen
             self._seen += 1
             if m["valid_pixels"] == 0:
                 self.skipped += 1
                 out.append(None)
                 continue
+            if self.regions is not None:
+                m.update(region_metrics(pi, gi, self._valid(gi), self.regions))
             row = {"image": index, **m}
             self.per_image.append(row)
             out.append(row)
@@ -307,13 +441,18 @@ class MetricAccumulator:
 
     def compute(self) -> dict[str, float | int | None]:
         """Means over the accumulated images, plus ``images`` (count averaged) and
-        ``skipped_images``. With no usable image the metric values are None (never NaN)."""
-        n = len(self.per_image)
+        ``skipped_images``; with regions also ``near_images`` / ``edge_images`` (images that
+        have such pixels, the ones the region means average over). A mean over no image is
+        None (never NaN)."""
         result: dict[str, float | int | None] = {}
         for key in self.keys:
-            result[key] = float(np.mean([r[key] for r in self.per_image])) if n else None
-        result["images"] = n
+            values = [r[key] for r in self.per_image if r.get(key) is not None]
+            result[key] = float(np.mean(values)) if values else None
+        result["images"] = len(self.per_image)
         result["skipped_images"] = self.skipped
+        if self.regions is not None:
+            for name in REGIONS:
+                result[f"{name}_images"] = sum(1 for r in self.per_image if r.get(f"{name}_mae") is not None)
         return result
 
     def reset(self) -> None:
@@ -333,6 +472,10 @@ _COLUMN_FORMAT: dict[str, tuple[str, str]] = {
     "median_depth_error_m": ("MedDE [cm]", "{:.1f}"),
     "one_pixel_accuracy": ("1PA [%]", "{:.2f}"),
     "mean_disparity_error": ("MDispE [px]", "{:.3f}"),
+    "near_mae": ("near MAE", "{:.3f}"),
+    "near_two_pe": ("near 2PE", "{:.2f}"),
+    "edge_mae": ("edge MAE", "{:.3f}"),
+    "edge_two_pe": ("edge 2PE", "{:.2f}"),
     "images": ("images", "{:d}"),
     "skipped_images": ("skipped", "{:d}"),
 }

@@ -10,10 +10,15 @@ import pytest
 from stereo_snn.errors import ConfigError, DatasetError
 from stereo_snn.stereo.metrics import (
     MetricAccumulator,
+    Regions,
     ddes_depth,
+    discontinuity_mask,
     dsec_metrics,
+    edge_mask,
     format_table,
     mvsec_metrics,
+    near_mask,
+    region_metrics,
 )
 
 FB = 19.941772  # indoor_flying focal x baseline, pixel-metres
@@ -147,3 +152,101 @@ def test_format_table_side_by_side():
     mv = format_table({"m": {"mean_depth_error_m": 0.155}})
     assert "15.5" in mv and "MDE [cm]" in mv
     assert format_table({}) == ""
+
+
+def _step_gt() -> np.ndarray:
+    """8x10 map: background 4 px in columns 0-4, a foreground 12 px in columns 5-9;
+    row 7 has no ground truth (0) and column 9 of row 0 is invalid too."""
+    gt = np.full((8, 10), 4.0)
+    gt[:, 5:] = 12.0
+    gt[7] = 0.0
+    gt[0, 9] = 0.0
+    return gt
+
+
+def test_discontinuity_and_edge_masks_on_a_step():
+    gt = _step_gt()
+    valid = gt > 0
+    jump = discontinuity_mask(gt, valid)
+    # columns 4 and 5 of the valid rows; the valid/invalid borders (row 7, pixel (0, 9)) are not edges
+    expected = np.zeros_like(valid)
+    expected[:7, 4:6] = True
+    assert np.array_equal(jump, expected)
+    assert np.array_equal(edge_mask(gt, valid, radius_px=0), expected)
+    edge = edge_mask(gt, valid, radius_px=2)
+    # a disk of radius 2 reaches columns 2..7 on the valid rows, never an invalid pixel
+    assert np.array_equal(edge.any(axis=0), np.isin(np.arange(10), range(2, 8)))
+    assert edge[3, 2:8].all() and not edge[3, :2].any() and not edge[3, 8:].any()
+    assert not edge[7].any()
+    # a jump of exactly the threshold is not a discontinuity (strict '>')
+    ramp = np.array([[1.0, 2.0, 3.0]])
+    assert not discontinuity_mask(ramp, ramp > 0, jump_px=1.0).any()
+    assert discontinuity_mask(ramp, ramp > 0, jump_px=0.5).all()
+
+
+def test_near_mask_relative_and_absolute():
+    gt = _step_gt()
+    valid = gt > 0
+    # 34 of the 69 valid pixels are 12 px: the 75th percentile is 12, near = the foreground
+    assert np.array_equal(near_mask(gt, valid), valid & (gt == 12.0))
+    assert np.array_equal(near_mask(gt, valid, near_px=8.0), valid & (gt > 8.0))
+    assert not near_mask(gt, valid, near_px=12.0).any()  # strict '>'
+    assert not near_mask(gt, np.zeros_like(valid)).any()
+
+
+def test_region_metrics_error_only_at_the_edge():
+    gt = _step_gt()
+    valid = gt > 0
+    pred = gt.copy()
+    pred[:7, 4] = 7.0   # background next to the step: 3 px too far (bled foreground)
+    pred[:7, 5] = 10.0  # foreground next to the step: 2 px short
+    m = region_metrics(pred, gt, valid, Regions())
+    # edge: columns 2..7 of the 7 valid rows = 42 pixels, 7 of them off by 3 px and 7 by 2 px
+    assert m["edge_pixels"] == 42
+    assert m["edge_mae"] == pytest.approx((7 * 3 + 7 * 2) / 42)
+    assert m["edge_two_pe"] == pytest.approx(100 * 7 / 42)  # only the 3 px errors are > 2
+    # near = foreground (34 px): 7 px off by 2 -> MAE 14/34, none strictly > 2 px
+    assert m["near_pixels"] == 34
+    assert m["near_mae"] == pytest.approx(14 / 34) and m["near_two_pe"] == 0.0
+    # far from the edge the prediction is exact: the overall MAE is much lower than the edge MAE
+    overall = dsec_metrics(pred, gt)["mae"]
+    assert overall == pytest.approx(35 / 69) and overall < m["edge_mae"]
+
+
+def test_accumulator_region_means_skip_images_without_the_region():
+    acc = MetricAccumulator("dsec", regions=Regions(near_px=8.0))
+    gt = _step_gt()
+    flat = np.full((8, 10), 4.0)  # no edge and nothing near 8 px
+    acc.update(gt + 1.0, gt)
+    acc.update(flat + 3.0, flat)
+    res = acc.compute()
+    assert res["mae"] == pytest.approx(2.0)  # both images
+    assert res["near_mae"] == pytest.approx(1.0) and res["edge_mae"] == pytest.approx(1.0)  # first image only
+    assert res["near_images"] == res["edge_images"] == 1 and res["images"] == 2
+    assert acc.per_image[1]["edge_mae"] is None and acc.per_image[1]["edge_pixels"] == 0
+    only_flat = MetricAccumulator("mvsec", focal_baseline=FB, regions=Regions())
+    only_flat.update(flat + 0.5, flat)
+    res = only_flat.compute()
+    assert res["edge_mae"] is None and res["edge_images"] == 0
+    assert res["near_mae"] == pytest.approx(0.5)  # relative near: the whole (constant) map
+    assert not any(isinstance(v, float) and math.isnan(v) for v in res.values())
+    assert "near_mae" not in MetricAccumulator("dsec").compute()  # regions are opt-in (training)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"near_px": -1.0}, "near-px"),
+    ({"near_quantile": 1.0}, "quantile"),
+    ({"edge_radius_px": -1}, "edge-radius"),
+    ({"edge_radius_px": 1.5}, "edge-radius"),
+    ({"edge_jump_px": float("nan")}, "jump"),
+])
+def test_regions_bad_settings(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        Regions(**kwargs)
+
+
+def test_format_table_region_columns():
+    text = format_table({"snn": {"mae": 1.0, "near_mae": 4.25, "edge_mae": None}}, ["mae", "near_mae", "edge_mae"])
+    header, _, row = text.splitlines()
+    assert "near MAE" in header and "edge MAE" in header
+    assert row.split()[1:] == ["1.000", "4.250", "n/a"]
