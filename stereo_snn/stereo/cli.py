@@ -33,8 +33,9 @@ def _overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML/JSON config file or preset name (tiny, small); "
-                   "default: the genotype's own settings (train) or 'small'")
+    p.add_argument("--config", help="YAML/JSON config file or preset name: bundled (the settings that made "
+                   "the bundled model), small (a smaller network), tiny (tests and quick smoke runs); "
+                   "default: the genotype's own settings (train), else bundled")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting, e.g. --set train.epochs=20 --set max_disparity=36 (repeatable)")
 
@@ -147,7 +148,10 @@ def _predictor(args: argparse.Namespace):
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import open_sources
     from .evaluate import evaluate_sources, results_table
+    from .infer import skip_summary
+    from .metrics import Regions
 
+    regions = Regions(near_px=args.near_px, edge_radius_px=args.edge_radius)
     predictor, _ = _predictor(args)
     if args.mvsec_split:
         from .data import mvsec_protocol_sources
@@ -157,10 +161,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         sources = open_sources(args.data, args.format)
     out_json = args.json or None
     result = evaluate_sources(predictor, sources, baseline=args.baseline, out_json=out_json,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, regions=regions)
     print(results_table(result))
-    if result["skipped"]:
-        print(f"skipped windows: {len(result['skipped'])} (reasons in the JSON)")
+    print(f"evaluated {len(result['per_image'])} window(s), {skip_summary(result['skipped'])}")
     if out_json:
         print(f"written: {out_json}")
     return 0
@@ -181,7 +184,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from ..atomic import ensure_dir, write_json
     from ..events.dsec import zip_submission
     from .data import open_source
-    from .infer import infer_source
+    from .infer import infer_source, skip_summary
 
     out = ensure_dir(args.out)
     predictor, _ = _predictor(args)
@@ -194,7 +197,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         report.zip_path = zip_submission(out, args.zip)
     write_json(out / f"{source.name}_report.json", report.to_dict())
     print(f"{source.name}: wrote {len(report.written)} disparity PNG(s) to {out / source.name}, "
-          f"skipped {len(report.skipped)}")
+          f"{skip_summary(report.skipped)}")
     if report.zip_path:
         print(f"zip: {report.zip_path}")
     return 0 if report.written or not entries else 1
@@ -206,7 +209,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     from ..atomic import write_json
     from .data import DSECSource, open_source
     from .energy import energy_table, measure_energy
-    from .infer import EmptyWindowError
+    from .infer import EmptyWindowError, before_first_event
 
     predictor, loaded = _predictor(args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,7 +221,8 @@ def _cmd_energy(args: argparse.Namespace) -> int:
             size = args.size or tuple(loaded.info.get("data_size") or (120, 160))
             source = DSECSource(make_demo_sequences(tmp, 1, seed=args.seed, size=size, duration_ms=300.0)[0])
         start, _ = source.time_range_us()
-        entries = [e for e in source.entries() if e.t_us - predictor.window_us >= start]
+        entries = [e for e in source.entries()
+                   if not before_first_event(e.t_us, predictor.window_us, start, whole_window=True)]
         for entry in entries:
             try:
                 left, right = predictor.window(source, entry)
@@ -291,7 +295,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", choices=("sgbm",), default=None, help="also evaluate OpenCV SGBM on the same windows")
     p.add_argument("--mvsec-split", type=int, choices=(1, 2, 3),
                    help="MVSEC indoor_flying protocol: evaluate split K's test frames (data = folder of *_data.hdf5)")
-    p.add_argument("--json", help="write the metrics (means, per sequence, per image) here")
+    p.add_argument("--json", help="write the metrics (means, per sequence, per image, skipped windows) here")
+    p.add_argument("--near-px", type=float, default=None, metavar="PX",
+                   help="'near' pixels: gt disparity > PX (default: the top quarter of each image's valid gt, "
+                        "gt >= its 75th percentile, which needs no knowledge of the dataset's disparity range)")
+    p.add_argument("--edge-radius", type=int, default=2, metavar="PX",
+                   help="'edge' pixels: valid pixels within PX of a gt disparity jump > 1 px between "
+                        "neighbouring valid pixels (default 2)")
     model_opts(p)
     p.set_defaults(func=_cmd_evaluate)
 

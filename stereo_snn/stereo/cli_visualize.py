@@ -2,14 +2,16 @@
 
 Event frames, voxel-grid bins, disparity and depth colour maps, error maps against the
 ground truth, side-by-side panels with colour bars, and an animation over the sequence;
-the drawing lives in :func:`stereo_snn.viz.visualize_sequence`.
+the drawing lives in :func:`stereo_snn.viz.visualize_sequence`. Windows that end at or
+before the recording's first event (the first DSEC ground-truth map) are left out quietly
+and counted in the summary line; windows that fail to draw are listed one per line.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 
 __all__ = ["register"]
 
@@ -28,6 +30,7 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     from ..viz import visualize_sequence
     from .cli import _timestamps
     from .data import open_source
+    from .infer import BEFORE_FIRST_EVENT, before_first_event, skip_summary
 
     if not args.window_ms > 0:
         raise ConfigError(f"--window-ms must be positive, got {args.window_ms}")
@@ -42,20 +45,27 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     source = open_source(args.source, args.format, right=args.right, test_csv=args.test_csv,
                          height=args.height, width=args.width, window_us=window_us)
     entries = source.entries_for(_timestamps(args.timestamps))[:: args.stride][: args.limit]
+    start_us, _ = source.time_range_us()
+    quiet = [{"index": int(e.index), "t_us": int(e.t_us), "reason": BEFORE_FIRST_EVENT}
+             for e in entries if before_first_event(e.t_us, window_us, start_us)]
+    todo = [e for e in entries if not before_first_event(e.t_us, window_us, start_us)]
+    if entries and not todo:
+        raise DatasetError(f"{source.name}: every window ends before the recording's first event ({start_us} us)")
     out = ensure_dir(args.out)
     report = visualize_sequence(
-        source, out, entries, what=what, window_us=window_us, prediction_dir=args.prediction,
+        source, out, todo, what=what, window_us=window_us, prediction_dir=args.prediction,
         animation=args.animation, fps=args.fps, max_disp=args.max_disparity, bins=args.bins,
         progress=not args.no_progress)
-    scale = (f" (disparity colour scale 0-{report.max_disp:g} px)"
-             if report.max_disp is not None and {"disparity", "error", "panel"} & set(what) else "")
-    print(f"{source.name}: wrote {len(report.written)} picture(s) for {len(entries) - len(report.skipped)} "
-          f"window(s) to {out}{scale}")
     for skip in report.skipped:
         print(f"  skipped #{skip['index']} (t = {skip['t_us']} us): {skip['reason']}")
+    scale = (f" (disparity colour scale 0-{report.max_disp:g} px)"
+             if report.max_disp is not None and {"disparity", "error", "panel"} & set(what) else "")
+    drawn = len(todo) - len(report.skipped)
+    print(f"{source.name}: wrote {len(report.written)} picture(s) for {drawn} window(s) to {out}{scale}, "
+          f"{skip_summary(quiet + report.skipped)}")
     if report.animation:
         print(f"animation: {report.animation}")
-    return 0 if len(report.skipped) < len(entries) else 1
+    return 0 if drawn > 0 else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:

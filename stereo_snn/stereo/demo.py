@@ -44,7 +44,7 @@ def run_demo(out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = 
     from .data import DSECSource
     from .energy import energy_table, measure_energy
     from .evaluate import evaluate_sources, results_table
-    from .infer import Predictor, infer_source
+    from .infer import Predictor, infer_source, skip_summary
     from .network import load_model
 
     out = ensure_dir(out_dir)
@@ -57,7 +57,8 @@ def run_demo(out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = 
     source = DSECSource(seq_path)
     predictor = Predictor(model, cfg, device)
     report = infer_source(predictor, source, out / "disparity", progress=progress, log=log)
-    log(f"demo: wrote {len(report.written)} disparity PNGs under {out / 'disparity' / source.name}")
+    log(f"demo: wrote {len(report.written)} disparity PNGs under {out / 'disparity' / source.name}, "
+        f"{skip_summary(report.skipped)}")
     result = evaluate_sources(predictor, [source], baseline="sgbm", out_json=out / "metrics.json",
                               progress=progress, log=log)
     if not result["per_image"]:

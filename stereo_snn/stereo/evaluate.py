@@ -1,10 +1,18 @@
 """Evaluation on ground truth: DSEC metrics (MAE, 1PE, 2PE, RMSE) or MVSEC metrics (mean
 depth error, one-pixel accuracy, mean disparity error), per image then averaged, with
 OpenCV SGBM on event frames of the very same windows beside them (``baseline="sgbm"``).
+Both kinds also get the near / edge region metrics (:class:`~.metrics.Regions`: MAE and 2PE
+in disparity pixels on the near pixels and near ground-truth discontinuities).
+
+Windows that start before the recording's first event (the first DSEC ground-truth map has
+none before it) and maps without a valid ground-truth pixel are skipped quietly: listed in
+the result with their reason and counted, never printed one by one. Windows that fail
+(no events in a camera, unreadable data) are skipped too, each with one line through ``log``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -14,7 +22,8 @@ from tqdm import tqdm
 from ..atomic import write_json
 from ..errors import ConfigError, StereoSNNError
 from .data import MVSECSource, StereoSource
-from .infer import Predictor
+from .infer import BEFORE_FIRST_EVENT, NO_GROUND_TRUTH, Predictor, before_first_event
+from .metrics import DSEC_KEYS, MVSEC_KEYS, MetricAccumulator, Regions, format_table
 
 __all__ = ["evaluate_sources", "metric_kind", "results_table"]
 
@@ -29,18 +38,21 @@ def metric_kind(sources: Sequence[StereoSource]) -> str:
 
 def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], baseline: str | None = None,
                      out_json: str | os.PathLike | None = None, progress: bool = True,
-                     log: Callable[[str], None] = print, sgbm_params: dict[str, Any] | None = None) -> dict[str, Any]:
+                     log: Callable[[str], None] = print, sgbm_params: dict[str, Any] | None = None,
+                     regions: Regions | None = None) -> dict[str, Any]:
     """Metrics of the network (and SGBM with ``baseline="sgbm"``) on every ground-truth window.
 
-    Windows without events or without valid ground truth are skipped and listed. Returns
-    ``{"kind", "methods": {"snn": {...}, "sgbm": {...}}, "per_image": [...], "skipped": [...]}``
-    and writes it to ``out_json`` when given.
+    ``regions`` sets the near / edge region metrics (default :class:`~.metrics.Regions()`:
+    near = top quarter of each image's valid ground truth, edge = within 2 px of a jump > 1 px).
+    Returns ``{"kind", "regions", "methods": {"snn": {...}, "sgbm": {...}}, "per_sequence",
+    "per_image": [...], "skipped": [{"sequence", "index", "t_us", "reason"}, ...]}`` and writes
+    it to ``out_json`` when given.
     """
     from .baseline import sgbm_disparity
-    from .metrics import MetricAccumulator
 
     if baseline not in (None, "sgbm"):
         raise ConfigError(f"evaluate: unknown baseline {baseline!r} (only 'sgbm')")
+    regions = regions if regions is not None else Regions()
     kind = metric_kind(sources)
     accs: dict[str, dict[str, MetricAccumulator]] = {}
     methods = ["snn"] + (["sgbm"] if baseline else [])
@@ -50,19 +62,20 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
     for src in sources:
         fb = src.focal_baseline if kind == "mvsec" else None
         for m in methods:
-            total.setdefault(m, MetricAccumulator(kind, focal_baseline=fb))
-            accs.setdefault(src.name, {})[m] = MetricAccumulator(kind, focal_baseline=fb)
+            total.setdefault(m, MetricAccumulator(kind, focal_baseline=fb, regions=regions))
+            accs.setdefault(src.name, {})[m] = MetricAccumulator(kind, focal_baseline=fb, regions=regions)
         start, _ = src.time_range_us()
         entries = [e for e in src.entries() if e.gt_row is not None]
         for entry in tqdm(entries, desc=f"evaluate {src.name}", disable=not progress, leave=False):
-            if entry.t_us - predictor.window_us < start:
-                skipped.append({"sequence": src.name, "index": entry.index, "reason": "window starts before the recording"})
+            skip = {"sequence": src.name, "index": entry.index, "t_us": entry.t_us}
+            if before_first_event(entry.t_us, predictor.window_us, start, whole_window=True):
+                skipped.append({**skip, "reason": BEFORE_FIRST_EVENT})
                 continue
             try:
                 left, right = predictor.window(src, entry)
                 preds = {"snn": predictor.predict_events(left, right, src.height, src.width)}
             except (StereoSNNError, RuntimeError) as exc:
-                skipped.append({"sequence": src.name, "index": entry.index, "reason": str(exc)})
+                skipped.append({**skip, "reason": str(exc)})
                 log(f"skipped {src.name} entry {entry.index}: {exc}")
                 continue
             if baseline == "sgbm":
@@ -75,11 +88,12 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
                 total[m].update(pred, gt)
                 row[m] = res
             if row["snn"] is None:
-                skipped.append({"sequence": src.name, "index": entry.index, "reason": "no valid ground-truth pixel"})
+                skipped.append({**skip, "reason": NO_GROUND_TRUTH})
                 continue
             per_image.append(row)
     result = {
         "kind": kind,
+        "regions": {**dataclasses.asdict(regions), "description": regions.describe()},
         "methods": {m: total[m].compute() for m in methods},
         "per_sequence": {name: {m: a.compute() for m, a in d.items()} for name, d in accs.items()},
         "per_image": per_image,
@@ -91,9 +105,16 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
 
 
 def results_table(result: dict[str, Any]) -> str:
-    """The methods of an :func:`evaluate_sources` result side by side (the metrics helper's table)."""
-    from .metrics import format_table
-
+    """The methods of an :func:`evaluate_sources` result side by side (the metrics helper's
+    table): the kind's metrics, ``near MAE`` and ``edge MAE`` (px), images and skipped images,
+    then one line saying what near and edge mean. The region 2PE values and pixel counts are
+    in the result / JSON only."""
     names = {"snn": "SNN (ours)", "sgbm": "SGBM (OpenCV)"}
-    return format_table({names.get(m, m): v for m, v in result["methods"].items()})
+    methods = result["methods"]
+    base = MVSEC_KEYS if result["kind"] == "mvsec" else DSEC_KEYS
+    keys = [k for k in (*base, "near_mae", "edge_mae", "images", "skipped_images")
+            if any(k in v for v in methods.values())]
+    table = format_table({names.get(m, m): v for m, v in methods.items()}, keys)
+    regions = result.get("regions")
+    return f"{table}\n{regions['description']}" if regions else table
 

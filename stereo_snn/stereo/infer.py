@@ -5,8 +5,12 @@ For each entry (a ground-truth / test timestamp, or one the user gives) the even
 through the network at full resolution and written as ``OUT/<seq>/<6-digit index>.png``
 (uint16, disparity x 256: the DSEC submission layout), optionally also as float32 ``.npy``,
 depth (metres, from the calibration) and colour previews. Only one window is in memory at a
-time. A window without events, or one that fails to read or to run, is reported and
-skipped; the others go on. An output folder that cannot be written stops the run at once.
+time. A window without events, or one that fails to read or to run, is reported (one
+line through ``log``) and skipped; the others go on. A window that ends at or before the
+recording's first event (e.g. the first DSEC ground-truth map: nothing was recorded before
+it) is an expected, quiet skip: recorded in the report with the reason
+:data:`BEFORE_FIRST_EVENT` and counted in :func:`skip_summary`, without a line of its own.
+An output folder that cannot be written stops the run at once.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections import Counter
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +31,37 @@ from ..events.recording import Events
 from .config import StereoConfig
 from .data import Entry, Representer, StereoSource
 
-__all__ = ["Predictor", "InferReport", "infer_source", "EmptyWindowError"]
+__all__ = ["Predictor", "InferReport", "infer_source", "EmptyWindowError", "BEFORE_FIRST_EVENT",
+           "NO_GROUND_TRUTH", "before_first_event", "skip_summary"]
+
+#: skip reason of a window that lies (wholly, or for evaluation partly) before the first event
+BEFORE_FIRST_EVENT = "window before the first event"
+#: skip reason of an evaluation window whose ground-truth map has no valid pixel
+NO_GROUND_TRUTH = "no valid ground-truth pixel"
+#: expected skips: recorded and counted, never printed one by one
+QUIET_REASONS = (BEFORE_FIRST_EVENT, NO_GROUND_TRUTH)
+
+
+def before_first_event(t_us: int, window_us: int, start_us: int, whole_window: bool = False) -> bool:
+    """Whether the window ``[t_us - window_us, t_us)`` (microseconds) lies before the first
+    event ``start_us`` of the recording: entirely (``t_us <= start_us``, nothing to read), or,
+    with ``whole_window=True``, even partly (``t_us - window_us < start_us``: a window cut
+    short by the start of the recording, which evaluation leaves out as an unfair test)."""
+    return t_us - window_us < start_us if whole_window else t_us <= start_us
+
+
+def skip_summary(skipped: Sequence[Mapping[str, Any]]) -> str:
+    """``"skipped N"`` with the count per expected reason and of failures, e.g.
+    ``"skipped 3 (1 window before the first event, 2 failed, listed above)"``."""
+    if not skipped:
+        return "skipped 0"
+    counts = Counter(s["reason"] for s in skipped)
+    quiet = [(counts[r], r) for r in QUIET_REASONS if counts[r]]
+    failed = len(skipped) - sum(c for c, _ in quiet)
+    if not failed and len(quiet) == 1:
+        return f"skipped {len(skipped)} ({quiet[0][1]})"
+    parts = [f"{c} {r}" for c, r in quiet] + ([f"{failed} failed, listed above"] if failed else [])
+    return f"skipped {len(skipped)} ({', '.join(parts)})"
 
 
 class EmptyWindowError(DatasetError):
@@ -99,8 +134,13 @@ def infer_source(predictor: Predictor, source: StereoSource, out_dir: str | os.P
     if depth and not hasattr(source, "depth"):
         raise OutputError(f"{source.name}: --depth needs a calibrated source (DSEC folder or MVSEC file)")
     todo = list(entries) if entries is not None else source.entries()
+    start_us, _ = source.time_range_us()
     bar = tqdm(todo, desc=f"infer {source.name}", unit="window", disable=not progress)
     for entry in bar:
+        if before_first_event(entry.t_us, predictor.window_us, start_us):
+            report.skipped.append({"sequence": source.name, "index": entry.index, "t_us": entry.t_us,
+                                   "reason": BEFORE_FIRST_EVENT})
+            continue
         try:
             left, right = predictor.window(source, entry)
             disp = predictor.predict_events(left, right, source.height, source.width)

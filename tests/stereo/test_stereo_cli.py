@@ -35,15 +35,26 @@ def test_evaluate_infer_energy_commands(trained_run, sim_root, tmp_path, capsys)
     assert main(["evaluate", str(seq), "--checkpoint", ckpt, "--baseline", "sgbm", "--json",
                  str(tmp_path / "m.json"), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "SGBM" in printed and "MAE" in printed
-    assert set(json.loads((tmp_path / "m.json").read_text())["methods"]) == {"snn", "sgbm"}
+    header = printed.splitlines()[0].split("  ")
+    assert [c.strip() for c in header if c.strip()] == [
+        "method", "MAE [px]", "1PE [%]", "2PE [%]", "RMSE [px]", "near MAE", "edge MAE", "images", "skipped"]
+    assert "SGBM" in printed and "near: gt >= the 75th percentile" in printed
+    assert "skipped 1 (window before the first event)" in printed and "outside the recording" not in printed
+    evaluated = json.loads((tmp_path / "m.json").read_text())
+    assert set(evaluated["methods"]) == {"snn", "sgbm"}
+    assert [s["reason"] for s in evaluated["skipped"]] == ["window before the first event"]
+    assert main(["evaluate", str(seq), "--checkpoint", ckpt, "--near-px", "-2", "--no-progress"]) == 2
+    assert "--near-px" in capsys.readouterr().err
 
     out = tmp_path / "pred"
     assert main(["infer", str(seq), "--checkpoint", ckpt, "--out", str(out), "--zip", str(tmp_path / "s.zip"),
                  "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 1 (window before the first event)" in printed and "entry 0" not in printed
     report = json.loads((out / f"{seq.name}_report.json").read_text())
     indices = sorted(int(p.split("/")[-1][:6]) for p in report["written"])
-    assert indices and [s["index"] for s in report["skipped"]] == [0]  # the first GT map has no events before it
+    # the first GT map has no events before it: in the report with its reason
+    assert indices and [(s["index"], s["reason"]) for s in report["skipped"]] == [(0, "window before the first event")]
     assert validate_submission(tmp_path / "s.zip", {seq.name: indices}, shape=(48, 64)) == []
 
     assert main(["energy", "--checkpoint", ckpt, "--data", str(seq), "--json", str(tmp_path / "e.json")]) == 0

@@ -11,7 +11,7 @@ from stereo_snn.errors import ConfigError
 from stereo_snn.stereo.data import open_sources
 from stereo_snn.stereo.evaluate import evaluate_sources, results_table
 from stereo_snn.stereo.infer import Predictor
-from stereo_snn.stereo.metrics import dsec_metrics
+from stereo_snn.stereo.metrics import Regions, dsec_metrics, region_metrics
 from stereo_snn.stereo.network import load_model
 
 
@@ -20,8 +20,11 @@ def test_evaluate_with_sgbm_baseline(trained_run, sim_root, tmp_path):
     predictor = Predictor(loaded.model, loaded.config, "cpu")
     sources = open_sources(sim_root)[2:]
     out = tmp_path / "metrics.json"
-    result = evaluate_sources(predictor, sources, baseline="sgbm", out_json=out, progress=False, log=lambda s: None)
+    messages: list[str] = []
+    result = evaluate_sources(predictor, sources, baseline="sgbm", out_json=out, progress=False, log=messages.append)
     assert json.loads(out.read_text())["methods"] == json.loads(json.dumps(result["methods"]))
+    # the first ground-truth window starts before the first event: listed with its reason, not printed
+    assert [s["reason"] for s in result["skipped"]] == ["window before the first event"] and messages == []
     assert set(result["methods"]) == {"snn", "sgbm"} and result["kind"] == "dsec"
     src = sources[0]
     n = len([e for e in src.entries() if e.t_us - predictor.window_us >= src.time_range_us()[0]])
@@ -31,11 +34,20 @@ def test_evaluate_with_sgbm_baseline(trained_run, sim_root, tmp_path):
     entry = next(e for e in src.entries() if e.index == row["index"])
     left, right = predictor.window(src, entry)
     pred = predictor.predict_events(left, right, src.height, src.width)
-    assert row["snn"]["mae"] == pytest.approx(dsec_metrics(pred, src.disparity(entry))["mae"], rel=1e-6)
+    gt = src.disparity(entry)
+    assert row["snn"]["mae"] == pytest.approx(dsec_metrics(pred, gt)["mae"], rel=1e-6)
+    regions = region_metrics(pred, gt, gt > 0, Regions())
+    assert row["snn"]["near_mae"] == pytest.approx(regions["near_mae"], rel=1e-6)
+    assert row["snn"]["edge_pixels"] == regions["edge_pixels"] > 0  # the simulated objects have edges
     for method in ("snn", "sgbm"):
-        assert result["methods"][method]["mae"] == pytest.approx(np.mean([r[method]["mae"] for r in result["per_image"]]))
+        means = result["methods"][method]
+        assert means["mae"] == pytest.approx(np.mean([r[method]["mae"] for r in result["per_image"]]))
+        edge = [r[method]["edge_mae"] for r in result["per_image"] if r[method]["edge_mae"] is not None]
+        assert means["edge_mae"] == pytest.approx(np.mean(edge)) and means["edge_images"] == len(edge)
+    assert result["regions"]["near_quantile"] == 0.75 and result["regions"]["edge_radius_px"] == 2
     table = results_table(result)
-    assert "SNN" in table and "SGBM" in table and "MAE" in table
+    assert "SNN" in table and "SGBM" in table and "near MAE" in table and "edge MAE" in table
+    assert table.splitlines()[-1] == Regions().describe()
     with pytest.raises(ConfigError, match="baseline"):
         evaluate_sources(predictor, sources, baseline="bm", progress=False)
 
@@ -69,6 +81,9 @@ def test_evaluate_mvsec_recording(trained_run, mvsec_root):
     snn = result["methods"]["snn"]
     assert {"mean_depth_error_m", "one_pixel_accuracy", "mean_disparity_error"} <= set(snn)
     assert 0 <= snn["one_pixel_accuracy"] <= 100 and snn["mean_depth_error_m"] >= 0
+    # the region metrics (disparity pixels) are there for MVSEC too
+    assert snn["near_mae"] is not None and snn["near_images"] == len(result["per_image"])
+    assert "near MAE" in results_table(result) and "MDE [cm]" in results_table(result)
 
 
 def test_mvsec_protocol_selects_the_split_frames(mvsec_root):

@@ -9,7 +9,15 @@ import pytest
 from stereo_snn.errors import OutputError
 from stereo_snn.events import validate_submission, write_event_npz, zip_submission
 from stereo_snn.stereo.data import DSECSource, Entry, open_source
-from stereo_snn.stereo.infer import EmptyWindowError, Predictor, infer_source
+from stereo_snn.stereo.infer import (
+    BEFORE_FIRST_EVENT,
+    NO_GROUND_TRUTH,
+    EmptyWindowError,
+    Predictor,
+    before_first_event,
+    infer_source,
+    skip_summary,
+)
 from stereo_snn.stereo.network import load_model
 
 
@@ -49,6 +57,34 @@ def test_failing_window_is_reported_and_the_rest_continue(predictor, sim_root, t
     assert [p.name for p in report.written] == ["000007.png", "000009.png"]
     assert [s["index"] for s in report.skipped] == [8]
     assert "outside the recording" in report.skipped[0]["reason"] and messages
+
+
+def test_window_before_the_first_event_is_a_quiet_skip(predictor, sim_root, tmp_path):
+    src = DSECSource(sorted(sim_root.iterdir())[0])
+    start, _ = src.time_range_us()
+    first, second = src.entries()[:2]
+    assert first.t_us <= start  # the first ground-truth map has no events before it
+    messages: list[str] = []
+    report = infer_source(predictor, src, tmp_path, entries=[first, second], progress=False, log=messages.append)
+    assert [p.name for p in report.written] == [f"{second.index:06d}.png"]
+    assert report.skipped == [{"sequence": src.name, "index": first.index, "t_us": first.t_us,
+                               "reason": BEFORE_FIRST_EVENT}]
+    assert messages == []  # recorded and counted, no per-entry line
+    assert skip_summary(report.skipped) == "skipped 1 (window before the first event)"
+
+
+def test_before_first_event_and_skip_summary():
+    # window [t - 50 ms, t) against a recording starting at 1 s
+    assert before_first_event(1_000_000, 50_000, 1_000_000)
+    assert not before_first_event(1_000_001, 50_000, 1_000_000)
+    assert before_first_event(1_040_000, 50_000, 1_000_000, whole_window=True)  # partly before
+    assert not before_first_event(1_050_000, 50_000, 1_000_000, whole_window=True)
+    before = {"reason": BEFORE_FIRST_EVENT}
+    assert skip_summary([]) == "skipped 0"
+    assert skip_summary([before, before]) == "skipped 2 (window before the first event)"
+    assert skip_summary([before, {"reason": NO_GROUND_TRUTH}, {"reason": "x.h5: corrupt"}]) == (
+        "skipped 3 (1 window before the first event, 1 no valid ground-truth pixel, 1 failed, listed above)")
+    assert skip_summary([{"reason": "x.h5: corrupt"}]) == "skipped 1 (1 failed, listed above)"
 
 
 def test_unwritable_output_is_an_error(predictor, sim_root, tmp_path):

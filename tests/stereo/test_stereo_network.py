@@ -83,3 +83,5 @@ def test_config_presets_and_errors(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="preset"):
         load_config("no_such_preset")
+    # no config: the settings that made the bundled model
+    assert load_config(None) == load_config("bundled") != load_config("small")

@@ -233,7 +233,8 @@ def test_visualize_command_end_to_end(sim_root, tmp_path, capsys):
                  "--no-progress"])
     text = capsys.readouterr().out
     assert code == 0, text
-    assert "skipped #0" in text  # the first ground-truth map has no events before it
+    # the first ground-truth map has no events before it: counted, no line of its own
+    assert "skipped 1 (window before the first event)" in text and "skipped #0" not in text
     drawn = len(stamps) - 1
     for item in ("events", "disparity", "disparity_gt", "depth", "error", "panel"):
         files = sorted((out / item).glob("*.png"))
