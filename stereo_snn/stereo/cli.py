@@ -297,8 +297,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="MVSEC indoor_flying protocol: evaluate split K's test frames (data = folder of *_data.hdf5)")
     p.add_argument("--json", help="write the metrics (means, per sequence, per image, skipped windows) here")
     p.add_argument("--near-px", type=float, default=None, metavar="PX",
-                   help="'near' pixels: gt disparity > PX (default: the top quarter of each image's valid gt, "
-                        "gt >= its 75th percentile, which needs no knowledge of the dataset's disparity range)")
+                   help="'near' pixels: gt disparity > PX (default: gt > 1.5 x the median of each image's valid "
+                        "gt, i.e. closer than 2/3 of its median depth, whatever the dataset's disparity range)")
     p.add_argument("--edge-radius", type=int, default=2, metavar="PX",
                    help="'edge' pixels: valid pixels within PX of a gt disparity jump > 1 px between "
                         "neighbouring valid pixels (default 2)")

@@ -43,7 +43,7 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
     """Metrics of the network (and SGBM with ``baseline="sgbm"``) on every ground-truth window.
 
     ``regions`` sets the near / edge region metrics (default :class:`~.metrics.Regions()`:
-    near = top quarter of each image's valid ground truth, edge = within 2 px of a jump > 1 px).
+    near = gt > 1.5 x the image's median valid gt, edge = within 2 px of a gt jump > 1 px).
     Returns ``{"kind", "regions", "methods": {"snn": {...}, "sgbm": {...}}, "per_sequence",
     "per_image": [...], "skipped": [{"sequence", "index", "t_us", "reason"}, ...]}`` and writes
     it to ``out_json`` when given.

@@ -28,13 +28,17 @@ ever NaN.
 Region metrics (:class:`Regions`, :func:`region_metrics`; opt-in, used by ``evaluate`` and
 the demo for both DSEC and MVSEC, in disparity pixels) say where the error is:
 
-- *near*: valid pixels whose ground-truth disparity is in the top quarter of that image's
-  valid ground truth (``gt >= its 75th percentile``), or, with ``near_px``, above an
-  absolute threshold (``gt > near_px``). The relative default needs no knowledge of the
-  dataset, resolution or disparity range (DSEC spans ~0-100 px at 640x480, MVSEC ~0-37 px at
-  346x260, the simulated sequences 0-24 px at 96x128), is the same for every method on the
-  same data, and is never empty in an image with ground truth, so the near metrics average
-  over the same images as the overall ones.
+- *near*: valid pixels whose ground-truth disparity exceeds ``near_ratio`` (default 1.5)
+  times the median of that image's valid ground truth, i.e. pixels closer than 2/3 of the
+  image's median depth; or, with ``near_px``, above an absolute threshold (``gt > near_px``).
+  The relative default needs no knowledge of the dataset, resolution or disparity range
+  (DSEC spans ~0-100 px at 640x480, MVSEC ~0-37 px at 346x260, the simulated sequences 0-24 px
+  at 96x128): scaling every disparity by k (another focal length, baseline or resolution)
+  leaves the region unchanged. It is the same for every method on the same data, robust to
+  outliers (a median), and, unlike a quantile, not fooled by ties: when a flat background
+  holds most valid pixels at one disparity, a "top quarter" would be the whole image, the
+  ratio is just the objects in front of it. An image with nothing in front of its median
+  depth (a flat wall) has no near pixel and does not count for the near means.
 - *edge*: valid pixels within ``edge_radius_px`` (default 2 px, a disk) of a ground-truth
   depth discontinuity: two 4-neighbouring valid pixels whose ground-truth disparities differ
   by more than ``edge_jump_px`` (default 1 px). Holes in the ground truth are not edges.
@@ -268,9 +272,9 @@ class Regions:
     """Where the region metrics look (see the module docstring).
 
     near_px: absolute near threshold, pixels of disparity (``gt > near_px``); None (default)
-        uses the per-image quantile instead.
-    near_quantile: near = ``gt >=`` this quantile (0-1) of the image's valid ground truth
-        (default 0.75: the top quarter).
+        uses ``near_ratio`` instead.
+    near_ratio: near = ``gt >`` this factor times the median of the image's valid ground
+        truth (default 1.5: closer than 2/3 of the median depth).
     edge_radius_px: edge pixels lie within this distance (pixels, a disk; 0 = only the
         pixels on the discontinuity) of a ground-truth discontinuity.
     edge_jump_px: a discontinuity is a jump of more than this many pixels of disparity
@@ -278,15 +282,15 @@ class Regions:
     """
 
     near_px: float | None = None
-    near_quantile: float = 0.75
+    near_ratio: float = 1.5
     edge_radius_px: int = 2
     edge_jump_px: float = 1.0
 
     def __post_init__(self) -> None:
         if self.near_px is not None and not (math.isfinite(self.near_px) and self.near_px >= 0):
             raise ConfigError(f"near threshold (--near-px) must be >= 0 pixels, got {self.near_px!r}")
-        if not 0.0 <= self.near_quantile < 1.0:
-            raise ConfigError(f"near quantile must be in [0, 1), got {self.near_quantile!r}")
+        if not (math.isfinite(self.near_ratio) and self.near_ratio > 0):
+            raise ConfigError(f"near ratio must be a positive factor of the median disparity, got {self.near_ratio!r}")
         if not (isinstance(self.edge_radius_px, int) and self.edge_radius_px >= 0):
             raise ConfigError(f"edge radius (--edge-radius) must be an integer >= 0 pixels, got {self.edge_radius_px!r}")
         if not (math.isfinite(self.edge_jump_px) and self.edge_jump_px >= 0):
@@ -295,19 +299,18 @@ class Regions:
     def describe(self) -> str:
         """One line saying what "near" and "edge" mean with these settings."""
         near = (f"gt > {self.near_px:g} px" if self.near_px is not None
-                else f"gt >= the {100 * self.near_quantile:g}th percentile of each image's valid gt")
+                else f"gt > {self.near_ratio:g} x the median of each image's valid gt")
         return (f"near: {near}; edge: within {self.edge_radius_px} px of a gt jump > {self.edge_jump_px:g} px "
                 f"between neighbouring valid pixels")
 
 
-def near_mask(gt: np.ndarray, valid: np.ndarray, near_px: float | None = None, quantile: float = 0.75) -> np.ndarray:
+def near_mask(gt: np.ndarray, valid: np.ndarray, near_px: float | None = None, ratio: float = 1.5) -> np.ndarray:
     """Near pixels of one ground-truth disparity map (pixels): valid and ``gt > near_px``, or,
-    with ``near_px=None``, valid and ``gt >=`` the ``quantile`` of the valid values."""
+    with ``near_px=None``, valid and ``gt > ratio * median(valid gt)``."""
     if not valid.any():
         return np.zeros_like(valid)
-    if near_px is not None:
-        return valid & (gt > near_px)
-    return valid & (gt >= np.quantile(gt[valid], quantile))
+    threshold = near_px if near_px is not None else ratio * float(np.median(gt[valid]))
+    return valid & (gt > threshold)
 
 
 def discontinuity_mask(gt: np.ndarray, valid: np.ndarray, jump_px: float = 1.0) -> np.ndarray:
@@ -344,7 +347,7 @@ def region_metrics(pred: Any, gt: Any, valid: np.ndarray, regions: Regions) -> d
     2PE of an empty region are None (the accumulator leaves the image out of that mean).
     """
     p, g = _pair(pred, gt)
-    masks = {"near": near_mask(g, valid, regions.near_px, regions.near_quantile),
+    masks = {"near": near_mask(g, valid, regions.near_px, regions.near_ratio),
              "edge": edge_mask(g, valid, regions.edge_radius_px, regions.edge_jump_px)}
     out: dict[str, float | int | None] = {}
     for name in REGIONS:

@@ -187,8 +187,15 @@ def test_discontinuity_and_edge_masks_on_a_step():
 def test_near_mask_relative_and_absolute():
     gt = _step_gt()
     valid = gt > 0
-    # 34 of the 69 valid pixels are 12 px: the 75th percentile is 12, near = the foreground
+    # 35 of the 69 valid pixels are 4 px: the median is 4, near = gt > 6 = the 12 px foreground
     assert np.array_equal(near_mask(gt, valid), valid & (gt == 12.0))
+    assert not near_mask(gt, valid, ratio=3.0).any()  # 12 is not > 3 x 4 (strict)
+    # scale-free: the same pixels when every disparity is 2.5x larger (another resolution / rig)
+    assert np.array_equal(near_mask(2.5 * gt, valid), near_mask(gt, valid))
+    # a flat background holding most pixels does not make everything near (a quantile would)
+    mostly_flat = np.full((4, 5), 4.8)
+    mostly_flat[0, :3] = 11.0
+    assert near_mask(mostly_flat, mostly_flat > 0).sum() == 3
     assert np.array_equal(near_mask(gt, valid, near_px=8.0), valid & (gt > 8.0))
     assert not near_mask(gt, valid, near_px=12.0).any()  # strict '>'
     assert not near_mask(gt, np.zeros_like(valid)).any()
@@ -227,15 +234,17 @@ def test_accumulator_region_means_skip_images_without_the_region():
     only_flat = MetricAccumulator("mvsec", focal_baseline=FB, regions=Regions())
     only_flat.update(flat + 0.5, flat)
     res = only_flat.compute()
+    # a flat map has no edge and nothing in front of its median depth: None, not NaN
     assert res["edge_mae"] is None and res["edge_images"] == 0
-    assert res["near_mae"] == pytest.approx(0.5)  # relative near: the whole (constant) map
+    assert res["near_mae"] is None and res["near_images"] == 0
+    assert res["mean_disparity_error"] == pytest.approx(0.5)
     assert not any(isinstance(v, float) and math.isnan(v) for v in res.values())
     assert "near_mae" not in MetricAccumulator("dsec").compute()  # regions are opt-in (training)
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"near_px": -1.0}, "near-px"),
-    ({"near_quantile": 1.0}, "quantile"),
+    ({"near_ratio": 0.0}, "near ratio"),
     ({"edge_radius_px": -1}, "edge-radius"),
     ({"edge_radius_px": 1.5}, "edge-radius"),
     ({"edge_jump_px": float("nan")}, "jump"),
