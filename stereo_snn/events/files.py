@@ -445,7 +445,7 @@ class EventFile(ReopenOnPickle):
         return f"EventFile({str(self.path)!r}, num_events={self.num_events})"
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _check_window_columns(t_rel, x, y, p, t_offset, height, width, p_is_bool, t_out, p_out, first):  # pragma: no cover - numba
     """One pass over a window's stored columns: ``t_out = t_rel + t_offset`` (int64
     microseconds), ``p_out = p > 0`` (int8), and in ``first`` the index of the first event

@@ -30,7 +30,7 @@ PARALLEL_MIN_THREADS = 4
 PARALLEL_MIN_EVENTS = 1 << 18
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _rectify_range(x, y, t, p, rflat, width, fh, fw, keep_outside, i0, i1, j, j_end, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
     """Rectify events ``i0:i1`` with the flat map ``rflat`` (the (H, W, 2) map raveled; one
     index computation, both coordinates from one cache line) and write the kept ones in
@@ -59,7 +59,7 @@ def _rectify_range(x, y, t, p, rflat, width, fh, fw, keep_outside, i0, i1, j, j_
     return j + kept
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _rectify_parallel(x, y, t, p, rflat, width, fh, fw, keep_outside, n_chunks, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
     """Two passes over chunks: count kept events per chunk, then rectify each chunk at its offset.
 

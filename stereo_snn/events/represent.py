@@ -143,7 +143,7 @@ def _check_size(height: Any, width: Any) -> tuple[int, int]:
 SORTED_BLOCK = 4096
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _is_sorted(t):  # pragma: no cover - compiled
     """True when t is non-decreasing. Blocks of SORTED_BLOCK comparisons without an early
     exit inside a block (so the inner loop vectorises), stopping after the first block
@@ -187,7 +187,7 @@ def _lower_bound(t, t_first, scale, span, k):  # pragma: no cover - compiled
     return lo
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):  # pragma: no cover - compiled
     """Accumulate the DSEC voxel grid into ``out`` [bins, H, W] (overwritten) and, when
     ``with_stats``, the per-plane statistics of its non-zero cells into ``stats`` [bins, 3]
@@ -289,7 +289,7 @@ def _voxel_kernel(x, y, t, p, t_first, t_last, out, scratch, stats, with_stats):
             )
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _flush_pair(sc, dst0, dst1, use0, use1, add, stats0, stats1, with_stats):  # pragma: no cover - compiled
     """One pass over an interleaved scratch row ``sc`` [2 * pixels]: slot 0 goes to ``dst0``,
     slot 1 to ``dst1`` (written, or added when ``add``; a slot whose ``use`` flag is false
@@ -330,7 +330,7 @@ def _put(dst, k, value, add):  # pragma: no cover - compiled
     return np.float64(value)
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def _normalize_nonzero(flat, mean, inv_std):  # pragma: no cover - compiled
     """In place: non-zero cells become (v - mean) * inv_std; zeros stay zero."""
     m = np.float32(mean)
@@ -354,7 +354,7 @@ def _nearest_pixel(xf, yf, height, width):  # pragma: no cover - compiled
     return yi * width + xi
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _count_kernel(x, y, t_rel, p, channels, height, width, mode, span, chunks):  # pragma: no cover
     """Per-channel integer sums over pixels, reduced over per-thread partial grids.
 
@@ -393,7 +393,7 @@ def _count_kernel(x, y, t_rel, p, channels, height, width, mode, span, chunks): 
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _latest_event_per_pixel(x, y, p, height, width):  # pragma: no cover - compiled
     """Rank (1 = newest) and polarity (+1/-1) of each pixel's newest in-frame event.
 
@@ -417,7 +417,7 @@ def _latest_event_per_pixel(x, y, p, height, width):  # pragma: no cover - compi
     return last, pol, count
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _mixed_density_fill(rank, pol, count, stacks, out):  # pragma: no cover - compiled
     """Stack i holds the polarity of each pixel's newest event if that event is among
     the newest ceil(count / 2**i) in-frame events, else 0."""

@@ -92,9 +92,12 @@ class StereoSource(abc.ABC):
         return None
 
     def window(self, entry: Entry, window_us: int) -> tuple[Events, Events]:
-        """Left and right events of the ``window_us`` microseconds before ``entry.t_us``."""
-        t0 = int(entry.t_us) - int(window_us)
-        return self.events("left", t0, int(entry.t_us)), self.events("right", t0, int(entry.t_us))
+        """Left and right events of the ``window_us`` microseconds before ``entry.t_us``
+        (the two cameras read and rectified at the same time, :func:`run_pair`)."""
+        from ..events.pair import run_pair
+
+        t0, t1 = int(entry.t_us) - int(window_us), int(entry.t_us)
+        return run_pair(lambda: self.events("left", t0, t1), lambda: self.events("right", t0, t1))
 
     def entries_for(self, timestamps_us: Sequence[int] | None) -> list[Entry]:
         """Entries for user-given timestamps (indexed 0..n-1), or the default entries."""
@@ -329,6 +332,12 @@ class Representer:
 
         return to_time_steps(self.rep(events, height, width), self.steps)
 
+    def pair(self, left: Events, right: Events, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Both views' inputs, computed at the same time (:func:`run_pair`)."""
+        from ..events.pair import run_pair
+
+        return run_pair(lambda: self(left, height, width), lambda: self(right, height, width))
+
 
 def valid_mask(disparity: torch.Tensor | np.ndarray, max_disparity: float) -> Any:
     """Pixels whose ground truth is usable: 0 < d < max_disparity (pixels)."""
@@ -386,8 +395,7 @@ class StereoWindowDataset(Dataset):
         si, entry = self.items[i]
         src = self.sources[si]
         left_ev, right_ev = src.window(entry, self.window_us)
-        left = self.represent(left_ev, src.height, src.width)
-        right = self.represent(right_ev, src.height, src.width)
+        left, right = self.represent.pair(left_ev, right_ev, src.height, src.width)
         gt = src.disparity(entry)
         if gt is None:
             gt = np.zeros((src.height, src.width), np.float32)
