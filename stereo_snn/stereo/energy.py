@@ -25,8 +25,7 @@ def measure_energy(predictor: Predictor, left: Events, right: Events, height: in
     """
     from ..search import ann_twin, energy_report
 
-    lt = torch.from_numpy(predictor.represent(left, height, width)).unsqueeze(1).to(predictor.device)
-    rt = torch.from_numpy(predictor.represent(right, height, width)).unsqueeze(1).to(predictor.device)
+    lt, rt = predictor.inputs(left, right, height, width)
     model = predictor.model.eval()
     with torch.no_grad():
         snn = energy_report(model, (lt, rt))

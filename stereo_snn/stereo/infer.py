@@ -96,9 +96,13 @@ class Predictor:
     @torch.no_grad()
     def predict_events(self, left: Events, right: Events, height: int, width: int) -> np.ndarray:
         """Disparity (float32 (H, W), pixels) of one window of rectified events."""
-        lt = torch.from_numpy(self.represent(left, height, width)).unsqueeze(1).to(self.device)
-        rt = torch.from_numpy(self.represent(right, height, width)).unsqueeze(1).to(self.device)
+        lt, rt = self.inputs(left, right, height, width)
         return self.model(lt, rt)["disparity"][0].float().cpu().numpy()
+
+    def inputs(self, left: Events, right: Events, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's left/right inputs [T, 1, C, H, W] on the device (both views at once)."""
+        lt, rt = self.represent.pair(left, right, height, width)
+        return (torch.from_numpy(lt).unsqueeze(1).to(self.device), torch.from_numpy(rt).unsqueeze(1).to(self.device))
 
 
 @dataclass
