@@ -26,7 +26,9 @@ class TrellisConfig:
     kinds searched per cell; hybrid: search spiking vs ANN per cell; neuron: tau / threshold /
     default surrogate temperature (``neuron.tau`` is the fixed tau of ``lif``);
     learn_tau_init: initial time constant (time steps) of the learnable kinds ``plif``/``clif``
-    (different from the fixed one, so that the kinds differ from the start).
+    (different from the fixed one, so that the kinds differ from the start); max_skip: at
+    most this many ``skip_connect`` edges per derived cell (:func:`genotype.decode_cell`;
+    None = no limit).
     """
 
     dim: int
@@ -43,6 +45,7 @@ class TrellisConfig:
     hybrid: bool = True
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     learn_tau_init: float = 2.0
+    max_skip: int | None = None
 
     def __post_init__(self) -> None:
         check_dim(self.dim)
@@ -60,6 +63,9 @@ class TrellisConfig:
         bad = [k for k in self.neuron_kinds if k not in SPIKING_KINDS]
         if not self.neuron_kinds or bad:
             raise ConfigError(f"trellis neuron_kinds {list(self.neuron_kinds)}: one or more of {list(SPIKING_KINDS)}")
+        if self.max_skip is not None and (not isinstance(self.max_skip, int) or isinstance(self.max_skip, bool)
+                                          or self.max_skip < 0):
+            raise ConfigError(f"trellis max_skip {self.max_skip!r}: must be an integer >= 0 or null")
         if not (isinstance(self.learn_tau_init, (int, float)) and self.learn_tau_init > 1):
             raise ConfigError(f"trellis learn_tau_init {self.learn_tau_init!r}: must be a number > 1 (time steps)")
         if isinstance(self.neuron, dict):

@@ -78,25 +78,40 @@ class Genotype:
 
 
 # ----------------------------------------------------------------------------------------- decoding
-def decode_cell(alphas: torch.Tensor, candidates: Sequence[str], steps: int) -> Edges:
+def decode_cell(alphas: torch.Tensor, candidates: Sequence[str], steps: int, max_skip: int | None = None) -> Edges:
     """Decode one cell: per node the 2 strongest incoming edges and their argmax op.
 
     ``alphas``: ``[edges, len(candidates)]`` logits (rows in :func:`cell.edge_inputs` order).
     Edges are ranked by their strongest non-skip op weight (softmax per edge; the skip weight
     counts only if skip is the sole candidate); ties go to the lower input index.
+
+    ``max_skip`` (P-DARTS, Chen et al. 2019): at most this many chosen edges may be
+    ``skip_connect``. Beyond it, the skip edges whose best other op comes closest to the skip
+    weight take that op instead. Skip costs no energy, so an energy-weighted search drifts
+    towards cells made only of skips (a cell that computes nothing); the cap keeps the
+    derived cells computing. ``None``: no cap.
     """
+    if max_skip is not None and max_skip < 0:
+        raise ConfigError(f"max_skip {max_skip}: must be >= 0 (or None for no limit)")
     w = torch.softmax(alphas.detach().float(), dim=-1)
     non_skip = [k for k, n in enumerate(candidates) if n != "skip_connect"] or list(range(len(candidates)))
-    out = []
+    chosen: list[list[tuple[int, int, int]]] = []  # per node: (input, row of alphas, op index)
     row = 0
     for j in range(steps):
         n_in = j + 2
         rows = w[row:row + n_in]
         strength = rows[:, non_skip].max(dim=1).values.tolist()
         order = sorted(range(n_in), key=lambda i: (-strength[i], i))[:2]
-        out.append(tuple((i, candidates[int(rows[i].argmax())]) for i in sorted(order)))
+        chosen.append([(i, row + i, int(rows[i].argmax())) for i in sorted(order)])
         row += n_in
-    return tuple(out)
+    if max_skip is not None and "skip_connect" in candidates and len(non_skip) < len(candidates):
+        skip = list(candidates).index("skip_connect")
+        skips = [(float(w[r, skip] - w[r, non_skip].max()), j, e)
+                 for j, node in enumerate(chosen) for e, (_, r, k) in enumerate(node) if k == skip]
+        for _, j, e in sorted(skips)[:max(0, len(skips) - max_skip)]:
+            i, r, _ = chosen[j][e]
+            chosen[j][e] = (i, r, non_skip[int(w[r, non_skip].argmax())])
+    return tuple(tuple((i, candidates[k]) for i, _, k in node) for node in chosen)
 
 
 def viterbi(log_probs: torch.Tensor, moves: Sequence[str], out_level: int) -> list[int]:

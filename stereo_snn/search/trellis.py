@@ -219,7 +219,7 @@ class SpikingTrellis(nn.Module):
                 cell = self.cells[f"{l}_{d}"]
                 kind, spiking = self._cell_choice(cell)
                 tau = cell.neurons.tau_value(kind)
-                cells.append(CellGenotype(decode_cell(cell.arch_alpha, cfg.candidates, cfg.steps), kind,
+                cells.append(CellGenotype(decode_cell(cell.arch_alpha, cfg.candidates, cfg.steps, cfg.max_skip), kind,
                                           tuple(tau) if isinstance(tau, list) else tau, cell.cell_b(kind), spiking))
         return ComponentGenotype(cfg, tuple(path), tuple(cells))
 

@@ -113,7 +113,9 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> tuple[Any, Any]:
         neuron = NeuronConfig(**dict(n.neuron))
     except TypeError as exc:
         raise ConfigError(f"network.neuron: {exc}") from exc
-    extra = {"candidates": tuple(n.ops)} if n.ops else {}
+    extra: dict[str, Any] = {"candidates": tuple(n.ops)} if n.ops else {}
+    if n.max_skip is not None:
+        extra["max_skip"] = n.max_skip
     feature = TrellisConfig(dim=2, in_channels=int(in_channels), channels=n.feature_channels,
                             layers=n.feature_layers, steps=n.steps, levels=n.levels, out_level=0,
                             stem_stride=3, hybrid=False, neuron=neuron, **extra)

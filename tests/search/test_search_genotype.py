@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from stereo_snn.errors import GenotypeError
+from stereo_snn.errors import ConfigError, GenotypeError
 from stereo_snn.search import (CellGenotype, ComponentGenotype, Genotype, SpikingTrellis, TrellisConfig, decode_cell,
                                genotype_to_dict, load_genotype, save_genotype, viterbi)
 
@@ -33,6 +33,29 @@ def test_decode_cell_ranks_by_non_skip_not_by_skip():
     a[3] = torch.tensor([8.0, 0.0, 0.0])  # very strong skip, weak convs -> not kept
     a[4] = torch.tensor([0.0, 0.0, 2.0])
     assert decode_cell(a, CANDS, 2)[1] == ((0, "conv_3x3_b3"), (2, "conv_3x3_b5"))
+
+
+def test_decode_cell_max_skip_replaces_the_closest_skips_by_their_best_other_op():
+    a = torch.zeros(5, 3)  # steps=2: node0 <- {0,1}, node1 <- {0,1,2}
+    a[0] = torch.tensor([3.0, 0.0, 2.5])  # skip, b5 close behind
+    a[1] = torch.tensor([6.0, 1.0, 0.0])  # skip by far
+    a[2] = torch.tensor([4.0, 1.0, 0.0])  # weakest non-skip of node 1: not kept
+    a[3] = torch.tensor([2.0, 1.0, 0.0])  # skip, b3 in between
+    a[4] = torch.tensor([5.0, 3.0, 0.0])
+    free = decode_cell(a, CANDS, 2)
+    assert [op for node in free for _, op in node].count("skip_connect") == 4  # all skips: computes nothing
+    assert decode_cell(a, CANDS, 2, max_skip=4) == free
+    # one skip left: the one whose best other op is furthest behind (edge 1, margin ~0.99)
+    capped = decode_cell(a, CANDS, 2, max_skip=1)
+    assert capped == (((0, "conv_3x3_b5"), (1, "skip_connect")), ((1, "conv_3x3_b3"), (2, "conv_3x3_b3")))
+    assert [e for node in decode_cell(a, CANDS, 2, max_skip=0) for e in node] == [
+        (0, "conv_3x3_b5"), (1, "conv_3x3_b3"), (1, "conv_3x3_b3"), (2, "conv_3x3_b3")]
+    # the edges kept never change, only their ops
+    assert [[i for i, _ in node] for node in capped] == [[i for i, _ in node] for node in free]
+    with pytest.raises(ConfigError, match="max_skip"):
+        decode_cell(a, CANDS, 2, max_skip=-1)
+    with pytest.raises(ConfigError, match="max_skip"):
+        TrellisConfig(dim=2, in_channels=2, channels=4, layers=1, max_skip=-1)
 
 
 def test_viterbi_picks_the_most_probable_path_not_the_greedy_one():

@@ -85,3 +85,20 @@ def test_config_presets_and_errors(tmp_path):
         load_config("no_such_preset")
     # no config: the settings that made the bundled model
     assert load_config(None) == load_config("bundled") != load_config("small")
+
+
+def test_network_max_skip_caps_the_skips_of_every_derived_cell():
+    from stereo_snn.stereo.network import build_supernet
+
+    cfg = load_config("tiny", {"network.max_skip": 0})
+    model = build_supernet(cfg)
+    for trellis in (model.feature, model.matching):
+        assert trellis.config.max_skip == 0
+        for cell in trellis.cells.values():  # make skip the argmax of every edge
+            with torch.no_grad():
+                cell.arch_alpha[:, list(trellis.config.candidates).index("skip_connect")] += 10.0
+        ops = [op for cg in trellis.derive().cells for node in cg.edges for _, op in node]
+        assert ops and "skip_connect" not in ops
+    assert load_config("tiny").network.max_skip is None
+    with pytest.raises(ConfigError, match="max_skip"):
+        build_supernet(load_config("tiny", {"network.max_skip": -2}))
