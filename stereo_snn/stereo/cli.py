@@ -98,6 +98,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = ensure_dir(args.out)
+    if args.derive_from:
+        from .search import derive_from_supernet
+
+        if args.data or args.simulate or args.config:
+            raise ConfigError("--derive-from decodes a saved supernet: give no --data, --simulate or --config "
+                              "(--set changes its decoding settings, e.g. network.max_skip)")
+        derive_from_supernet(args.derive_from, out, _overrides(args.set))
+        return 0
     cfg = _config(args)
     sources = _sources(args, out)
     run_search(cfg, sources, out, seed=args.seed, device=args.device, max_batches=args.max_batches)
@@ -266,6 +274,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
     p.add_argument("--max-batches", type=int, default=None, help="limit batches per epoch (quick trials)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--derive-from", metavar="SUPERNET",
+                   help="no search: decode this saved supernet (OUT/supernet.pt of an earlier search) again, "
+                        "with --set decoding settings such as network.max_skip=0")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("train", help="retrain a genotype (checkpoints every epoch, --resume)",

@@ -18,12 +18,12 @@ from torch.utils.data import DataLoader, Subset
 
 from ..atomic import atomic_path
 from ..errors import DatasetError
-from ..runtime import RunDir, resolve_device, seed_everything
+from ..runtime import RunDir, resolve_device, save_checkpoint, seed_everything
 from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate
 from .losses import disparity_loss
 
-__all__ = ["run_search", "plot_genotype", "plot_curves"]
+__all__ = ["run_search", "derive_from_supernet", "plot_genotype", "plot_curves"]
 
 
 def _split_loaders(dataset: StereoWindowDataset, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
@@ -75,12 +75,45 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     genotype = dataclasses.replace(genotype, settings={**dict(genotype.settings), "stereo_config": cfg.to_dict(),
                                                        "seed": seed, "windows": len(dataset)})
     save_genotype(run.root / "genotype.json", genotype)
+    # the searched supernet itself: decode it again later without searching (derive_from_supernet)
+    save_checkpoint(run.root / "supernet.pt", {"model": model.state_dict(), "config": cfg.to_dict(), "seed": seed,
+                                               "windows": len(dataset)})
     history = [_plain_row(r) for r in searcher.history]
     run.write_metrics({"history": history})
     plot_genotype(genotype, run.figures / "genotype.png")
     plot_curves(history, run.figures / "search_curves.png", title="search")
     _tensorboard(run, history)
     log(f"search: genotype written to {run.root / 'genotype.json'}")
+    return genotype
+
+
+def derive_from_supernet(supernet: str | Path, out_dir: str | Path, overrides: Mapping[str, Any] | None = None,
+                         log: Callable[[str], None] = print) -> Any:
+    """Decode a searched supernet (``OUT/supernet.pt`` of :func:`run_search`) again, without
+    searching: its config with ``overrides`` applied (decoding settings such as
+    ``network.max_skip``; settings that change the supernet's parameters do not fit its
+    weights and raise CheckpointError). Writes ``out_dir/genotype.json`` and
+    ``out_dir/figures/genotype.png``; returns the Genotype."""
+    from ..errors import CheckpointError
+    from ..runtime import load_checkpoint
+    from ..search import Genotype, save_genotype
+    from .network import build_supernet, load_state_checked
+
+    state = load_checkpoint(supernet)
+    for key in ("model", "config"):
+        if key not in state:
+            raise CheckpointError(f"{supernet}: not a stereo supernet (no {key!r} entry)")
+    cfg = StereoConfig.from_dict(state["config"], f"{supernet}: config")
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    model = build_supernet(cfg)
+    load_state_checked(model, state["model"], str(supernet))
+    genotype = Genotype({"feature": model.feature.derive(), "matching": model.matching.derive()},
+                        {"stereo_config": cfg.to_dict(), "seed": state.get("seed"), "derived_from": str(supernet)})
+    run = RunDir(out_dir)
+    save_genotype(run.root / "genotype.json", genotype)
+    plot_genotype(genotype, run.figures / "genotype.png")
+    log(f"search: genotype decoded from {supernet} written to {run.root / 'genotype.json'}")
     return genotype
 
 

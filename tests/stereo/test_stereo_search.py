@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from stereo_snn.errors import DatasetError
-from stereo_snn.search import load_genotype
+from stereo_snn.errors import CheckpointError, DatasetError
+from stereo_snn.search import genotype_to_dict, load_genotype
 from stereo_snn.stereo.data import StereoWindowDataset, open_sources, pad_collate
 from stereo_snn.stereo.network import build_network
-from stereo_snn.stereo.search import run_search
+from stereo_snn.stereo.search import derive_from_supernet, run_search
 
 
 def test_search_writes_a_genotype_that_builds(sim_root, tiny_cfg, tmp_path):
@@ -35,6 +35,34 @@ def test_search_writes_a_genotype_that_builds(sim_root, tiny_cfg, tmp_path):
     assert out["disparity"].shape == (1, 48, 64)
     assert torch.isfinite(out["disparity"]).all()
     assert float(out["disparity"].min()) >= 0 and float(out["disparity"].max()) <= cfg.max_disparity - 1
+
+    # the searched supernet is saved: decoding it again gives the same genotype, and other
+    # decoding settings give another one without searching
+    again = derive_from_supernet(tmp_path / "supernet.pt", tmp_path / "again", log=lambda s: None)
+    assert genotype_to_dict(again)["components"] == genotype_to_dict(loaded)["components"]
+    capped = derive_from_supernet(tmp_path / "supernet.pt", tmp_path / "capped", {"network.max_skip": 0},
+                                  log=lambda s: None)
+    assert (tmp_path / "capped" / "genotype.json").is_file() and (tmp_path / "capped" / "figures/genotype.png").is_file()
+    ops = [op for comp in capped.components.values() for cell in comp.cells for node in cell.edges for _, op in node]
+    assert ops and "skip_connect" not in ops
+    assert capped.settings["stereo_config"]["network"]["max_skip"] == 0
+    with pytest.raises(CheckpointError, match="shape mismatch"):  # a setting that changes the weights does not fit
+        derive_from_supernet(tmp_path / "supernet.pt", tmp_path / "wider", {"network.matching_channels": 12},
+                             log=lambda s: None)
+
+
+def test_search_command_derive_from_a_saved_supernet(sim_root, tiny_cfg, tmp_path, capsys):
+    from stereo_snn.cli import main
+
+    cfg = tiny_cfg.replace(**{"search.crop": [24, 36], "search.epochs": 1, "search.warmup_epochs": 0})
+    run_search(cfg, open_sources(sim_root)[:1], tmp_path / "run", seed=0, max_batches=1, log=lambda s: None)
+    sup = str(tmp_path / "run" / "supernet.pt")
+    assert main(["search", "--derive-from", sup, "--set", "network.max_skip=0", "--out", str(tmp_path / "d")]) == 0
+    assert "decoded from" in capsys.readouterr().out
+    cells = [c for comp in load_genotype(tmp_path / "d" / "genotype.json").components.values() for c in comp.cells]
+    assert all(op != "skip_connect" for c in cells for node in c.edges for _, op in node)
+    assert main(["search", "--derive-from", sup, "--data", str(sim_root), "--out", str(tmp_path / "e")]) == 2
+    assert "--derive-from decodes a saved supernet" in capsys.readouterr().err
 
 
 def test_search_needs_two_windows(sim_root, tiny_cfg, tmp_path):
