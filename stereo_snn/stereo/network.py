@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -22,7 +22,8 @@ from .config import StereoConfig
 
 __all__ = [
     "concat_cost_volume", "soft_argmin", "StereoNet", "trellis_configs", "build_supernet",
-    "build_network", "load_state_checked", "LoadedModel", "load_model", "make_dgs", "BUNDLED_MODEL",
+    "build_network", "load_state_checked", "LoadedModel", "read_checkpoint", "load_model", "make_dgs",
+    "BUNDLED_MODEL",
 ]
 
 
@@ -83,6 +84,10 @@ class StereoNet(nn.Module):
         self.max_disparity = int(max_disparity)
         self.levels = int(levels)
         self.head = nn.Conv3d(matching.out_channels, 1, kernel_size=3, padding=1)
+
+    def components(self) -> dict[str, nn.Module]:
+        """The searched parts by genotype component name (``feature``, ``matching``)."""
+        return {"feature": self.feature, "matching": self.matching}
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
         from ..spiking import reset
@@ -204,6 +209,18 @@ class LoadedModel:
     info: dict[str, Any]
 
 
+def read_checkpoint(path: str | Path, keys: Sequence[str], what: str) -> tuple[dict[str, Any], StereoConfig]:
+    """A stereo run's checkpoint (``weights_only`` load) and its StereoConfig; CheckpointError
+    "not a <what>" naming the first of ``keys`` it lacks."""
+    from ..runtime import load_checkpoint
+
+    state = load_checkpoint(path)
+    for key in keys:
+        if key not in state:
+            raise CheckpointError(f"{path}: not a {what} (no {key!r} entry)")
+    return state, StereoConfig.from_dict(state["config"], f"{path}: config")
+
+
 def load_model(checkpoint: str | Path | None = None, device: str | torch.device | None = None,
                genotype_path: str | Path | None = None) -> LoadedModel:
     """Load a trained stereo model (the bundled one when ``checkpoint`` is None).
@@ -211,17 +228,13 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     The checkpoint carries its config and genotype; ``genotype_path`` builds the network
     from another genotype file instead (CheckpointError naming keys if the weights do not fit).
     """
-    from ..runtime import load_checkpoint, resolve_device
+    from ..runtime import resolve_device
     from ..search import genotype_from_dict, load_genotype
 
     path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
     if checkpoint is None and not path.is_file():
         raise CheckpointError(f"{path}: the bundled model is missing from this installation")
-    state = load_checkpoint(path)
-    for key in ("model", "config", "genotype"):
-        if key not in state:
-            raise CheckpointError(f"{path}: not a stereo checkpoint (no {key!r} entry)")
-    cfg = StereoConfig.from_dict(state["config"], f"{path}: config")
+    state, cfg = read_checkpoint(path, ("model", "config", "genotype"), "stereo checkpoint")
     genotype = load_genotype(genotype_path) if genotype_path else genotype_from_dict(state["genotype"], f"{path}: genotype")
     model = build_network(cfg, genotype)
     load_state_checked(model, state["model"], str(path))

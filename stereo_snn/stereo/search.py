@@ -69,7 +69,7 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
                               arch_lr=sc.arch_lr, arch_weight_decay=sc.arch_weight_decay,
                               energy_weight=sc.energy_weight, max_batches=max_batches)
     dgs = SurrogateSearch(model, DGSConfig(every=sc.dgs_every, max_batches=sc.dgs_batches)) if sc.dgs_every > 0 else None
-    searcher = Searcher(model, loss_fn, engine_cfg, components={"feature": model.feature, "matching": model.matching},
+    searcher = Searcher(model, loss_fn, engine_cfg, components=model.components(),
                         dgs=dgs, log=log)
     genotype = searcher.run(train_half, val_half)
     genotype = dataclasses.replace(genotype, settings={**dict(genotype.settings), "stereo_config": cfg.to_dict(),
@@ -94,21 +94,15 @@ def derive_from_supernet(supernet: str | Path, out_dir: str | Path, overrides: M
     ``network.max_skip``; settings that change the supernet's parameters do not fit its
     weights and raise CheckpointError). Writes ``out_dir/genotype.json`` and
     ``out_dir/figures/genotype.png``; returns the Genotype."""
-    from ..errors import CheckpointError
-    from ..runtime import load_checkpoint
     from ..search import Genotype, save_genotype
-    from .network import build_supernet, load_state_checked
+    from .network import build_supernet, load_state_checked, read_checkpoint
 
-    state = load_checkpoint(supernet)
-    for key in ("model", "config"):
-        if key not in state:
-            raise CheckpointError(f"{supernet}: not a stereo supernet (no {key!r} entry)")
-    cfg = StereoConfig.from_dict(state["config"], f"{supernet}: config")
+    state, cfg = read_checkpoint(supernet, ("model", "config"), "stereo supernet")
     if overrides:
         cfg = cfg.replace(**overrides)
     model = build_supernet(cfg)
     load_state_checked(model, state["model"], str(supernet))
-    genotype = Genotype({"feature": model.feature.derive(), "matching": model.matching.derive()},
+    genotype = Genotype({name: part.derive() for name, part in model.components().items()},
                         {"stereo_config": cfg.to_dict(), "seed": state.get("seed"), "derived_from": str(supernet)})
     run = RunDir(out_dir)
     save_genotype(run.root / "genotype.json", genotype)
