@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..atomic import write_json
+from . import machine_description
 from ..errors import ConfigError
 from ..events.recording import Events
 
@@ -358,7 +358,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import numba
 
     result: dict[str, Any] = {
-        "machine": f"{platform.machine()} {platform.processor() or platform.system()}".strip(),
+        "machine": machine_description(),
         "cpus": os.cpu_count(),
         "threads": int(numba.get_num_threads()),
         "load_average": _load_average(),

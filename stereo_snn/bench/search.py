@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from ..atomic import write_json
+from . import peak_rss_mib
 from ..runtime import resolve_device, seed_everything
 from ..search import DGSConfig, SearchConfig, Searcher, SpikingTrellis, SurrogateSearch, TrellisConfig
 
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> dict:
         "step_seconds": times,
         "step_cpu_seconds_median": statistics.median(cpu_times),
         "load_average_1min": os.getloadavg()[0],
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mib": peak_rss_mib(),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize(device)
         out["dgs_round_one_batch_seconds"] = time.perf_counter() - t0
         out["dgs_round_one_batch_cpu_seconds"] = time.process_time() - c0
-        out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        out["peak_rss_mib"] = peak_rss_mib()
         if device.type == "cuda":
             out["cuda_max_memory_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import resource
 import statistics
 import time
 from typing import Any, Sequence
@@ -24,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..atomic import write_json
+from . import machine_description, peak_rss_mib
 
 __all__ = ["build_parser", "main", "run", "synthetic_pair"]
 
@@ -83,8 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         lt, rt = pred.inputs(left, right, args.height, args.width)
         t1 = time.perf_counter()
-        with torch.no_grad():
-            disp = loaded.model(lt, rt)["disparity"][0].float().cpu().numpy()
+        disp = pred.predict_inputs(lt, rt)
         return t1 - t0, time.perf_counter() - t1, disp
 
     first_start = time.perf_counter()
@@ -98,7 +96,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         forwards.append(b)
         cpus.append(time.process_time() - cpu0)
     result = {
-        "machine": f"{platform.machine()} {platform.processor() or platform.system()}".strip(),
+        "machine": machine_description(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(pred.device),
@@ -113,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "forward_s": statistics.median(forwards),
         "frame_s": statistics.median(a + b for a, b in zip(inputs, forwards)),
         "frame_cpu_s": statistics.median(cpus),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mib": peak_rss_mib(),
         "output_shape": list(disp.shape),
         "load_average_1min": os.getloadavg()[0],
     }

@@ -16,9 +16,9 @@ An output folder that cannot be written stops the run at once.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections import Counter
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -93,11 +93,14 @@ class Predictor:
                 f"{entry.t_us - self.window_us} and {entry.t_us} us (entry {entry.index})")
         return left, right
 
-    @torch.no_grad()
     def predict_events(self, left: Events, right: Events, height: int, width: int) -> np.ndarray:
         """Disparity (float32 (H, W), pixels) of one window of rectified events."""
-        lt, rt = self.inputs(left, right, height, width)
-        return self.model(lt, rt)["disparity"][0].float().cpu().numpy()
+        return self.predict_inputs(*self.inputs(left, right, height, width))
+
+    @torch.no_grad()
+    def predict_inputs(self, left: torch.Tensor, right: torch.Tensor) -> np.ndarray:
+        """Disparity (float32 (H, W), pixels) of one pair of inputs from :meth:`inputs`."""
+        return self.model(left, right)["disparity"][0].float().cpu().numpy()
 
     def inputs(self, left: Events, right: Events, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's left/right inputs [T, 1, C, H, W] on the device (both views at once)."""
