@@ -46,9 +46,12 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
                          height=args.height, width=args.width, window_us=window_us)
     entries = source.entries_for(_timestamps(args.timestamps))[:: args.stride][: args.limit]
     start_us, _ = source.time_range_us()
-    quiet = [{"index": int(e.index), "t_us": int(e.t_us), "reason": BEFORE_FIRST_EVENT}
-             for e in entries if before_first_event(e.t_us, window_us, start_us)]
-    todo = [e for e in entries if not before_first_event(e.t_us, window_us, start_us)]
+    quiet, todo = [], []
+    for e in entries:
+        if before_first_event(e.t_us, window_us, start_us):
+            quiet.append({"index": int(e.index), "t_us": int(e.t_us), "reason": BEFORE_FIRST_EVENT})
+        else:
+            todo.append(e)
     if entries and not todo:
         raise DatasetError(f"{source.name}: every window ends before the recording's first event ({start_us} us)")
     out = ensure_dir(args.out)
