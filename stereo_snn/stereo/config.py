@@ -48,6 +48,15 @@ class NetworkConfig:
     max_skip: at most this many skip_connect edges per derived cell (search only; None = no
     limit). An energy-weighted search favours skips, which cost nothing, and can end with
     cells that compute nothing; the cap (P-DARTS) keeps them computing.
+    design: ``concat`` (a concatenation cost volume over every 3-px shift at 1/3 resolution;
+    small disparity ranges) or ``pyramid`` (coarse-to-fine: a group-wise correlation volume
+    at 1/(3 * coarse_scale) resolution over the whole range, then a searched refinement at 1/3
+    resolution; full sensor scale, see :class:`~stereo_snn.stereo.network.PyramidStereoNet`).
+    coarse_scale: pooling of the 1/3-resolution features for the pyramid's coarse volume.
+    groups: channel groups of the pyramid's correlation volumes (divides steps x feature_channels).
+    refine_channels / refine_layers / refine_levels: the pyramid's refinement trellis.
+    refine_radius: the refinement searches offsets -R..R (1/3-resolution pixels, i.e. 3R px)
+    around the coarse disparity.
     """
 
     feature_channels: int = 8
@@ -60,6 +69,13 @@ class NetworkConfig:
     neuron: Mapping[str, Any] = field(default_factory=dict)
     hybrid: bool = True
     max_skip: int | None = None
+    design: str = "concat"
+    coarse_scale: int = 2
+    groups: int = 8
+    refine_channels: int = 8
+    refine_layers: int = 2
+    refine_levels: int = 2
+    refine_radius: int = 3
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     dgs_every: int = 0
     dgs_batches: int = 4
+    coarse_weight: float = 0.5
     amp: bool = True
     image_every: int = 1
 
@@ -178,6 +195,14 @@ class StereoConfig:
                     "matching_layers", "steps", "levels"):
             need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
         need(n.levels <= 4, "network.levels", "must be at most 4")
+        need(n.design in ("concat", "pyramid"), "network.design", f"must be 'concat' or 'pyramid', not {n.design!r}")
+        for key in ("coarse_scale", "groups", "refine_channels", "refine_layers", "refine_levels", "refine_radius"):
+            need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
+        need(n.refine_levels <= 4, "network.refine_levels", "must be at most 4")
+        need(self.train.coarse_weight >= 0, "train.coarse_weight", "must be >= 0")
+        if n.design == "pyramid":
+            need(self.train.loss == "smooth_l1", "train.loss",
+                 "must be 'smooth_l1' with network.design 'pyramid' (it has no full disparity distribution)")
         t = self.train
         need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", "must be >= 1")
         need(t.lr > 0, "train.lr", "must be > 0")

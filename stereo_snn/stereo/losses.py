@@ -42,13 +42,17 @@ def subpixel_cross_entropy(log_prob: torch.Tensor, gt: torch.Tensor, valid: torc
 
 
 def disparity_loss(output: Mapping[str, torch.Tensor], batch: Mapping[str, Any], kind: str = "smooth_l1",
-                   subpixel_b: float = 1.0) -> torch.Tensor:
-    """The training loss of a network output (``disparity`` [B,H,W], ``log_prob`` [B,D,H,W])
-    against a collated batch (``disparity``, ``valid``)."""
+                   subpixel_b: float = 1.0, coarse_weight: float = 0.5) -> torch.Tensor:
+    """The training loss of a network output (``disparity`` [B,H,W], ``log_prob`` [B,D,H,W],
+    and for the pyramid network ``coarse`` [B,H,W]) against a collated batch (``disparity``,
+    ``valid``). A ``coarse`` output adds ``coarse_weight`` x its smooth L1 (deep supervision)."""
     gt = batch["disparity"].to(output["disparity"].device)
     valid = batch["valid"].to(output["disparity"].device)
     if kind == "smooth_l1":
-        return smooth_l1_disparity(output["disparity"], gt, valid)
+        loss = smooth_l1_disparity(output["disparity"], gt, valid)
+        if "coarse" in output and coarse_weight > 0:
+            loss = loss + coarse_weight * smooth_l1_disparity(output["coarse"], gt, valid)
+        return loss
     if kind == "subpixel_ce":
         return subpixel_cross_entropy(output["log_prob"], gt, valid, subpixel_b)
     raise ConfigError(f"train.loss {kind!r}: expected 'smooth_l1' or 'subpixel_ce'")

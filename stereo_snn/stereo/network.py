@@ -21,7 +21,8 @@ from ..errors import CheckpointError, ConfigError, GenotypeError
 from .config import StereoConfig
 
 __all__ = [
-    "concat_cost_volume", "soft_argmin", "StereoNet", "trellis_configs", "build_supernet",
+    "concat_cost_volume", "soft_argmin", "correlation_volume", "local_correlation", "StereoNet",
+    "PyramidStereoNet", "coarse_levels", "trellis_configs", "build_supernet",
     "build_network", "load_state_checked", "LoadedModel", "read_checkpoint", "load_model", "make_dgs",
     "BUNDLED_MODEL",
 ]
@@ -68,6 +69,59 @@ def soft_argmin(cost: torch.Tensor, max_disparity: int, size: tuple[int, int]) -
     return {"disparity": disparity, "log_prob": log_prob}
 
 
+def correlation_volume(left: torch.Tensor, right: torch.Tensor, levels: int, groups: int) -> torch.Tensor:
+    """Group-wise correlation volume over ``levels`` integer shifts (feature pixels).
+
+    left, right: [..., C, H, W] features of the two views (C divisible by ``groups``).
+    Returns [..., groups, levels, H, W]: candidate d holds the mean over each group's channels
+    of left(x) * right(x - d); columns x < d (no right pixel) are zero.
+    """
+    if left.shape != right.shape:
+        raise ValueError(f"left features {tuple(left.shape)} and right {tuple(right.shape)} differ")
+    *lead, c, h, w = left.shape
+    if c % groups:
+        raise ValueError(f"{c} feature channels do not split into {groups} groups")
+    lg = left.reshape(*lead, groups, c // groups, h, w)
+    rg = right.reshape(*lead, groups, c // groups, h, w)
+    vol = left.new_zeros(*lead, groups, levels, h, w)
+    for d in range(min(levels, w)):
+        vol[..., d, :, d:] = (lg[..., :, :, d:] * rg[..., :, :, : w - d]).mean(dim=-3)
+    return vol
+
+
+def local_correlation(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor, radius: int,
+                      groups: int) -> torch.Tensor:
+    """Group-wise correlation of left(x) with right(x - disparity(x) - k), k = -radius..radius.
+
+    left, right: [N, C, H, W] features; disparity: [N, H, W] in feature pixels (sub-pixel;
+    right features are sampled bilinearly, zero outside the image).
+    Returns [N, groups * (2 * radius + 1), H, W] (group-major).
+    """
+    n, c, h, w = left.shape
+    if c % groups:
+        raise ValueError(f"{c} feature channels do not split into {groups} groups")
+    xs = torch.arange(w, device=left.device, dtype=left.dtype).view(1, 1, w)
+    ys = torch.arange(h, device=left.device, dtype=left.dtype).view(1, h, 1).expand(n, h, w)
+    gy = 2.0 * ys / max(h - 1, 1) - 1.0
+    lg = left.reshape(n, groups, c // groups, h, w)
+    out = []
+    for k in range(-radius, radius + 1):
+        gx = 2.0 * (xs - disparity - k) / max(w - 1, 1) - 1.0
+        warped = F.grid_sample(right, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="zeros",
+                               align_corners=True)
+        out.append((lg * warped.reshape(n, groups, c // groups, h, w)).mean(dim=2))
+    return torch.stack(out, dim=2).reshape(n, groups * (2 * radius + 1), h, w)
+
+
+def _check_inputs(left: torch.Tensor, right: torch.Tensor) -> None:
+    if left.shape != right.shape:
+        from ..errors import DatasetError
+
+        raise DatasetError(f"left input {tuple(left.shape)} and right input {tuple(right.shape)} differ in size")
+    if left.dim() != 5:
+        raise ValueError(f"expected inputs [T, B, C, H, W], got {tuple(left.shape)}")
+
+
 class StereoNet(nn.Module):
     """Feature trellis (2D, spiking, shared by both views) -> concatenation cost volume ->
     matching trellis (3D, spiking or ANN per cell) -> per-step 3D conv head -> soft-argmin.
@@ -75,6 +129,8 @@ class StereoNet(nn.Module):
     forward(left, right): representations [T, B, C, H, W] (real-valued) of both views ->
     ``{"disparity": [B, H, W] pixels, "log_prob": [B, max_disparity, H, W]}``.
     The neuron states are reset at the start of every forward (one batch = one sequence).
+    This is the ``network.design: concat`` network (small disparity ranges); see
+    :class:`PyramidStereoNet` for full sensor scale.
     """
 
     def __init__(self, feature: nn.Module, matching: nn.Module, max_disparity: int, levels: int):
@@ -92,12 +148,7 @@ class StereoNet(nn.Module):
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
         from ..spiking import reset
 
-        if left.shape != right.shape:
-            from ..errors import DatasetError
-
-            raise DatasetError(f"left input {tuple(left.shape)} and right input {tuple(right.shape)} differ in size")
-        if left.dim() != 5:
-            raise ValueError(f"expected inputs [T, B, C, H, W], got {tuple(left.shape)}")
+        _check_inputs(left, right)
         reset(self)
         t, b = left.shape[:2]
         feats = self.feature(torch.cat([left, right], dim=1))
@@ -108,8 +159,86 @@ class StereoNet(nn.Module):
         return soft_argmin(cost, self.max_disparity, (left.shape[-2], left.shape[-1]))
 
 
-def trellis_configs(cfg: StereoConfig, in_channels: int) -> tuple[Any, Any]:
-    """Engine TrellisConfig of the feature (2D, stride-3 stem, spiking) and matching (3D) nets."""
+class PyramidStereoNet(nn.Module):
+    """Coarse-to-fine spiking stereo network for full sensor scale (``network.design: pyramid``).
+
+    1. feature trellis (2D, spiking, shared by both views): [T, B, C, H, W] -> [T, B, F, H/3, W/3];
+    2. features average-pooled by ``coarse_scale`` (s) and a group-wise correlation volume over
+       every shift of the coarse grid: [T, B, G, D_c, H/3s, W/3s], D_c candidates 3s px apart
+       covering 0..max_disparity;
+    3. matching trellis (3D, spiking or ANN per cell) -> per-step 3D conv head -> mean over T
+       -> soft-argmin: the coarse disparity;
+    4. refinement trellis (2D, spiking or ANN per cell) at 1/3 resolution on the local group-wise
+       correlation of the left features with the right features warped by the (detached)
+       coarse disparity over offsets -R..R, plus the left features -> per-step conv head ->
+       mean over T -> softmax over the 2R+1 offsets -> residual (soft-argmin);
+    5. bilinear upsampling x3 of the refined 1/3-resolution disparity.
+
+    forward(left, right) -> ``{"disparity": [B, H, W], "coarse": [B, H, W]}`` in full-resolution
+    pixels (``coarse`` is step 3 upsampled, for deep supervision). The cost volume's size grows
+    with max_disparity only at 1/(3s) resolution, so 0-128 px at 640x480 stays cheap.
+    """
+
+    def __init__(self, feature: nn.Module, matching: nn.Module, refine: nn.Module, max_disparity: int,
+                 coarse_scale: int, groups: int, radius: int):
+        super().__init__()
+        self.feature = feature
+        self.matching = matching
+        self.refine = refine
+        self.max_disparity = int(max_disparity)
+        self.coarse_scale = int(coarse_scale)
+        self.groups = int(groups)
+        self.radius = int(radius)
+        self.levels = coarse_levels(self.max_disparity, self.coarse_scale)
+        self.head = nn.Conv3d(matching.out_channels, 1, kernel_size=3, padding=1)
+        self.refine_head = nn.Conv2d(refine.out_channels, 2 * self.radius + 1, kernel_size=3, padding=1)
+
+    def components(self) -> dict[str, nn.Module]:
+        """The searched parts by genotype component name (``feature``, ``matching``, ``refine``)."""
+        return {"feature": self.feature, "matching": self.matching, "refine": self.refine}
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
+        from ..spiking import reset
+
+        _check_inputs(left, right)
+        reset(self)
+        t, b = left.shape[:2]
+        size = (left.shape[-2], left.shape[-1])
+        feats = self.feature(torch.cat([left, right], dim=1))  # [T, 2B, F, H3, W3]
+        h3, w3 = feats.shape[-2:]
+        s = self.coarse_scale
+        pooled = F.avg_pool2d(feats.flatten(0, 1), s, ceil_mode=True) if s > 1 else feats.flatten(0, 1)
+        pooled = pooled.view(t, 2 * b, *pooled.shape[1:])
+        volume = correlation_volume(pooled[:, :b], pooled[:, b:], self.levels, self.groups)
+        match = self.matching(volume)
+        cost = self.head(match.flatten(0, 1))
+        cost = cost.view(t, b, *cost.shape[2:]).mean(0).squeeze(1)  # [B, D_c, Hc, Wc]
+        cand = torch.arange(cost.shape[1], device=cost.device, dtype=cost.dtype).view(1, -1, 1, 1)
+        coarse = (torch.softmax(-cost, dim=1) * cand).sum(1, keepdim=True)  # coarse pixels
+        d3 = s * F.interpolate(coarse, size=(h3, w3), mode="bilinear", align_corners=False)  # 1/3 pixels
+        guide = d3.detach().squeeze(1)
+        left_f, right_f = feats[:, :b].flatten(0, 1), feats[:, b:].flatten(0, 1)
+        corr = local_correlation(left_f, right_f, guide.repeat(t, 1, 1), self.radius, self.groups)
+        ref_in = torch.cat([corr, left_f], dim=1).view(t, b, -1, h3, w3)
+        logits = self.refine_head(self.refine(ref_in).flatten(0, 1))
+        logits = logits.view(t, b, *logits.shape[1:]).mean(0)
+        offs = torch.arange(-self.radius, self.radius + 1, device=logits.device, dtype=logits.dtype).view(1, -1, 1, 1)
+        fine = guide + (torch.softmax(logits, dim=1) * offs).sum(1)  # [B, H3, W3], 1/3 pixels
+        full = 3.0 * F.interpolate(fine.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+        coarse_full = 3.0 * F.interpolate(d3, size=size, mode="bilinear", align_corners=False).squeeze(1)
+        return {"disparity": full.clamp(0.0, float(self.max_disparity)), "coarse": coarse_full}
+
+
+def coarse_levels(max_disparity: int, coarse_scale: int) -> int:
+    """Candidates of the pyramid's coarse volume: shifts 0, 1, ... coarse pixels (3 * coarse_scale
+    full-resolution pixels each) up to the first one >= max_disparity - 1 px."""
+    step = 3 * coarse_scale
+    return -(-(max_disparity - 1) // step) + 1
+
+
+def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
+    """Engine TrellisConfig of each searched component by name: ``feature`` (2D, stride-3 stem,
+    spiking), ``matching`` (3D) and, for the pyramid design, ``refine`` (2D, 1/3 resolution)."""
     from ..search import TrellisConfig
     from ..spiking import NeuronConfig
 
@@ -121,14 +250,23 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> tuple[Any, Any]:
     extra: dict[str, Any] = {"candidates": tuple(n.ops)} if n.ops else {}
     if n.max_skip is not None:
         extra["max_skip"] = n.max_skip
+    common = dict(steps=n.steps, out_level=0, neuron=neuron, **extra)
     feature = TrellisConfig(dim=2, in_channels=int(in_channels), channels=n.feature_channels,
-                            layers=n.feature_layers, steps=n.steps, levels=n.levels, out_level=0,
-                            stem_stride=3, hybrid=False, neuron=neuron, **extra)
+                            layers=n.feature_layers, levels=n.levels, stem_stride=3, hybrid=False, **common)
     feat_out = n.steps * n.feature_channels
-    matching = TrellisConfig(dim=3, in_channels=2 * feat_out, channels=n.matching_channels,
-                             layers=n.matching_layers, steps=n.steps, levels=n.levels, out_level=0,
-                             stem_stride=1, hybrid=n.hybrid, neuron=neuron, **extra)
-    return feature, matching
+    if n.design == "concat":
+        matching = TrellisConfig(dim=3, in_channels=2 * feat_out, channels=n.matching_channels,
+                                 layers=n.matching_layers, levels=n.levels, stem_stride=1, hybrid=n.hybrid, **common)
+        return {"feature": feature, "matching": matching}
+    if feat_out % n.groups:
+        raise ConfigError(f"network.groups {n.groups}: must divide the feature net's {feat_out} output channels "
+                          f"(steps x feature_channels)")
+    matching = TrellisConfig(dim=3, in_channels=n.groups, channels=n.matching_channels, layers=n.matching_layers,
+                             levels=n.levels, stem_stride=1, hybrid=n.hybrid, **common)
+    refine = TrellisConfig(dim=2, in_channels=n.groups * (2 * n.refine_radius + 1) + feat_out,
+                           channels=n.refine_channels, layers=n.refine_layers, levels=n.refine_levels,
+                           stem_stride=1, hybrid=n.hybrid, **common)
+    return {"feature": feature, "matching": matching, "refine": refine}
 
 
 def input_channels(cfg: StereoConfig) -> int:
@@ -138,37 +276,43 @@ def input_channels(cfg: StereoConfig) -> int:
     return Representer(cfg).channels
 
 
-def build_supernet(cfg: StereoConfig) -> StereoNet:
+def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
+    n = cfg.network
+    if n.design == "concat":
+        return StereoNet(parts["feature"], parts["matching"], cfg.max_disparity, cfg.disparity_levels)
+    return PyramidStereoNet(parts["feature"], parts["matching"], parts["refine"], cfg.max_disparity,
+                            n.coarse_scale, n.groups, n.refine_radius)
+
+
+def build_supernet(cfg: StereoConfig) -> nn.Module:
     """The search supernet: every candidate op, every trellis path, neuron-type/hybrid mixtures."""
     from ..search import SpikingTrellis
 
-    fcfg, mcfg = trellis_configs(cfg, input_channels(cfg))
-    return StereoNet(SpikingTrellis(fcfg), SpikingTrellis(mcfg), cfg.max_disparity, cfg.disparity_levels)
+    configs = trellis_configs(cfg, input_channels(cfg))
+    return _assemble(cfg, {name: SpikingTrellis(c) for name, c in configs.items()})
 
 
-def build_network(cfg: StereoConfig, genotype: Any) -> StereoNet:
-    """The fixed network of ``genotype`` (components "feature" and "matching").
+def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
+    """The fixed network of ``genotype`` (one component per searched part of ``cfg``'s design).
 
-    Raises GenotypeError when the genotype does not fit the config (input channels).
+    Raises GenotypeError when the genotype does not fit the config (components, input channels).
     """
     from ..search import SpikingTrellis
 
-    comps = getattr(genotype, "components", None)
-    if not comps or "feature" not in comps or "matching" not in comps:
-        raise GenotypeError("stereo genotype: needs components 'feature' and 'matching'")
-    want = input_channels(cfg)
-    have = comps["feature"].config.in_channels
-    if have != want:
-        raise GenotypeError(
-            f"stereo genotype: components.feature.config.in_channels is {have} but the representation "
-            f"{dict(cfg.representation)} with time_steps={cfg.time_steps} gives {want} channels per step")
-    feature = SpikingTrellis.from_genotype(comps["feature"])
-    matching = SpikingTrellis.from_genotype(comps["matching"])
-    if comps["matching"].config.in_channels != 2 * feature.out_channels:
-        raise GenotypeError(
-            f"stereo genotype: components.matching.config.in_channels is {comps['matching'].config.in_channels}, "
-            f"but the cost volume of the feature net has {2 * feature.out_channels} channels")
-    return StereoNet(feature, matching, cfg.max_disparity, cfg.disparity_levels)
+    want = trellis_configs(cfg, input_channels(cfg))
+    comps = getattr(genotype, "components", None) or {}
+    missing = [name for name in want if name not in comps]
+    if missing:
+        raise GenotypeError(f"stereo genotype: the {cfg.network.design!r} network needs components "
+                            f"{', '.join(repr(k) for k in want)}; missing {', '.join(repr(k) for k in missing)}")
+    for name, tc in want.items():
+        have = comps[name].config.in_channels
+        if have != tc.in_channels:
+            raise GenotypeError(
+                f"stereo genotype: components.{name}.config.in_channels is {have} but the config gives "
+                f"{tc.in_channels} (representation {dict(cfg.representation)}, time_steps={cfg.time_steps}, "
+                f"network settings)")
+    return _assemble(cfg, {name: SpikingTrellis.from_genotype(comps[name]) for name in want})
 
 
 def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -203,7 +347,7 @@ class LoadedModel:
     info: extra entries of the checkpoint (``data_size`` [H, W] trained on, ``epoch``, ``best``).
     """
 
-    model: StereoNet
+    model: nn.Module
     config: StereoConfig
     genotype: Any
     info: dict[str, Any]

@@ -150,7 +150,7 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
     val_ds = StereoWindowDataset(val_sources, cfg, seed=seed, cache=True) if val_sources else None
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        return disparity_loss(m(batch["left"].to(dev), batch["right"].to(dev)), batch, tc.loss, tc.subpixel_b)
+        return disparity_loss(m(batch["left"].to(dev), batch["right"].to(dev)), batch, tc.loss, tc.subpixel_b, tc.coarse_weight)
 
     writer = _tb_writer(run)
     try:
@@ -168,7 +168,7 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
                 opt.zero_grad(set_to_none=True)
                 with torch.autocast(device_type=dev.type, enabled=use_amp):
                     out = model(left, right)
-                    loss = disparity_loss(out, batch, tc.loss, tc.subpixel_b)
+                    loss = disparity_loss(out, batch, tc.loss, tc.subpixel_b, tc.coarse_weight)
                 scaler.scale(loss).backward()
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)

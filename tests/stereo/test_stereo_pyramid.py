@@ -1,0 +1,127 @@
+"""The coarse-to-fine (pyramid) stereo network: correlation volumes, shapes, disparity range,
+genotype round trip and the deep-supervision loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stereo_snn.errors import ConfigError, GenotypeError
+from stereo_snn.search import Genotype
+from stereo_snn.stereo.config import load_config
+from stereo_snn.stereo.losses import disparity_loss, smooth_l1_disparity
+from stereo_snn.stereo.network import (
+    build_network, build_supernet, coarse_levels, correlation_volume, load_state_checked, local_correlation)
+
+PYRAMID = {"network.design": "pyramid", "network.groups": 4, "network.refine_channels": 4,
+           "network.refine_radius": 2, "network.refine_levels": 2}
+
+
+def pyramid_cfg(**extra):
+    return load_config("tiny", {**PYRAMID, **extra})
+
+
+def test_correlation_volume_is_the_group_mean_of_left_x_times_right_x_minus_d():
+    torch.manual_seed(0)
+    left, right = torch.randn(2, 1, 4, 3, 9), torch.randn(2, 1, 4, 3, 9)
+    vol = correlation_volume(left, right, levels=4, groups=2)
+    assert vol.shape == (2, 1, 2, 4, 3, 9)
+    for d in range(4):
+        for x in range(9):
+            if x < d:
+                assert torch.count_nonzero(vol[..., d, :, x]) == 0
+                continue
+            prod = left[..., x] * right[..., x - d]  # [2, 1, 4, 3]
+            want = prod.view(2, 1, 2, 2, 3).mean(3)
+            assert torch.allclose(vol[..., d, :, x], want, atol=1e-6)
+    with pytest.raises(ValueError, match="groups"):
+        correlation_volume(left, right, levels=2, groups=3)
+
+
+@pytest.mark.parametrize("base", [0.0, 2.0, 3.0])
+def test_local_correlation_at_integer_disparity_matches_the_full_volume(base):
+    torch.manual_seed(1)
+    left, right = torch.randn(1, 4, 5, 16), torch.randn(1, 4, 5, 16)
+    full = correlation_volume(left, right, levels=8, groups=2)  # [1, 2, 8, 5, 16]
+    local = local_correlation(left, right, torch.full((1, 5, 16), base), radius=2, groups=2)
+    assert local.shape == (1, 2 * 5, 5, 16)
+    local = local.view(1, 2, 5, 5, 16)
+    for j, k in enumerate(range(-2, 3)):
+        d = int(base) + k
+        if d < 0:
+            continue
+        # interior columns only: there both sample the same right pixel
+        assert torch.allclose(local[:, :, j, :, d:], full[:, :, d, :, d:], atol=1e-5)
+
+
+@pytest.mark.parametrize("max_disp,scale", [(128, 2), (192, 2), (64, 2), (12, 1)])
+def test_coarse_candidates_cover_the_whole_disparity_range(max_disp, scale):
+    levels = coarse_levels(max_disp, scale)
+    step = 3 * scale
+    assert (levels - 1) * step >= max_disp - 1 > (levels - 2) * step
+
+
+def test_pyramid_forward_shapes_range_and_gradients_on_an_odd_size():
+    torch.manual_seed(0)
+    cfg = pyramid_cfg()
+    net = build_supernet(cfg)
+    assert set(net.components()) == {"feature", "matching", "refine"}
+    t = cfg.time_steps
+    left = (torch.rand(t, 2, 2, 31, 50) < 0.2).float()
+    right = torch.roll(left, -3, dims=-1)
+    out = net(left, right)
+    assert out["disparity"].shape == out["coarse"].shape == (2, 31, 50)
+    disp = out["disparity"].detach()
+    assert float(disp.min()) >= 0.0 and float(disp.max()) <= cfg.max_disparity
+    disparity_loss(out, {"disparity": torch.full((2, 31, 50), 3.0),
+                         "valid": torch.ones(2, 31, 50, dtype=torch.bool)}).backward()
+    for name, part in net.components().items():
+        grads = [p.grad for p in part.weight_parameters() if p.grad is not None]
+        assert grads and any(float(g.abs().sum()) > 0 for g in grads), name
+
+
+def test_pyramid_genotype_builds_a_fixed_network_that_loads_its_weights():
+    torch.manual_seed(2)
+    cfg = pyramid_cfg()
+    sup = build_supernet(cfg)
+    genotype = Genotype({name: part.derive() for name, part in sup.components().items()})
+    net = build_network(cfg, genotype)
+    twin = build_network(cfg, genotype)
+    load_state_checked(twin, net.state_dict(), "test")
+    x = (torch.rand(cfg.time_steps, 1, 2, 24, 36) < 0.2).float()
+    net.eval(), twin.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x, x)["disparity"], twin(x, x)["disparity"])
+    partial = Genotype({k: v for k, v in genotype.components.items() if k != "refine"})
+    with pytest.raises(GenotypeError, match="refine"):
+        build_network(cfg, partial)
+    with pytest.raises(GenotypeError, match="in_channels"):
+        build_network(pyramid_cfg(**{"network.refine_radius": 1}), genotype)
+
+
+def test_deep_supervision_adds_the_weighted_coarse_error():
+    gt = torch.full((1, 2, 2), 4.0)
+    valid = torch.ones(1, 2, 2, dtype=torch.bool)
+    fine, coarse = torch.full((1, 2, 2), 4.5), torch.full((1, 2, 2), 7.0)
+    batch = {"disparity": gt, "valid": valid}
+    base = smooth_l1_disparity(fine, gt, valid)
+    both = disparity_loss({"disparity": fine, "coarse": coarse}, batch, coarse_weight=0.25)
+    assert torch.allclose(both, base + 0.25 * smooth_l1_disparity(coarse, gt, valid))
+    assert torch.allclose(disparity_loss({"disparity": fine, "coarse": coarse}, batch, coarse_weight=0.0), base)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("network.design", "volume", "network.design"),
+    ("network.groups", 0, "network.groups"),
+    ("network.refine_radius", 0, "network.refine_radius"),
+    ("train.loss", "subpixel_ce", "train.loss"),
+    ("train.coarse_weight", -1.0, "train.coarse_weight"),
+])
+def test_pyramid_settings_are_validated(key, value, match):
+    with pytest.raises(ConfigError, match=match):
+        pyramid_cfg(**{key: value})
+
+
+def test_groups_must_divide_the_feature_channels():
+    with pytest.raises(ConfigError, match="network.groups"):
+        build_supernet(pyramid_cfg(**{"network.groups": 3}))
