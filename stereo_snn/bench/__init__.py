@@ -1,6 +1,6 @@
 """Benchmarks (speed and memory), runnable as ``stereo-snn bench NAME`` or ``python tools/bench_NAME.py``.
 
-Figures measured here go into the README; no test asserts on time.
+Figures measured here go into docs/benchmarks.md (headline figures also into the README); no test asserts on time.
 """
 
 from __future__ import annotations

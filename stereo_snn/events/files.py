@@ -9,7 +9,7 @@ Supported layouts (all timestamps integer microseconds):
 * NumPy ``.npz``: arrays ``x, y, t, p`` (optionally ``t_offset``, ``ms_to_idx``,
   ``height``/``width``). Loaded into memory (npz is meant for small files).
 
-Decisions (documented in docs/readme/events-io.md):
+Decisions (documented in docs/events.md):
 
 * ``x, y, t`` must have integer dtypes. Float timestamps are rejected (seconds or
   microseconds would be a guess); convert first, e.g. ``np.round(t_s * 1e6).astype(np.int64)``.

@@ -1,26 +1,17 @@
 """Classical reference: OpenCV semi-global block matching (SGBM) on event frames.
 
 Events of one window are accumulated into an 8-bit image per camera
-(:func:`event_frame`), the pair is matched with ``cv2.StereoSGBM``, and pixels that
-SGBM leaves invalid (left border, occlusions, failed uniqueness/speckle checks) are
-filled so that every pixel has a disparity (:func:`fill_invalid_disparity`), which is
-what the dense metrics need.
-
-Why the default frame is ``"polarity"`` (128 + signed log net polarity count, blurred by
-1 px): SGBM compares intensities (a Birchfield-Tomasi cost on the image and its
-horizontal gradient), so the frame must look the same in both cameras. All three modes
-do up to sensor noise (both cameras see the same edges move); the signed image also
-keeps which side of an edge got brighter, which separates neighbouring edges of opposite
-contrast. On simulated DSEC-layout sequences (50 windows, command and table in
-docs/readme/visualize.md) it gave the lowest MAE; the count image and the time surface
-were about 5 % worse. The matching parameters matter much less: a sweep over block
-{7, 11}, uniqueness {5, 15}, P2 {32, 96} * block^2 and speckle window {100, 300} on the
-same windows spanned only 2.26-2.38 px MAE; the defaults are its best point (block 11,
-uniqueness 5, P2 = 96 * block^2, speckle window 100). What matters more is what counts as
-valid: only pixels with events nearby keep SGBM's value, the rest is filled.
+(:func:`event_frame`, default mode ``"polarity"``: 128 + signed log net polarity count,
+blurred by 1 px), the pair is matched with ``cv2.StereoSGBM``, and pixels that SGBM leaves
+invalid (left border, occlusions, failed uniqueness/speckle checks) or that have no events
+nearby are filled so that every pixel has a disparity (:func:`fill_invalid_disparity`),
+which is what the dense metrics need.
 
 ``numDisparities`` is the smallest multiple of 16 that is >= ``max_disp``; SGBM leaves
 the leftmost ``numDisparities`` columns invalid, which the fill covers from the right.
+
+Why these defaults (frame mode, block 11, uniqueness 5, P2 = 96 * block^2, speckle window
+100), with the measurement and the parameter sweep: docs/stereo.md, "The SGBM baseline".
 """
 
 from __future__ import annotations

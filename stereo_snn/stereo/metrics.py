@@ -1,51 +1,28 @@
 """Stereo disparity metrics for DSEC and MVSEC (numpy only; torch tensors are accepted).
 
 Every metric is computed per image on the valid ground-truth pixels and then averaged
-over images (the se-cff / DSEC benchmark and DDES conventions).
+over images.
 
-DSEC (``dsec_metrics``): valid pixels are ``gt > 0`` (0 marks "no ground truth" in the
-16-bit PNGs). MAE and RMSE are in pixels; 1PE / 2PE are the percentage of valid pixels
-whose absolute error is *strictly greater* than 1 / 2 px.
+DSEC (``dsec_metrics``): valid pixels are ``gt > 0``. MAE and RMSE are in pixels; 1PE / 2PE
+are the percentage of valid pixels whose absolute error is *strictly greater* than 1 / 2 px.
 
-MVSEC (``mvsec_metrics``), DDES protocol (Tulyakov et al., ICCV 2019): valid pixels
-are those with a finite, positive ground-truth disparity (MVSEC's invalid depth is NaN,
-so its disparity is NaN or inf). Depth is ``focal_baseline / disparity`` for both the
-prediction and the ground truth; the mean depth error is the mean absolute depth
-difference (metres) over the valid pixels; one-pixel accuracy is ``100 - 1PE`` (%);
-the mean disparity error is the disparity MAE (pixels).
-DDES converts with ``focal_baseline / (d + 1e-7)`` and never clamps, so a single
-prediction of 0 px counts as a depth of ~2e8 m and swamps the mean (StereoSpike instead
-drops pixels whose prediction is <= 0). We keep every valid pixel and clamp the
-*predicted* disparity from below at ``min_disparity`` (default 1 px, i.e. a depth of at
-most ``focal_baseline`` metres, ~20 m for MVSEC, beyond its indoor scenes): results are
-identical to DDES whenever the predictions are >= ``min_disparity``; pass
-``min_disparity=0`` for DDES's exact unclamped formula.
+MVSEC (``mvsec_metrics``), DDES protocol: valid pixels have a finite, positive ground-truth
+disparity; depth is ``focal_baseline / (disparity + 1e-7)``; mean and median depth error (m),
+one-pixel accuracy ``100 - 1PE`` (%), mean disparity error (px). The *predicted* disparity is
+clamped from below at ``min_disparity`` (default 1 px); ``min_disparity=0`` is DDES exactly.
 
-Images without a single valid ground-truth pixel carry no information: the
-:class:`MetricAccumulator` skips them and counts them in ``skipped_images``; no metric is
-ever NaN.
+Images without a valid ground-truth pixel are skipped and counted by
+:class:`MetricAccumulator` (``skipped_images``); no metric is ever NaN.
 
-Region metrics (:class:`Regions`, :func:`region_metrics`; opt-in, used by ``evaluate`` and
-the demo for both DSEC and MVSEC, in disparity pixels) say where the error is:
+Region metrics (:class:`Regions`, :func:`region_metrics`, in disparity pixels): *near* =
+valid pixels with ``gt > near_ratio`` (1.5) x the median of the image's valid gt, or
+``gt > near_px``; *edge* = valid pixels within ``edge_radius_px`` (2, a disk) of a jump of more
+than ``edge_jump_px`` (1 px) between 4-neighbouring valid gt pixels. Per region: MAE, 2PE and
+the pixel count; an image without pixels in a region has None there, and a region absent
+from every image averages to None.
 
-- *near*: valid pixels whose ground-truth disparity exceeds ``near_ratio`` (default 1.5)
-  times the median of that image's valid ground truth, i.e. pixels closer than 2/3 of the
-  image's median depth; or, with ``near_px``, above an absolute threshold (``gt > near_px``).
-  The relative default needs no knowledge of the dataset, resolution or disparity range
-  (DSEC spans ~0-100 px at 640x480, MVSEC ~0-37 px at 346x260, the simulated sequences 0-24 px
-  at 96x128): scaling every disparity by k (another focal length, baseline or resolution)
-  leaves the region unchanged. It is the same for every method on the same data, robust to
-  outliers (a median), and, unlike a quantile, not fooled by ties: when a flat background
-  holds most valid pixels at one disparity, a "top quarter" would be the whole image, the
-  ratio is just the objects in front of it. An image with nothing in front of its median
-  depth (a flat wall) has no near pixel and does not count for the near means.
-- *edge*: valid pixels within ``edge_radius_px`` (default 2 px, a disk) of a ground-truth
-  depth discontinuity: two 4-neighbouring valid pixels whose ground-truth disparities differ
-  by more than ``edge_jump_px`` (default 1 px). Holes in the ground truth are not edges.
-
-On each region: MAE (px), 2PE (% of the region's pixels with error > 2 px, strict) and the
-pixel count. An image with no pixel in a region does not count for that region's mean
-(its per-image values are None); a region absent from every image averages to None.
+Why these rules (the DDES clamp, the relative near region): docs/stereo.md, "Metrics" and
+"stereo-snn evaluate".
 """
 
 from __future__ import annotations
