@@ -39,7 +39,7 @@ import h5py
 import numba
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_readable
 from ..errors import EventFileError
 from .recording import Events
 
@@ -87,6 +87,8 @@ def h5_errors(path: Path, what: str, error: type[Exception] = EventFileError) ->
         yield
     except (OSError, RuntimeError, ValueError) as exc:
         msg = str(exc)
+        if isinstance(exc, PermissionError) or "errno = 13" in msg or "permission denied" in msg.lower():
+            raise error(f"{path}: permission denied while {what} (check the file's permissions)") from exc
         if "filter" in msg.lower() or "plugin" in msg.lower():
             raise error(
                 f"{path}: cannot decompress while {what}: an HDF5 compression filter is missing "
@@ -223,6 +225,7 @@ class EventFile(ReopenOnPickle):
             raise EventFileError(f"{self.path}: event file not found")
         if not self.path.is_file():
             raise EventFileError(f"{self.path}: not a file")
+        check_readable(self.path, EventFileError, "event file")
         suffix = self.path.suffix.lower()
         if suffix in H5_SUFFIXES:
             self._open_h5()
@@ -362,7 +365,10 @@ class EventFile(ReopenOnPickle):
         rel1 = int(t_end_us) - self.t_offset_us
         n = self.num_events
         if self._ms_to_idx is not None:
-            return self._ms_lower_bound(rel0), self._ms_lower_bound(rel1)
+            i0, i1 = self._ms_lower_bound(rel0), self._ms_lower_bound(rel1)
+            self._check_bound(i0, rel0)
+            self._check_bound(i1, rel1)
+            return i0, i1
         i0 = bisect_time(self._read_t_rel, n, rel0)
         i1 = bisect_time(self._read_t_rel, n, rel1, lo=i0)
         return i0, i1
@@ -381,6 +387,20 @@ class EventFile(ReopenOnPickle):
         lo = int(m[k])
         hi = int(m[k + 1]) if k + 1 < m.size else n
         return lo + int(np.searchsorted(self._read_t_rel(lo, hi), rel_us, "left"))
+
+    def _check_bound(self, i: int, rel_us: int) -> None:
+        """Check that ``i`` is the first event at or after ``rel_us``: ``t[i - 1] < rel_us <= t[i]``
+        (one read of two timestamps). An ``ms_to_idx`` that disagrees with ``t`` would
+        otherwise return events from another time without any sign."""
+        lo, hi = max(i - 1, 0), min(i + 1, self.num_events)
+        t = self._read_t_rel(lo, hi)
+        before_ok = i == 0 or int(t[0]) < rel_us
+        after_ok = i == self.num_events or int(t[-1]) >= rel_us
+        if not (before_ok and after_ok):
+            raise EventFileError(
+                f"{self.path}: ms_to_idx is inconsistent with events/t: it places t = {rel_us} us at event {i}, "
+                f"but events {lo}..{hi - 1} have t = {t.tolist()} us (relative); the file is corrupt"
+            )
 
     def slice(self, t_start_us: int, t_end_us: int) -> Events:
         """Events with ``t_start_us <= t < t_end_us`` (absolute microseconds).

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import check_output_path
 from ..errors import ConfigError
 
 __all__ = ["register"]
@@ -90,13 +91,11 @@ def _config(args: argparse.Namespace, genotype: Any = None):
 
 # ------------------------------------------------------------------------------------ commands
 def _cmd_search(args: argparse.Namespace) -> int:
-    import torch
-
     from ..atomic import ensure_dir
+    from ..runtime import set_threads
     from .search import run_search
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out = ensure_dir(args.out)
     if args.derive_from:
         from .search import derive_from_supernet
@@ -113,15 +112,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from ..atomic import ensure_dir
+    from ..runtime import set_threads
     from ..search import load_genotype
     from .data import open_sources
     from .train import train_genotype
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     genotype = load_genotype(args.genotype)
     cfg = _config(args, genotype)
     out = ensure_dir(args.out)
@@ -159,6 +156,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .infer import skip_summary
     from .metrics import Regions
 
+    if args.json:
+        check_output_path(args.json, [args.data, args.checkpoint, args.genotype], "--json")
     regions = Regions(near_px=args.near_px, edge_radius_px=args.edge_radius)
     predictor, _ = _predictor(args)
     if args.mvsec_split:
@@ -174,7 +173,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"evaluated {len(result['per_image'])} window(s), {skip_summary(result['skipped'])}")
     if out_json:
         print(f"written: {out_json}")
-    return 0
+    # consistent with infer and visualize: nothing evaluated is a failure
+    return 0 if result["per_image"] else 1
 
 
 def _timestamps(text: str | None) -> list[int] | None:
@@ -194,6 +194,10 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from .data import open_source
     from .infer import infer_source, skip_summary
 
+    inputs = [args.source, args.right, args.test_csv, args.checkpoint, args.genotype, args.timestamps]
+    if args.zip:
+        check_output_path(args.zip, inputs, "--zip")
+    check_output_path(args.out, inputs, "--out", folder=True)
     out = ensure_dir(args.out)
     predictor, _ = _predictor(args)
     source = open_source(args.source, args.format, right=args.right, test_csv=args.test_csv,
@@ -219,6 +223,8 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     from .energy import energy_table, measure_energy
     from .infer import EmptyWindowError, before_first_event
 
+    if args.json:
+        check_output_path(args.json, [args.data, args.checkpoint, args.genotype], "--json")
     predictor, loaded = _predictor(args)
     with tempfile.TemporaryDirectory() as tmp:
         if args.data:
