@@ -98,10 +98,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     except PermissionError as exc:
         raise CheckpointError(f"{p}: permission denied (cannot read this checkpoint)") from exc
     except Exception as exc:  # torch raises many types for corrupt files
-        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+        if isinstance(exc, pickle.UnpicklingError):
             # PyTorch's message advises weights_only=False, i.e. running the file's code: never repeat it
-            raise CheckpointError(f"{p}: not a trusted checkpoint (it holds objects other than tensors and "
-                                  "plain data, which are never loaded)") from exc
+            if "global" in str(exc).lower():
+                raise CheckpointError(f"{p}: not a trusted checkpoint (it holds objects other than tensors and "
+                                      "plain data, which are never loaded)") from exc
+            raise CheckpointError(f"{p}: not a readable checkpoint (not written by torch.save, or damaged; "
+                                  f"{_unpickler_problem(exc)})") from exc
         first = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run over many lines
         raise CheckpointError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {first})") from exc
     if not isinstance(state, dict):
@@ -111,6 +114,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
         raise CheckpointError(f"{p}: tensor {bad} holds NaN or inf values; the checkpoint is unusable "
                               "(training diverged?)")
     return state
+
+
+def _unpickler_problem(exc: Exception) -> str:
+    """The one line of PyTorch's weights-only refusal that says what was found (it spans many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "unknown content")
+    return "unknown content"
 
 
 def _first_non_finite(obj: Any, prefix: str = "") -> str | None:
