@@ -103,15 +103,29 @@ def check_rectify_plausible(rmap: np.ndarray, where: str, error: type[Exception]
     """Raise ``error`` naming ``where`` unless the (H, W, 2) map looks like a rectification.
 
     A rectification moves pixels by a small part of the frame, so: at least half of the entries
-    must be finite (else NaN/inf), and the median distance between ``map[y, x]`` and ``(x, y)``
-    must stay below ``PLAUSIBLE_SHIFT`` of the larger side (+ ``PLAUSIBLE_SHIFT_PX``); a
-    transposed map, swapped x/y channels or a map in other units fail this. Returns the map.
+    must be finite (else NaN/inf); the rectified x must grow by about one pixel per raw pixel
+    along x (median step in [0.5, 2]), and y along y (a transposed map, swapped x/y channels or
+    a map in other units fail this); and the median distance between ``map[y, x]`` and
+    ``(x, y)`` must stay below ``PLAUSIBLE_SHIFT`` of the larger side (+ ``PLAUSIBLE_SHIFT_PX``).
+    Returns the map.
     """
     h, w = rmap.shape[:2]
     finite = np.isfinite(rmap).all(axis=-1)
     share = float(finite.mean())
     if share < 0.5:
         raise error(f"{where}: rectify map is not usable: only {share:.0%} of its entries are finite (NaN/inf)")
+    for channel, axis, name in ((0, 1, "x"), (1, 0, "y")):
+        if rmap.shape[axis] < 2:
+            continue
+        step = np.diff(rmap[..., channel], axis=axis)
+        step = step[np.isfinite(step)]
+        slope = float(np.median(step)) if step.size else float("nan")
+        if not 0.5 <= slope <= 2.0:
+            raise error(
+                f"{where}: rectify map of {h}x{w} (HxW) is not a rectification of this sensor: rectified {name} "
+                f"changes by {slope:.3g} px per raw pixel along {name} (expected about 1; transposed, x/y "
+                "swapped or wrongly scaled?)"
+            )
     ys, xs = np.nonzero(finite)
     shift = np.hypot(rmap[ys, xs, 0] - xs, rmap[ys, xs, 1] - ys)
     median, limit = float(np.median(shift)), PLAUSIBLE_SHIFT * max(h, w) + PLAUSIBLE_SHIFT_PX
