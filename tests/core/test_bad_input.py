@@ -172,3 +172,16 @@ def test_os_errors_about_files_are_one_line_with_exit_code_2(monkeypatch, capsys
     assert cli.main(["visualize", "x", "--out", "y"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"stereo-snn visualize: error: {expected}")
+
+
+def test_classification_image_folder_problems(tmp_path, monkeypatch):
+    from classification.data import _decode, scan_image_folder
+    from stereo_snn.errors import DatasetError
+
+    afile = tmp_path / "f.txt"
+    afile.write_text("x")
+    with pytest.raises(DatasetError, match="f.txt: is a file"):
+        scan_image_folder(afile)
+    monkeypatch.setattr(atomic.os, "access", lambda p, mode, *a, **k: str(p) != str(afile))
+    with pytest.raises(DatasetError, match="f.txt: permission denied"):
+        _decode(str(afile))
