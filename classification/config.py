@@ -82,6 +82,9 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict
         for part in reversed(key.split(".")):
             nested = {part: nested}
         out = merge(out, nested, f"--set {item}")
+    threads = out.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+        raise ConfigError(f"threads {threads!r}: must be a whole number of threads >= 0, or null for torch's default")
     return out
 
 

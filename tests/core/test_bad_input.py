@@ -185,3 +185,11 @@ def test_classification_image_folder_problems(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic.os, "access", lambda p, mode, *a, **k: str(p) != str(afile))
     with pytest.raises(DatasetError, match="f.txt: permission denied"):
         _decode(str(afile))
+
+
+@pytest.mark.parametrize("item", ["threads=-1", "threads=2.5"])
+def test_classification_negative_threads_are_refused(item):
+    from classification.config import resolve_config
+
+    with pytest.raises(ConfigError, match="threads"):
+        resolve_config("digits", overrides=[item], command="train")
