@@ -266,7 +266,13 @@ class DSECSequence:
         """float32 (H, W, 2) rectify map of ``camera`` (cached)."""
         camera = self._camera(camera)
         if camera not in self._maps:
-            self._maps[camera] = load_rectify_map(self.path / "events" / camera / "rectify_map.h5")
+            path = self.path / "events" / camera / "rectify_map.h5"
+            rmap = load_rectify_map(path)
+            other = next(iter(self._maps.values()), None)
+            if other is not None and other.shape != rmap.shape:
+                raise DatasetError(f"{path}: rectify map is {rmap.shape[0]}x{rmap.shape[1]} (HxW) but the other "
+                                   f"camera's is {other.shape[0]}x{other.shape[1]}")
+            self._maps[camera] = rmap
         return self._maps[camera]
 
     @property
@@ -284,7 +290,12 @@ class DSECSequence:
         camera = self._camera(camera)
         if camera not in self._files:
             rmap = self.rectify_map(camera)
-            self._files[camera] = EventFile(self.path / "events" / camera / "events.h5", sensor_size=rmap.shape[:2])
+            f = EventFile(self.path / "events" / camera / "events.h5", sensor_size=rmap.shape[:2])
+            if f.declared_size is not None and tuple(f.declared_size) != tuple(rmap.shape[:2]):
+                f.close()
+                raise DatasetError(f"{f.path}: the file states a {f.declared_size[0]}x{f.declared_size[1]} (HxW) "
+                                   f"sensor but its rectify_map.h5 is {rmap.shape[0]}x{rmap.shape[1]}")
+            self._files[camera] = f
         return self._files[camera]
 
     def time_range_us(self, camera: str) -> tuple[int, int]:

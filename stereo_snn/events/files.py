@@ -233,6 +233,8 @@ class EventFile(ReopenOnPickle):
             self._open_npz()
         else:
             raise EventFileError(f"{self.path}: unsupported event file type {suffix!r} (expected .h5, .hdf5 or .npz)")
+        #: (height, width) the file itself states (attributes / arrays), None when it states none
+        self.declared_size = self._sensor_size
         try:
             self._validate()
             if sensor_size is not None:

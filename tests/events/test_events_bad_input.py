@@ -193,3 +193,17 @@ def test_unreadable_mvsec_file_is_a_permission_problem(mvsec_files, deny):
     deny.add(str(mvsec_files))
     with pytest.raises(EventFileError, match="_data.hdf5: permission denied"):
         MVSECRecording(mvsec_files)
+
+
+def test_rectify_map_of_another_sensor_size_is_refused(seq_dir, recording, shifted_map):
+    from stereo_snn.stereo.data import DSECSource
+
+    write_rectify_map(seq_dir / "events" / "right" / "rectify_map.h5", shifted_map(20, 30, 0.5, 0.5))
+    with pytest.raises(DatasetError, match="right/rectify_map.h5: rectify map is 20x30 .* other camera's is 24x32"):
+        DSECSource(seq_dir)
+    write_rectify_map(seq_dir / "events" / "right" / "rectify_map.h5", recording.rectify_right)
+    write_rectify_map(seq_dir / "events" / "left" / "rectify_map.h5", shifted_map(20, 30, 0.5, 0.5))
+    write_rectify_map(seq_dir / "events" / "right" / "rectify_map.h5", shifted_map(20, 30, 0.5, 0.5))
+    with DSECSequence(seq_dir) as seq:
+        with pytest.raises(DatasetError, match="left/events.h5: the file states a 24x32 .* rectify_map.h5 is 20x30"):
+            seq.event_file("left")
