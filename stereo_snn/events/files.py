@@ -446,7 +446,8 @@ class EventFile(ReopenOnPickle):
             if self.outside == "error":
                 raise EventFileError(
                     f"{self.path}: event {i0 + outside} at (x={int(x[outside])}, y={int(y[outside])}) is outside the "
-                    f"{w}x{h} sensor (pass outside='drop' to discard such events)"
+                    f"{w}x{h} sensor; the file holds events beyond the frame size it was opened with "
+                    "(open it with outside='drop' to discard them)"
                 )
             keep = (x < w) & (y < h)
             if x.dtype.kind == "i" or y.dtype.kind == "i":

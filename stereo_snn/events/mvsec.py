@@ -226,7 +226,14 @@ class MVSECRecording(ReopenOnPickle):
         """float32 (H, W, 2) map from ``<scene>_<camera>_{x,y}_map.txt`` (cached)."""
         self._camera(camera)
         if camera not in self._maps:
-            self._maps[camera] = load_mvsec_maps(self.maps_dir, self.scene, camera)
+            rmap = load_mvsec_maps(self.maps_dir, self.scene, camera)
+            if self.gt_path is not None:
+                h, w = self._gt_dataset("depth_image_rect").shape[1:]
+                if rmap.shape[:2] != (h, w):
+                    raise DatasetError(f"{self.maps_dir / f'{self.scene}_{camera}_x_map.txt'}: rectification map is "
+                                       f"{rmap.shape[0]}x{rmap.shape[1]} (HxW) but the depth maps of {self.gt_path.name} "
+                                       f"are {h}x{w}")
+            self._maps[camera] = rmap
         return self._maps[camera]
 
     def _size_or_none(self) -> tuple[int, int] | None:

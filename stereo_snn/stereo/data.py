@@ -156,6 +156,8 @@ class MVSECSource(StereoSource):
         self.rec = MVSECRecording(self.path)
         self.name = str(self.rec.name)
         self.height, self.width = (int(v) for v in self.rec.sensor_size)
+        for camera in ("left", "right"):  # the maps are checked when the recording is opened
+            self.rec.rectify_map(camera)
         self._frames = None if frames is None else [int(f) for f in frames]
 
     def entries(self) -> list[Entry]:

@@ -207,3 +207,28 @@ def test_rectify_map_of_another_sensor_size_is_refused(seq_dir, recording, shift
     with DSECSequence(seq_dir) as seq:
         with pytest.raises(DatasetError, match="left/events.h5: the file states a 24x32 .* rectify_map.h5 is 20x30"):
             seq.event_file("left")
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda m: m.T, "transposed"),
+    (lambda m: m * 100, "not a rectification"),
+    (lambda m: np.full_like(m, np.nan), "finite"),
+])
+def test_mvsec_maps_are_checked_when_the_recording_is_opened(mvsec_files, damage, expected):
+    from stereo_snn.stereo.data import MVSECSource
+
+    for axis in ("x", "y"):
+        path = mvsec_files.parent / f"lab_right_{axis}_map.txt"
+        np.savetxt(path, damage(np.loadtxt(path, ndmin=2)))
+    with pytest.raises(DatasetError, match=f"lab_right_.*{expected}"):
+        MVSECSource(mvsec_files)
+
+
+def test_mvsec_map_of_another_size_than_the_depth_maps_is_refused(mvsec_files, shifted_map):
+    from stereo_snn.stereo.data import MVSECSource
+
+    small = shifted_map(20, 30, 0.5, 0.5)
+    for axis, channel in (("x", 0), ("y", 1)):
+        np.savetxt(mvsec_files.parent / f"lab_left_{axis}_map.txt", small[..., channel])
+    with pytest.raises(DatasetError, match="lab_left_x_map.txt: rectification map is 20x30 .* are 24x32"):
+        MVSECSource(mvsec_files)
