@@ -27,6 +27,21 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+#: largest frame side accepted from --height/--width (pixels); event cameras today stay below 2000
+MAX_FRAME_SIDE = 8192
+
+
+def frame_side(text: str) -> int:
+    """argparse type of --height/--width: a whole number of pixels in 1..MAX_FRAME_SIDE."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of pixels") from exc
+    if not 1 <= value <= MAX_FRAME_SIDE:
+        raise argparse.ArgumentTypeError(f"{value}: must be between 1 and {MAX_FRAME_SIDE} pixels")
+    return value
+
+
 def _overrides(items: list[str] | None) -> dict[str, Any]:
     from ..settings import parse_overrides
 
@@ -327,8 +342,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output root: OUT/<seq>/<6-digit index>.png")
     p.add_argument("--format", choices=("auto", "dsec", "mvsec", "generic"), default="auto")
     p.add_argument("--right", help="right camera's event file (generic files)")
-    p.add_argument("--height", type=int, help="frame height of generic files (default: from the files)")
-    p.add_argument("--width", type=int, help="frame width of generic files (default: from the files)")
+    p.add_argument("--height", type=frame_side, help="frame height of generic files (default: from the files)")
+    p.add_argument("--width", type=frame_side, help="frame width of generic files (default: from the files)")
     p.add_argument("--timestamps", help="window end times in microseconds: 't1,t2,...' or a text file "
                    "(default: the ground-truth / test entries, or every window for generic files)")
     p.add_argument("--test-csv", help="DSEC test csv (<seq>.csv) or its folder, when not inside the sequence folder")

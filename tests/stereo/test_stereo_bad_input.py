@@ -131,3 +131,19 @@ def test_genotype_needing_tens_of_gigabytes_is_refused_before_allocating(genotyp
     path.write_text(json.dumps(data))
     with pytest.raises(GenotypeError, match=r"huge.json: components.matching: .* GiB for the weights alone"):
         load_genotype(path)
+
+
+@pytest.mark.parametrize("command", ["infer", "visualize"])
+@pytest.mark.parametrize("size", [["--height", "0"], ["--width", "-3"], ["--height", "100000"], ["--width", "abc"]])
+def test_generic_frame_size_must_be_plausible_pixels(seq, tmp_path, capsys, command, size):
+    events = seq / "events"
+    with pytest.raises(SystemExit) as exit_:
+        main([command, str(events / "left" / "events.h5"), "--right", str(events / "right" / "events.h5"),
+              "--out", str(tmp_path / "o"), *size])
+    assert exit_.value.code == 2
+    assert size[0] in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_visualize_colour_scale_must_be_finite(seq, tmp_path, capsys):
+    assert main(["visualize", str(seq), "--out", str(tmp_path / "v"), "--max-disparity", "inf"]) == 2
+    _one_line(capsys, "--max-disparity")
