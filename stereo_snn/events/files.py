@@ -23,6 +23,9 @@ Decisions (documented in docs/readme/events-io.md):
 * Coordinates outside the sensor raise (``outside="error"``, default) or are dropped
   (``outside="drop"``).
 * Timestamps are checked for order on every slice read and on a sample of the file at open.
+* With ``ms_to_idx``, both boundary events of every window are checked against the requested
+  times (``t[i - 1] < t_start <= t[i]``, one read of two timestamps per boundary): an index that
+  disagrees with ``t`` raises instead of returning events from another time.
 
 No torch import here.
 """
