@@ -62,9 +62,18 @@ def _write_json(path: str | None, obj: dict[str, Any]) -> None:
         write_json(path, obj)
 
 
+def _check_json(args: argparse.Namespace) -> None:
+    """Refuse --json on a folder or on the checkpoint before any work."""
+    if args.json:
+        from stereo_snn.atomic import check_output_path
+
+        check_output_path(args.json, [args.checkpoint], "--json")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_checkpoint
 
+    _check_json(args)
     result = evaluate_checkpoint(args.checkpoint, args.overrides, device=args.device, progress=not args.no_progress)
     _write_json(args.json, result)
     print(json.dumps(result, indent=2))
@@ -74,6 +83,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_energy(args: argparse.Namespace) -> int:
     from .evaluate import energy_checkpoint
 
+    _check_json(args)
     result = energy_checkpoint(args.checkpoint, args.images, args.overrides, device=args.device)
     snn_table, ann_table = result.pop("snn_table"), result.pop("ann_table")
     _write_json(args.json, result)

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 
 from stereo_snn.errors import ConfigError
-from stereo_snn.settings import load_mapping, parse_overrides
+from stereo_snn.settings import check_like, load_mapping, parse_overrides
 
 __all__ = [
     "available_presets",
@@ -68,6 +68,7 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str, _pref
                 raise ConfigError(f"{source}: setting {name!r} must be a mapping, got {value!r}")
             out[key] = merge(out[key], value, source, f"{name}.")
         else:
+            check_like(out[key], value, name, source)
             out[key] = copy.deepcopy(value)
     return out
 
@@ -81,6 +82,9 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict
         for part in reversed(key.split(".")):
             nested = {part: nested}
         out = merge(out, nested, f"--set {item}")
+    threads = out.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+        raise ConfigError(f"threads {threads!r}: must be a whole number of threads >= 0, or null for torch's default")
     return out
 
 

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from stereo_snn.atomic import check_readable
 from stereo_snn.errors import ConfigError, DatasetError
 
 __all__ = [
@@ -157,6 +158,7 @@ class _MemberReader:
             raise DatasetError(f"{root}: CIFAR dataset not found (expected the '{folder}' folder or '{archive}')")
 
     def _open_tar(self, path: Path) -> None:
+        check_readable(path, DatasetError, "archive")
         try:
             self.tar = tarfile.open(path, "r:*")
             self.members = {Path(m.name).name: m for m in self.tar.getmembers() if m.isfile()}
@@ -277,8 +279,11 @@ _IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp")
 def scan_image_folder(root: str | os.PathLike) -> tuple[list[tuple[str, int]], list[str]]:
     """List ``root/<class>/<image>`` files: ``([(path, class index)], class names sorted)``."""
     root = Path(root)
+    if root.is_file():
+        raise DatasetError(f"{root}: is a file; expected a folder of class folders (<class>/<image>.JPEG)")
     if not root.is_dir():
         raise DatasetError(f"{root}: image folder not found")
+    check_readable(root, DatasetError, "image folder")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DatasetError(f"{root}: no class folders (expected {root}/<class>/<image>.JPEG)")
@@ -294,6 +299,7 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[tuple[str, int]], l
 def _decode(path: str) -> np.ndarray:
     import cv2
 
+    check_readable(path, DatasetError, "image")
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise DatasetError(f"{path}: not a readable image")

@@ -11,11 +11,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from .errors import OutputError
 
-__all__ = ["atomic_path", "atomic_open", "write_text", "write_json", "ensure_dir"]
+__all__ = ["atomic_path", "atomic_open", "write_text", "write_json", "ensure_dir", "check_output_path", "check_readable"]
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -27,6 +27,45 @@ def ensure_dir(path: str | os.PathLike) -> Path:
         raise OutputError(f"{p}: cannot create output folder ({exc.strerror or exc})") from exc
     if not os.access(p, os.W_OK):
         raise OutputError(f"{p}: output folder is not writable")
+    return p
+
+
+def check_output_path(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), what: str = "output",
+    folder: bool = False,
+) -> Path:
+    """Refuse an output path that would destroy or misplace something the user has.
+
+    Raises :class:`OutputError` naming ``what`` (e.g. ``--zip``) when an output file
+    (``folder=False``) is an existing folder, an output folder (``folder=True``) is an existing
+    file, or the path is one of ``inputs`` or an existing file inside an input folder (an input
+    would be replaced). ``None`` entries of ``inputs`` are ignored.
+    """
+    target = Path(path)
+    if not folder and target.is_dir():
+        raise OutputError(f"{what} {target}: is an existing folder; give a file name")
+    if folder and target.exists() and not target.is_dir():
+        raise OutputError(f"{what} {target}: is an existing file, not a folder")
+    resolved = target.resolve()
+    for item in inputs:
+        if item is None:
+            continue
+        src = Path(item).resolve()
+        if resolved == src:
+            raise OutputError(f"{what} {target}: is one of the inputs; writing there would replace it")
+        if target.exists() and src.is_dir() and src in resolved.parents:
+            raise OutputError(f"{what} {target}: is an existing file inside the input folder {item}; "
+                              "writing there would replace it")
+    return target
+
+
+def check_readable(path: str | os.PathLike, error: type[Exception], what: str = "file") -> Path:
+    """Raise ``error`` saying "permission denied" when ``path`` exists but cannot be read
+    (a folder: listed), so that permission problems are never reported as corrupt files."""
+    p = Path(path)
+    mode = os.R_OK | (os.X_OK if p.is_dir() else 0)
+    if p.exists() and not os.access(p, mode):
+        raise error(f"{p}: permission denied (cannot read this {what}; check its permissions)")
     return p
 
 
@@ -45,6 +84,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     removed and the target is left untouched.
     """
     target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{target}: is an existing folder; cannot write a file there")
     ensure_dir(target.parent if str(target.parent) else Path("."))
     suffix = target.suffix if suffix is None else suffix
     try:

@@ -56,10 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     except StereoSNNError as exc:
         print(f"stereo-snn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: a real bug, keep the traceback
+            raise
+        print(f"stereo-snn {args.command}: error: {os_problem(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"stereo-snn {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+def os_problem(exc: OSError) -> str:
+    """One line for an operating-system error about a file: the file, then the problem
+    (permission problems said as such, never as a corrupt file)."""
+    what = {PermissionError: "permission denied (check its permissions)", NotADirectoryError: "not a folder",
+            IsADirectoryError: "is a folder, not a file", FileNotFoundError: "no such file or folder"}
+    problem = next((text for kind, text in what.items() if isinstance(exc, kind)), exc.strerror or str(exc))
+    return f"{exc.filename}: {problem}"
 
 
 if __name__ == "__main__":  # pragma: no cover

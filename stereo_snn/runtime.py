@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .atomic import atomic_path, ensure_dir, write_json
+from .atomic import atomic_path, check_readable, ensure_dir, write_json
 from .errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "seed_everything",
     "save_checkpoint",
     "load_checkpoint",
+    "set_threads",
     "RunDir",
     "rng_state",
     "set_rng_state",
@@ -86,16 +88,68 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     Raises :class:`CheckpointError` naming the file for a missing, truncated or foreign file.
     """
     p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"{p}: is a folder, not a checkpoint file")
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint file not found")
+    check_readable(p, CheckpointError, "checkpoint")
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
+    except PermissionError as exc:
+        raise CheckpointError(f"{p}: permission denied (cannot read this checkpoint)") from exc
     except Exception as exc:  # torch raises many types for corrupt files
+        if isinstance(exc, pickle.UnpicklingError):
+            # PyTorch's message advises weights_only=False, i.e. running the file's code: never repeat it
+            if "global" in str(exc).lower():
+                raise CheckpointError(f"{p}: not a trusted checkpoint (it holds objects other than tensors and "
+                                      "plain data, which are never loaded)") from exc
+            raise CheckpointError(f"{p}: not a readable checkpoint (not written by torch.save, or damaged; "
+                                  f"{_unpickler_problem(exc)})") from exc
         first = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run over many lines
         raise CheckpointError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {first})") from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"{p}: checkpoint does not hold a dictionary")
+    bad = _first_non_finite(state)
+    if bad is not None:
+        raise CheckpointError(f"{p}: tensor {bad} holds NaN or inf values; the checkpoint is unusable "
+                              "(training diverged?)")
     return state
+
+
+def _unpickler_problem(exc: Exception) -> str:
+    """The one line of PyTorch's weights-only refusal that says what was found (it spans many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "unknown content")
+    return "unknown content"
+
+
+def _first_non_finite(obj: Any, prefix: str = "") -> str | None:
+    """Dotted key of the first floating-point tensor in ``obj`` (nested dicts/lists) with a NaN/inf."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            return None if bool(torch.isfinite(obj).all()) else prefix or "<root>"
+        return None
+    items = obj.items() if isinstance(obj, Mapping) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = _first_non_finite(value, f"{prefix}.{key}" if prefix else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def set_threads(threads: int | None, setting: str = "--threads") -> None:
+    """Set torch's CPU thread count; ``None`` or 0 keeps torch's default.
+
+    Raises :class:`ConfigError` naming ``setting`` for a negative or non-integer count.
+    """
+    if threads is None or threads == 0:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ConfigError(f"{setting} {threads!r}: must be a whole number of threads >= 0 (0 = torch's default)")
+    torch.set_num_threads(threads)
 
 
 def rng_state() -> dict[str, Any]:

@@ -5,16 +5,21 @@ One reader and one override parser for every application (stereo, classification
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
+import re
+import types
+import typing
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import yaml
 
 from .errors import ConfigError
 
-__all__ = ["load_mapping", "parse_overrides"]
+__all__ = ["load_mapping", "parse_overrides", "check_field_types", "check_value_type", "check_like", "yaml_problem"]
 
 
 def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
@@ -24,8 +29,12 @@ def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     read, does not parse, or is not a mapping.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder, not a config file")
     try:
         text = p.read_text(encoding="utf-8")
+    except PermissionError as exc:
+        raise ConfigError(f"{p}: permission denied (cannot read this config file)") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read config file ({getattr(exc, 'strerror', None) or exc})") from exc
     try:
@@ -33,7 +42,7 @@ def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{p}: not valid JSON ({exc})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({_yaml_problem(exc)})") from exc
+        raise ConfigError(f"{p}: not valid YAML ({yaml_problem(exc)})") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -53,12 +62,108 @@ def parse_overrides(items: Iterable[str] | None, example: str = "train.epochs=10
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({_yaml_problem(exc)})") from exc
-        out.append((key, value))
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({yaml_problem(exc)})") from exc
+        out.append((key, _number_or_text(value)))
     return out
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+#: numbers YAML 1.1 reads as text: ``1e9``, ``-2E-3`` (no dot in the mantissa)
+_FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _number_or_text(value: Any) -> Any:
+    """A string that YAML 1.1 leaves as text but that is plainly a number (``1e9``) as a float."""
+    if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+        return float(value)
+    return value
+
+
+def check_value_type(value: Any, hint: Any, key: str, source: str) -> None:
+    """Raise :class:`ConfigError` ("SOURCE: KEY must be ..., got ...") unless ``value`` fits the
+    type annotation ``hint`` (int, float, bool, str, Mapping, tuple[...], X | None, Any).
+
+    Rules: an int setting refuses bool and float; a float setting takes ints and refuses bool,
+    NaN and inf; a tuple setting takes a list or tuple and checks its items.
+    """
+    if not _fits(value, hint):
+        raise ConfigError(f"{source}: {key} must be {_describe(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def check_like(default: Any, value: Any, key: str, source: str) -> None:
+    """Raise :class:`ConfigError` when ``value`` is not of the kind of ``default`` (the setting's
+    documented default): numbers stay numbers, text stays text, lists stay lists. A null
+    default or value is not checked (null means "automatic" for such settings)."""
+    if default is None or value is None:
+        return
+    kind = next((k for k in (bool, int, float, str) if isinstance(default, k)), None)
+    if kind is not None:
+        check_value_type(value, kind, key, source)
+    elif isinstance(default, list) and not isinstance(value, list):
+        raise ConfigError(f"{source}: {key} must be a list, got {value!r} ({type(value).__name__})")
+
+
+def check_field_types(obj: Any, source: str, prefix: str = "") -> None:
+    """Check every field of a dataclass instance against its annotation (nested dataclasses too)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            check_field_types(value, source, f"{prefix}{f.name}.")
+        else:
+            check_value_type(value, hints.get(f.name, Any), f"{prefix}{f.name}", source)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple or hint is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
+        if not args:
+            return True
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping) or hint is Mapping:
+        return isinstance(value, Mapping)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    names = {int: "an integer", float: "a finite number", bool: "true or false", str: "text",
+             type(None): "null"}
+    if hint in names:
+        return names[hint]
+    if origin is tuple or hint is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0])}"
+        return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})" if args else "a list"
+    if hint is Mapping or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        return "a mapping"
+    return getattr(hint, "__name__", str(hint))
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
     """The YAML error on one line: the problem and where (PyYAML's own text spans lines)."""
     problem = getattr(exc, "problem", None)
     mark = getattr(exc, "problem_mark", None)

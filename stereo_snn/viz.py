@@ -542,7 +542,12 @@ def visualize_sequence(
         if pred_root is None:
             return None
         path = _prediction_path(pred_root, source.name, int(entry.index))
-        return read_disparity_png(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        pred = read_disparity_png(path)
+        if pred.shape != (h, w):
+            raise DatasetError(f"{path}: prediction is {pred.shape[0]}x{pred.shape[1]} (HxW), the recording is {h}x{w}")
+        return pred
 
     if max_disp is None:  # one colour scale for the whole sequence, from up to 16 sampled windows
         sample = [todo[i] for i in sorted({int(k) for k in np.linspace(0, len(todo) - 1, min(len(todo), 16))})]

@@ -31,8 +31,9 @@ import cv2
 import numpy as np
 import yaml
 
-from ..atomic import atomic_path, ensure_dir, write_text
+from ..atomic import atomic_path, check_readable, ensure_dir, write_text
 from ..errors import DatasetError, EventFileError
+from ..settings import yaml_problem
 from .files import EventFile, write_event_h5
 from .geometry import depth_to_disparity, disparity_to_depth
 from .recording import Events, StereoRecording
@@ -127,10 +128,13 @@ def load_calibration(path: str | os.PathLike) -> DSECCalibration:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: calibration file not found")
+    check_readable(path, DatasetError, "calibration file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid YAML ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise DatasetError(f"{path}: not valid YAML ({yaml_problem(exc)})") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not a text file ({exc.reason})") from exc
     k = np.asarray(_yaml_get(path, data, ("intrinsics", "camRect0", "camera_matrix")), dtype=object)
     q = np.asarray(_yaml_get(path, data, ("disparity_to_depth", "cams_03")), dtype=object)
     try:
@@ -177,6 +181,7 @@ def read_disparity_png(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: disparity PNG not found")
+    check_readable(path, DatasetError, "disparity PNG")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DatasetError(f"{path}: cannot decode PNG (corrupt or not an image)")
@@ -235,8 +240,12 @@ class DSECSequence:
 
     def __init__(self, path: str | os.PathLike, test_csv: str | os.PathLike | None = None) -> None:
         self.path = Path(path)
+        if self.path.is_file():
+            raise DatasetError(f"{self.path}: is a file; a DSEC sequence is a folder (with events/, disparity/, ...)")
         if not self.path.is_dir():
             raise DatasetError(f"{self.path}: DSEC sequence folder not found")
+        check_readable(self.path, DatasetError, "sequence folder")
+        check_readable(self.path / "events", DatasetError, "folder")
         if not (self.path / "events").is_dir():
             raise DatasetError(f"{self.path}: not a DSEC sequence (missing events/ folder)")
         self.name = self.path.name
@@ -257,7 +266,13 @@ class DSECSequence:
         """float32 (H, W, 2) rectify map of ``camera`` (cached)."""
         camera = self._camera(camera)
         if camera not in self._maps:
-            self._maps[camera] = load_rectify_map(self.path / "events" / camera / "rectify_map.h5")
+            path = self.path / "events" / camera / "rectify_map.h5"
+            rmap = load_rectify_map(path)
+            other = next(iter(self._maps.values()), None)
+            if other is not None and other.shape != rmap.shape:
+                raise DatasetError(f"{path}: rectify map is {rmap.shape[0]}x{rmap.shape[1]} (HxW) but the other "
+                                   f"camera's is {other.shape[0]}x{other.shape[1]}")
+            self._maps[camera] = rmap
         return self._maps[camera]
 
     @property
@@ -275,7 +290,12 @@ class DSECSequence:
         camera = self._camera(camera)
         if camera not in self._files:
             rmap = self.rectify_map(camera)
-            self._files[camera] = EventFile(self.path / "events" / camera / "events.h5", sensor_size=rmap.shape[:2])
+            f = EventFile(self.path / "events" / camera / "events.h5", sensor_size=rmap.shape[:2])
+            if f.declared_size is not None and tuple(f.declared_size) != tuple(rmap.shape[:2]):
+                f.close()
+                raise DatasetError(f"{f.path}: the file states a {f.declared_size[0]}x{f.declared_size[1]} (HxW) "
+                                   f"sensor but its rectify_map.h5 is {rmap.shape[0]}x{rmap.shape[1]}")
+            self._files[camera] = f
         return self._files[camera]
 
     def time_range_us(self, camera: str) -> tuple[int, int]:
@@ -311,6 +331,8 @@ class DSECSequence:
         png_dir = self.path / "disparity" / "event"
         if not ts_path.is_file() or not png_dir.is_dir():
             raise DatasetError(f"{self.path}: no disparity ground truth (missing disparity/timestamps.txt or disparity/event/)")
+        check_readable(ts_path, DatasetError, "timestamps file")
+        check_readable(png_dir, DatasetError, "folder")
         try:
             ts = np.loadtxt(ts_path, dtype=np.int64, comments="#", ndmin=1)
         except ValueError as exc:
@@ -399,8 +421,11 @@ class DSECSplit:
 
     def __init__(self, root: str | os.PathLike, test_csv: str | os.PathLike | None = None) -> None:
         self.root = Path(root)
+        if self.root.is_file():
+            raise DatasetError(f"{self.root}: is a file; a DSEC split is a folder of sequence folders")
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: DSEC split folder not found")
+        check_readable(self.root, DatasetError, "folder")
         self.names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "events").is_dir())
         if not self.names:
             raise DatasetError(f"{self.root}: no DSEC sequences (folders with events/) found")

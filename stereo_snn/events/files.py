@@ -23,6 +23,9 @@ Decisions (documented in docs/events.md):
 * Coordinates outside the sensor raise (``outside="error"``, default) or are dropped
   (``outside="drop"``).
 * Timestamps are checked for order on every slice read and on a sample of the file at open.
+* With ``ms_to_idx``, both boundary events of every window are checked against the requested
+  times (``t[i - 1] < t_start <= t[i]``, one read of two timestamps per boundary): an index that
+  disagrees with ``t`` raises instead of returning events from another time.
 
 No torch import here.
 """
@@ -39,7 +42,7 @@ import h5py
 import numba
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_readable
 from ..errors import EventFileError
 from .recording import Events
 
@@ -87,6 +90,8 @@ def h5_errors(path: Path, what: str, error: type[Exception] = EventFileError) ->
         yield
     except (OSError, RuntimeError, ValueError) as exc:
         msg = str(exc)
+        if isinstance(exc, PermissionError) or "errno = 13" in msg or "permission denied" in msg.lower():
+            raise error(f"{path}: permission denied while {what} (check the file's permissions)") from exc
         if "filter" in msg.lower() or "plugin" in msg.lower():
             raise error(
                 f"{path}: cannot decompress while {what}: an HDF5 compression filter is missing "
@@ -223,6 +228,7 @@ class EventFile(ReopenOnPickle):
             raise EventFileError(f"{self.path}: event file not found")
         if not self.path.is_file():
             raise EventFileError(f"{self.path}: not a file")
+        check_readable(self.path, EventFileError, "event file")
         suffix = self.path.suffix.lower()
         if suffix in H5_SUFFIXES:
             self._open_h5()
@@ -230,6 +236,8 @@ class EventFile(ReopenOnPickle):
             self._open_npz()
         else:
             raise EventFileError(f"{self.path}: unsupported event file type {suffix!r} (expected .h5, .hdf5 or .npz)")
+        #: (height, width) the file itself states (attributes / arrays), None when it states none
+        self.declared_size = self._sensor_size
         try:
             self._validate()
             if sensor_size is not None:
@@ -362,7 +370,10 @@ class EventFile(ReopenOnPickle):
         rel1 = int(t_end_us) - self.t_offset_us
         n = self.num_events
         if self._ms_to_idx is not None:
-            return self._ms_lower_bound(rel0), self._ms_lower_bound(rel1)
+            i0, i1 = self._ms_lower_bound(rel0), self._ms_lower_bound(rel1)
+            self._check_bound(i0, rel0)
+            self._check_bound(i1, rel1)
+            return i0, i1
         i0 = bisect_time(self._read_t_rel, n, rel0)
         i1 = bisect_time(self._read_t_rel, n, rel1, lo=i0)
         return i0, i1
@@ -381,6 +392,20 @@ class EventFile(ReopenOnPickle):
         lo = int(m[k])
         hi = int(m[k + 1]) if k + 1 < m.size else n
         return lo + int(np.searchsorted(self._read_t_rel(lo, hi), rel_us, "left"))
+
+    def _check_bound(self, i: int, rel_us: int) -> None:
+        """Check that ``i`` is the first event at or after ``rel_us``: ``t[i - 1] < rel_us <= t[i]``
+        (one read of two timestamps). An ``ms_to_idx`` that disagrees with ``t`` would
+        otherwise return events from another time without any sign."""
+        lo, hi = max(i - 1, 0), min(i + 1, self.num_events)
+        t = self._read_t_rel(lo, hi)
+        before_ok = i == 0 or int(t[0]) < rel_us
+        after_ok = i == self.num_events or int(t[-1]) >= rel_us
+        if not (before_ok and after_ok):
+            raise EventFileError(
+                f"{self.path}: ms_to_idx is inconsistent with events/t: it places t = {rel_us} us at event {i}, "
+                f"but events {lo}..{hi - 1} have t = {t.tolist()} us (relative); the file is corrupt"
+            )
 
     def slice(self, t_start_us: int, t_end_us: int) -> Events:
         """Events with ``t_start_us <= t < t_end_us`` (absolute microseconds).
@@ -424,7 +449,8 @@ class EventFile(ReopenOnPickle):
             if self.outside == "error":
                 raise EventFileError(
                     f"{self.path}: event {i0 + outside} at (x={int(x[outside])}, y={int(y[outside])}) is outside the "
-                    f"{w}x{h} sensor (pass outside='drop' to discard such events)"
+                    f"{w}x{h} sensor; the file holds events beyond the frame size it was opened with "
+                    "(open it with outside='drop' to discard them)"
                 )
             keep = (x < w) & (y < h)
             if x.dtype.kind == "i" or y.dtype.kind == "i":

@@ -31,12 +31,12 @@ import h5py
 import numpy as np
 import yaml
 
-from ..atomic import atomic_path, ensure_dir
+from ..atomic import atomic_path, check_readable, ensure_dir
 from ..errors import DatasetError, EventFileError
 from .files import ReopenOnPickle, bisect_time, check_events_for_writing, check_h5_filters, check_window, h5_errors
 from .geometry import depth_to_disparity, disparity_to_depth
 from .recording import Events, StereoRecording
-from .rectify import check_rectify_map, rectify_events
+from .rectify import check_rectify_map, check_rectify_plausible, rectify_events
 
 __all__ = [
     "FOCAL_BASELINE",
@@ -63,6 +63,17 @@ def scene_of(name: str) -> str:
     return re.sub(r"_?\d+$", "", name)
 
 
+def _check_focal_baseline(value: object, where: str) -> float:
+    """``value`` as a positive, finite focal x baseline (pixel-metres), else :class:`DatasetError`."""
+    try:
+        fb = float(np.asarray(value).reshape(-1)[0]) if np.size(value) == 1 else float("nan")
+    except (TypeError, ValueError):
+        fb = float("nan")
+    if not (np.isfinite(fb) and fb > 0):
+        raise DatasetError(f"{where}: focal length x baseline must be a positive number of pixel-metres, got {value!r}")
+    return fb
+
+
 def _seconds_to_us(t_s: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(t_s, dtype=np.float64) * 1e6).astype(np.int64)
 
@@ -75,13 +86,15 @@ def load_mvsec_maps(maps_dir: str | os.PathLike, scene: str, camera: str) -> np.
         path = maps_dir / f"{scene}_{camera}_{axis}_map.txt"
         if not path.is_file():
             raise DatasetError(f"{path}: MVSEC rectification map not found (pass maps_dir=, or rectify=False)")
+        check_readable(path, DatasetError, "rectification map")
         try:
             parts.append(np.loadtxt(path, dtype=np.float32, ndmin=2))
         except ValueError as exc:
             raise DatasetError(f"{path}: malformed map, expected rows of numbers ({exc})") from exc
     if parts[0].shape != parts[1].shape:
         raise DatasetError(f"{maps_dir}: {scene}_{camera} x and y maps differ in shape ({parts[0].shape} vs {parts[1].shape})")
-    return check_rectify_map(np.stack(parts, axis=-1), where=str(maps_dir / f"{scene}_{camera}_x_map.txt"))
+    where = str(maps_dir / f"{scene}_{camera}_{{x,y}}_map.txt")
+    return check_rectify_plausible(check_rectify_map(np.stack(parts, axis=-1), where=where), where)
 
 
 class MVSECRecording(ReopenOnPickle):
@@ -108,6 +121,7 @@ class MVSECRecording(ReopenOnPickle):
         self.data_path = Path(data_path)
         if not self.data_path.is_file():
             raise DatasetError(f"{self.data_path}: MVSEC data file not found")
+        check_readable(self.data_path, EventFileError, "MVSEC data file")
         stem = self.data_path.stem
         self.name = stem[: -len("_data")] if stem.endswith("_data") else stem
         self.scene = scene or scene_of(self.name)  # refined below from the file's attribute
@@ -118,9 +132,11 @@ class MVSECRecording(ReopenOnPickle):
             self.gt_path = Path(gt_path)
             if not self.gt_path.is_file():
                 raise DatasetError(f"{self.gt_path}: MVSEC ground-truth file not found")
+        if self.gt_path is not None:
+            check_readable(self.gt_path, DatasetError, "MVSEC ground-truth file")
         self.maps_dir = Path(maps_dir) if maps_dir is not None else self.data_path.parent
         self._init_args = (str(data_path), gt_path, maps_dir, scene, focal_baseline)
-        self._focal_baseline = None if focal_baseline is None else float(focal_baseline)
+        self._focal_baseline = None if focal_baseline is None else _check_focal_baseline(focal_baseline, "focal_baseline=")
         self._maps: dict[str, np.ndarray] = {}
         self._gt: h5py.File | None = None
         if not h5py.is_hdf5(self.data_path):
@@ -210,7 +226,14 @@ class MVSECRecording(ReopenOnPickle):
         """float32 (H, W, 2) map from ``<scene>_<camera>_{x,y}_map.txt`` (cached)."""
         self._camera(camera)
         if camera not in self._maps:
-            self._maps[camera] = load_mvsec_maps(self.maps_dir, self.scene, camera)
+            rmap = load_mvsec_maps(self.maps_dir, self.scene, camera)
+            if self.gt_path is not None:
+                h, w = self._gt_dataset("depth_image_rect").shape[1:]
+                if rmap.shape[:2] != (h, w):
+                    raise DatasetError(f"{self.maps_dir / f'{self.scene}_{camera}_x_map.txt'}: rectification map is "
+                                       f"{rmap.shape[0]}x{rmap.shape[1]} (HxW) but the depth maps of {self.gt_path.name} "
+                                       f"are {h}x{w}")
+            self._maps[camera] = rmap
         return self._maps[camera]
 
     def _size_or_none(self) -> tuple[int, int] | None:
@@ -258,6 +281,10 @@ class MVSECRecording(ReopenOnPickle):
             out = _seconds_to_us(ts[()]).reshape(-1)
         if out.size != self._gt_dataset("depth_image_rect").shape[0]:
             raise DatasetError(f"{self.gt_path}: {out.size} depth timestamps for {self._gt_dataset('depth_image_rect').shape[0]} depth maps")
+        if out.size > 1 and np.any(np.diff(out) <= 0):
+            bad = int(np.argmax(np.diff(out) <= 0))
+            raise DatasetError(f"{self.gt_path}: davis/left/depth_image_rect_ts is not strictly increasing "
+                               f"(row {bad + 1} at {out[bad + 1]} us follows {out[bad]} us)")
         return out
 
     def num_depth_frames(self) -> int:
@@ -282,9 +309,14 @@ class MVSECRecording(ReopenOnPickle):
             self._gt_dataset("depth_image_rect")
             assert self._gt is not None
             if "focal_baseline" in self._gt.attrs:
-                return float(self._gt.attrs["focal_baseline"])
+                return _check_focal_baseline(self._gt.attrs["focal_baseline"], f"{self.gt_path}: attribute focal_baseline")
         if self.scene in FOCAL_BASELINE:
             return FOCAL_BASELINE[self.scene]
+        if self.gt_path is None:
+            raise DatasetError(
+                f"{self.data_path}: no ground truth ({self.name}_gt.hdf5 not found beside it), so the focal length "
+                f"x baseline is unknown for scene {self.scene!r}; add the _gt.hdf5 file or pass focal_baseline="
+            )
         raise DatasetError(
             f"{self.data_path}: unknown scene {self.scene!r} (known: {', '.join(FOCAL_BASELINE)}); pass focal_baseline="
         )

@@ -15,12 +15,13 @@ import h5py
 import numba
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_readable
 from ..errors import DatasetError, EventFileError
 from .files import check_h5_filters, h5_errors
 from .recording import Events
 
-__all__ = ["rectify_events", "load_rectify_map", "write_rectify_map", "check_rectify_map", "RECTIFY_DATASET"]
+__all__ = ["rectify_events", "load_rectify_map", "write_rectify_map", "check_rectify_map", "check_rectify_plausible",
+           "RECTIFY_DATASET"]
 
 #: dataset name inside rectify_map.h5 (DSEC)
 RECTIFY_DATASET = "rectify_map"
@@ -28,6 +29,10 @@ RECTIFY_DATASET = "rectify_map"
 #: 2-core machine the one-pass serial kernel is as fast and does not suffer from busy cores
 PARALLEL_MIN_THREADS = 4
 PARALLEL_MIN_EVENTS = 1 << 18
+#: a plausible rectification moves the median pixel by less than this share of the larger side
+#: of the frame plus PLAUSIBLE_SHIFT_PX (real DSEC/MVSEC maps: a few pixels to tens of pixels)
+PLAUSIBLE_SHIFT = 0.25
+PLAUSIBLE_SHIFT_PX = 16.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -94,6 +99,47 @@ def check_rectify_map(rectify_map: np.ndarray, where: str = "rectify_map", error
     return np.ascontiguousarray(m, dtype=np.float32)
 
 
+def check_rectify_plausible(rmap: np.ndarray, where: str, error: type[Exception] = DatasetError) -> np.ndarray:
+    """Raise ``error`` naming ``where`` unless the (H, W, 2) map looks like a rectification.
+
+    A rectification moves pixels by a small part of the frame, so: at least half of the entries
+    must be finite (else NaN/inf); the rectified x must grow by about one pixel per raw pixel
+    along x (median step in [0.5, 2]), and y along y (a transposed map, swapped x/y channels or
+    a map in other units fail this); and the median distance between ``map[y, x]`` and
+    ``(x, y)`` must stay below ``PLAUSIBLE_SHIFT`` of the larger side (+ ``PLAUSIBLE_SHIFT_PX``).
+    Returns the map.
+    """
+    h, w = rmap.shape[:2]
+    finite = np.isfinite(rmap).all(axis=-1)
+    share = float(finite.mean())
+    if share < 0.5:
+        raise error(f"{where}: rectify map is not usable: only {share:.0%} of its entries are finite (NaN/inf)")
+    # the medians are taken on a regular grid of about 64 x 64 pixels or more (cheap at open)
+    stride = max(1, min(h, w) // 64)
+    grid = rmap[::stride, ::stride]
+    for channel, axis, name in ((0, 1, "x"), (1, 0, "y")):
+        if grid.shape[axis] < 2:
+            continue
+        step = np.diff(grid[..., channel], axis=axis) / stride
+        step = step[np.isfinite(step)]
+        slope = float(np.median(step)) if step.size else float("nan")
+        if not 0.5 <= slope <= 2.0:
+            raise error(
+                f"{where}: rectify map of {h}x{w} (HxW) is not a rectification of this sensor: rectified {name} "
+                f"changes by {slope:.3g} px per raw pixel along {name} (expected about 1; transposed, x/y "
+                "swapped or wrongly scaled?)"
+            )
+    ys, xs = np.nonzero(finite[::stride, ::stride])
+    shift = np.hypot(grid[ys, xs, 0] - xs * stride, grid[ys, xs, 1] - ys * stride)
+    median, limit = float(np.median(shift)), PLAUSIBLE_SHIFT * max(h, w) + PLAUSIBLE_SHIFT_PX
+    if median > limit:
+        raise error(
+            f"{where}: rectify map of {h}x{w} (HxW) moves pixels by {median:.0f} px (median), more than "
+            f"{limit:.0f} px: not a rectification of this sensor (transposed, x/y swapped or wrongly scaled?)"
+        )
+    return rmap
+
+
 def rectify_events(events: Events, rectify_map: np.ndarray, keep_outside: bool = False) -> Events:
     """Rectify raw events: ``(x, y) <- rectify_map[y, x]`` as float32 pixels.
 
@@ -149,6 +195,7 @@ def load_rectify_map(path: str | os.PathLike, shape: tuple[int, int] | None = No
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: rectify map file not found")
+    check_readable(path, DatasetError, "rectify map")
     if not h5py.is_hdf5(path):
         raise DatasetError(f"{path}: not an HDF5 file (or truncated)")
     with h5_errors(path, "reading rectify_map", error=DatasetError):
@@ -157,7 +204,7 @@ def load_rectify_map(path: str | os.PathLike, shape: tuple[int, int] | None = No
                 raise DatasetError(f"{path}: missing dataset {RECTIFY_DATASET!r}")
             check_h5_filters(path, f[RECTIFY_DATASET], error=DatasetError)
             data = f[RECTIFY_DATASET][()]
-    rmap = check_rectify_map(data, where=str(path))
+    rmap = check_rectify_plausible(check_rectify_map(data, where=str(path)), str(path))
     if shape is not None and tuple(rmap.shape[:2]) != tuple(shape):
         raise DatasetError(f"{path}: rectify map is {rmap.shape[0]}x{rmap.shape[1]} (HxW), expected {shape[0]}x{shape[1]}")
     return rmap

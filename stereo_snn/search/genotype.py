@@ -253,6 +253,25 @@ def _check_path(path: Any, cfg: TrellisConfig, where: str, source: str) -> tuple
     return tuple(path)
 
 
+#: refuse genotypes whose convolution weights alone would need more than this (bytes, float32);
+#: the gradients and optimizer state of training need about three times as much again
+MAX_WEIGHT_BYTES = 4 * 2**30
+
+
+def estimate_weight_bytes(cfg: TrellisConfig, path: Sequence[int]) -> int:
+    """Bytes of float32 convolution weights of the derived network on ``path`` (an upper bound:
+    every edge counted as a full 3x3 / 3x3x3 conv, the two input preprocessors as well)."""
+    k = 3 ** cfg.dim
+    stem = cfg.steps * cfg.channels
+    params = cfg.in_channels * stem * k
+    prev = stem
+    for level in path:
+        c = cfg.level_channels(int(level))
+        params += 2 * prev * c * k + 2 * cfg.steps * c * c * k
+        prev = cfg.steps * c
+    return 4 * params
+
+
 def genotype_from_dict(d: Any, source: str = "<dict>") -> Genotype:
     """Check and convert the JSON form; :class:`GenotypeError` names ``source`` and the field."""
     if not isinstance(d, dict):
@@ -276,6 +295,12 @@ def genotype_from_dict(d: Any, source: str = "<dict>") -> Genotype:
         except ConfigError as exc:
             raise GenotypeError(f"{source}: {exc}") from exc
         path = _check_path(_need(c, "path", where, list, source), cfg, f"{where}.path", source)
+        need = estimate_weight_bytes(cfg, path)
+        if need > MAX_WEIGHT_BYTES:
+            raise GenotypeError(
+                f"{source}: {where}: its channel counts (config.channels {cfg.channels}) would need about "
+                f"{need / 2**30:,.1f} GiB for the weights alone (limit {MAX_WEIGHT_BYTES / 2**30:.0f} GiB); "
+                "refused before allocating")
         cells_raw = _need(c, "cells", where, list, source)
         if len(cells_raw) != cfg.layers:
             raise GenotypeError(f"{source}: {where}.cells: {len(cells_raw)} cells, config.layers is {cfg.layers}")

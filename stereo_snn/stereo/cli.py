@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import check_output_path
 from ..errors import ConfigError
 
 __all__ = ["register"]
@@ -24,6 +25,21 @@ def _size(text: str) -> tuple[int, int]:
     if h < 6 or w < 6:
         raise argparse.ArgumentTypeError(f"size {text!r}: height and width must be >= 6 pixels")
     return h, w
+
+
+#: largest frame side accepted from --height/--width (pixels); event cameras today stay below 2000
+MAX_FRAME_SIDE = 8192
+
+
+def frame_side(text: str) -> int:
+    """argparse type of --height/--width: a whole number of pixels in 1..MAX_FRAME_SIDE."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of pixels") from exc
+    if not 1 <= value <= MAX_FRAME_SIDE:
+        raise argparse.ArgumentTypeError(f"{value}: must be between 1 and {MAX_FRAME_SIDE} pixels")
+    return value
 
 
 def _overrides(items: list[str] | None) -> dict[str, Any]:
@@ -90,13 +106,11 @@ def _config(args: argparse.Namespace, genotype: Any = None):
 
 # ------------------------------------------------------------------------------------ commands
 def _cmd_search(args: argparse.Namespace) -> int:
-    import torch
-
     from ..atomic import ensure_dir
+    from ..runtime import set_threads
     from .search import run_search
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out = ensure_dir(args.out)
     if args.derive_from:
         from .search import derive_from_supernet
@@ -113,15 +127,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from ..atomic import ensure_dir
+    from ..runtime import set_threads
     from ..search import load_genotype
     from .data import open_sources
     from .train import train_genotype
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     genotype = load_genotype(args.genotype)
     cfg = _config(args, genotype)
     out = ensure_dir(args.out)
@@ -159,6 +171,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .infer import skip_summary
     from .metrics import Regions
 
+    if args.json:
+        check_output_path(args.json, [args.data, args.checkpoint, args.genotype], "--json")
     regions = Regions(near_px=args.near_px, edge_radius_px=args.edge_radius)
     predictor, _ = _predictor(args)
     if args.mvsec_split:
@@ -174,7 +188,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"evaluated {len(result['per_image'])} window(s), {skip_summary(result['skipped'])}")
     if out_json:
         print(f"written: {out_json}")
-    return 0
+    # consistent with infer and visualize: nothing evaluated is a failure
+    return 0 if result["per_image"] else 1
 
 
 def _timestamps(text: str | None) -> list[int] | None:
@@ -194,6 +209,10 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from .data import open_source
     from .infer import infer_source, skip_summary
 
+    inputs = [args.source, args.right, args.test_csv, args.checkpoint, args.genotype, args.timestamps]
+    if args.zip:
+        check_output_path(args.zip, inputs, "--zip")
+    check_output_path(args.out, inputs, "--out", folder=True)
     out = ensure_dir(args.out)
     predictor, _ = _predictor(args)
     source = open_source(args.source, args.format, right=args.right, test_csv=args.test_csv,
@@ -219,6 +238,8 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     from .energy import energy_table, measure_energy
     from .infer import EmptyWindowError, before_first_event
 
+    if args.json:
+        check_output_path(args.json, [args.data, args.checkpoint, args.genotype], "--json")
     predictor, loaded = _predictor(args)
     with tempfile.TemporaryDirectory() as tmp:
         if args.data:
@@ -321,8 +342,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output root: OUT/<seq>/<6-digit index>.png")
     p.add_argument("--format", choices=("auto", "dsec", "mvsec", "generic"), default="auto")
     p.add_argument("--right", help="right camera's event file (generic files)")
-    p.add_argument("--height", type=int, help="frame height of generic files (default: from the files)")
-    p.add_argument("--width", type=int, help="frame width of generic files (default: from the files)")
+    p.add_argument("--height", type=frame_side, help="frame height of generic files (default: from the files)")
+    p.add_argument("--width", type=frame_side, help="frame width of generic files (default: from the files)")
     p.add_argument("--timestamps", help="window end times in microseconds: 't1,t2,...' or a text file "
                    "(default: the ground-truth / test entries, or every window for generic files)")
     p.add_argument("--test-csv", help="DSEC test csv (<seq>.csv) or its folder, when not inside the sequence folder")

@@ -26,20 +26,23 @@ def _what(text: str) -> list[str]:
 
 
 def _cmd_visualize(args: argparse.Namespace) -> int:
-    from ..atomic import ensure_dir
+    from ..atomic import check_output_path, ensure_dir
     from ..viz import visualize_sequence
     from .cli import _timestamps
     from .data import open_source
     from .infer import BEFORE_FIRST_EVENT, before_first_event, skip_summary
 
-    if not args.window_ms > 0:
-        raise ConfigError(f"--window-ms must be positive, got {args.window_ms}")
-    if args.max_disparity is not None and not args.max_disparity > 0:
-        raise ConfigError(f"--max-disparity must be positive pixels, got {args.max_disparity}")
+    if not 0 < args.window_ms < float("inf"):
+        raise ConfigError(f"--window-ms must be a positive, finite number of milliseconds, got {args.window_ms}")
+    if args.max_disparity is not None and not 0 < args.max_disparity < float("inf"):
+        raise ConfigError(f"--max-disparity must be a positive, finite number of pixels, got {args.max_disparity}")
     if args.stride < 1 or (args.limit is not None and args.limit < 1):
         raise ConfigError("--stride and --limit must be >= 1")
     if args.animation and not args.animation.lower().endswith((".gif", ".mp4")):
         raise ConfigError(f"--animation {args.animation}: must end in .gif or .mp4")
+    if args.animation:
+        check_output_path(args.animation, [args.source, args.right, args.test_csv, args.prediction, args.timestamps],
+                          "--animation")
     what = _what(args.what)
     window_us = int(round(args.window_ms * 1000))
     source = open_source(args.source, args.format, right=args.right, test_csv=args.test_csv,
@@ -74,6 +77,7 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``visualize`` subcommand."""
     from ..viz import VISUALIZE_ITEMS
+    from .cli import frame_side
 
     p = sub.add_parser(
         "visualize", help="event frames, voxel grids, disparity/depth/error maps, panels, animations",
@@ -85,8 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("auto", "dsec", "mvsec", "generic"), default="auto",
                    help="layout of SOURCE (default: auto-detect)")
     p.add_argument("--right", help="right camera's event file (generic files)")
-    p.add_argument("--height", type=int, help="frame height of generic files (default: from the files)")
-    p.add_argument("--width", type=int, help="frame width of generic files (default: from the files)")
+    p.add_argument("--height", type=frame_side, help="frame height of generic files (default: from the files)")
+    p.add_argument("--width", type=frame_side, help="frame width of generic files (default: from the files)")
     p.add_argument("--test-csv", help="DSEC test csv (<seq>.csv) or its folder, when not inside the sequence")
     p.add_argument("--timestamps", help="window end times in microseconds: 't1,t2,...' or a text file "
                    "(default: the ground-truth / test entries, or every window for generic files)")

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 
 from ..errors import ConfigError
-from ..settings import load_mapping
+from ..settings import check_field_types, load_mapping
 
 __all__ = [
     "NetworkConfig",
@@ -185,6 +185,7 @@ class StereoConfig:
             if not cond:
                 raise ConfigError(f"{source}: {key} {what}")
 
+        check_field_types(self, source)  # wrong types (train.epochs=abc) before any comparison
         need(isinstance(self.representation, Mapping) and "name" in self.representation,
              "representation", "must be a mapping with a 'name'")
         need(isinstance(self.time_steps, int) and self.time_steps >= 1, "time_steps", "must be an integer >= 1")
@@ -257,7 +258,7 @@ def load_config(path_or_name: str | Path | None, overrides: Mapping[str, Any] | 
         path = preset_path(DEFAULT_PRESET)
     else:
         path = Path(path_or_name)
-        if not path.suffix and not path.exists():
+        if not path.suffix and not path.is_file():  # a folder named like a preset is not a config
             path = preset_path(str(path_or_name))
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")

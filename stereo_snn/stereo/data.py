@@ -117,6 +117,7 @@ class DSECSource(StereoSource):
         self.name = self.seq.name
         self.height = int(self.seq.height)
         self.width = int(self.seq.width)
+        self.seq.rectify_map("right")  # both maps are checked when the recording is opened
 
     def entries(self) -> list[Entry]:
         if self.seq.has_ground_truth:
@@ -155,6 +156,8 @@ class MVSECSource(StereoSource):
         self.rec = MVSECRecording(self.path)
         self.name = str(self.rec.name)
         self.height, self.width = (int(v) for v in self.rec.sensor_size)
+        for camera in ("left", "right"):  # the maps are checked when the recording is opened
+            self.rec.rectify_map(camera)
         self._frames = None if frames is None else [int(f) for f in frames]
 
     def entries(self) -> list[Entry]:
@@ -199,11 +202,17 @@ class EventFilesSource(StereoSource):
         from ..events.files import open_events
 
         self.left_path, self.right_path = Path(left), Path(right)
-        self.files = {"left": open_events(self.left_path), "right": open_events(self.right_path)}
+        paths = {"left": self.left_path, "right": self.right_path}
+        self.files = {cam: open_events(p) for cam, p in paths.items()}
         lh, lw = self.files["left"].sensor_size
         rh, rw = self.files["right"].sensor_size
         self.height = int(height or max(lh, rh))
         self.width = int(width or max(lw, rw))
+        if height is not None or width is not None:
+            # the given frame size is enforced on every window: events beyond it are refused, never cropped
+            for f in self.files.values():
+                f.close()
+            self.files = {cam: open_events(p, (self.height, self.width)) for cam, p in paths.items()}
         if height is None and (lh, lw) != (rh, rw):
             raise DatasetError(
                 f"{self.left_path} is {lh}x{lw} but {self.right_path} is {rh}x{rw}: left and right sizes differ "
@@ -271,6 +280,8 @@ def open_sources(root: str | os.PathLike, fmt: str = "dsec") -> list[StereoSourc
     if not r.exists():
         raise DatasetError(f"{r}: no such data folder")
     if fmt == "dsec":
+        if not r.is_dir():
+            raise DatasetError(f"{r}: is a file; DSEC data is a folder of sequence folders (or one sequence folder)")
         if (r / "events" / "left").exists():
             return [DSECSource(r)]
         seqs = sorted(d for d in r.iterdir() if (d / "events" / "left").exists())
