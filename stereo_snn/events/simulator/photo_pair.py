@@ -35,10 +35,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ...atomic import ensure_dir, write_json
-from ...errors import ConfigError, DatasetError, OutputError
+from ...atomic import write_json
+from ...errors import ConfigError, DatasetError
 from ..recording import Events, StereoRecording
-from .api import MAX_MOTION_PX_PER_FRAME, _check_free, _concat, _writer
+from .api import MAX_MOTION_PX_PER_FRAME, _concat, plan_sequences
 from .config import SimConfig
 from .esim import EventGenerator
 
@@ -574,19 +574,7 @@ def write_photo_sequences(
         ConfigError: bad settings; OutputError: the output is unwritable or a sequence of the
         same name already exists there.
     """
-    if count < 1:
-        raise ConfigError(f"sequences: must be >= 1, got {count}")
-    writer = _writer(config.layout)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    ensure_dir(out)
-    configs = [
-        config if count == 1 else dataclasses.replace(config, name=f"{config.name}_{i:03d}", seed=config.seed + i)
-        for i in range(count)
-    ]
-    for cfg in configs:
-        _check_free(out, cfg.name)
+    writer, out, configs = plan_sequences(config, out_dir, config.layout, count)
     paths = []
     for cfg in configs:
         recording, info = simulate_photo_pair(pair, cfg, progress=progress)
