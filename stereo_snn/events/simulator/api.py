@@ -17,7 +17,7 @@ from .config import SimConfig
 from .esim import EventGenerator
 from .scene import Scene, build_scene, make_rectify_map
 
-__all__ = ["simulate_stereo", "make_demo_sequences", "write_sequences", "summarize", "scene_for", "MAX_MOTION_PX_PER_FRAME"]
+__all__ = ["simulate_stereo", "plan_sequences", "make_demo_sequences", "write_sequences", "summarize", "scene_for", "MAX_MOTION_PX_PER_FRAME"]
 
 MAX_MOTION_PX_PER_FRAME = 2.0  # linear interpolation between frames is trusted up to this motion
 
@@ -146,6 +146,35 @@ def _check_free(out_dir: Path, name: str) -> None:
         raise OutputError(f"{folder}: already exists and is not empty; choose another --out or --name")
 
 
+def plan_sequences(config: Any, out_dir: str | os.PathLike, fmt: str, count: int) -> tuple[Callable[[StereoRecording, Path], Path], Path, list[Any]]:
+    """Check the output and plan ``count`` sequences before any is simulated.
+
+    ``config`` is any frozen settings dataclass with ``name`` and ``seed`` fields; with
+    ``count > 1`` sequence ``i`` gets name ``<name>_<i:03d>`` and seed ``seed + i``.
+
+    Returns:
+        (the writer for ``fmt``, the created output folder, one config per sequence).
+
+    Raises:
+        ConfigError: ``count < 1`` or an unknown format; OutputError: ``out_dir`` is not a
+        writable folder or a sequence of the same name already exists there.
+    """
+    if count < 1:
+        raise ConfigError(f"sequences: must be >= 1, got {count}")
+    writer = _writer(fmt)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    ensure_dir(out)
+    configs = [
+        config if count == 1 else dataclasses.replace(config, name=f"{config.name}_{i:03d}", seed=config.seed + i)
+        for i in range(count)
+    ]
+    for cfg in configs:
+        _check_free(out, cfg.name)
+    return writer, out, configs
+
+
 def write_sequences(
     config: SimConfig,
     out_dir: str | os.PathLike,
@@ -174,19 +203,7 @@ def write_sequences(
         ConfigError: bad settings; OutputError: the output folder is unwritable or a sequence
         of the same name already exists there.
     """
-    if count < 1:
-        raise ConfigError(f"sequences: must be >= 1, got {count}")
-    writer = _writer(fmt)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    ensure_dir(out)
-    configs = [
-        config if count == 1 else dataclasses.replace(config, name=f"{config.name}_{i:03d}", seed=config.seed + i)
-        for i in range(count)
-    ]
-    for cfg in configs:
-        _check_free(out, cfg.name)
+    writer, out, configs = plan_sequences(config, out_dir, fmt, count)
     paths = []
     for cfg in configs:
         recording = simulate_stereo(cfg, progress=progress)
