@@ -157,34 +157,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predictor(args: argparse.Namespace):
+def _predictor(args: argparse.Namespace, recordings: list):
+    """The model for ``recordings``: --checkpoint (checked against the sensor size it was trained
+    on unless --any-size), else the bundled model of their layout and size."""
     from .infer import Predictor
+    from .models import check_sensor_size, choose_checkpoint
     from .network import load_model
 
-    loaded = load_model(args.checkpoint, args.device, getattr(args, "genotype", None))
+    path = choose_checkpoint(recordings, args.checkpoint)
+    loaded = load_model(path, args.device, getattr(args, "genotype", None))
+    if not getattr(args, "any_size", False):
+        check_sensor_size(recordings, loaded.info.get("data_size"), str(path))
     return Predictor(loaded.model, loaded.config, args.device), loaded
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import open_sources
-    from .evaluate import evaluate_sources, results_table
+    from .evaluate import evaluate_sources, range_warning, results_table
     from .infer import skip_summary
     from .metrics import Regions
 
     if args.json:
         check_output_path(args.json, [args.data, args.checkpoint, args.genotype], "--json")
     regions = Regions(near_px=args.near_px, edge_radius_px=args.edge_radius)
-    predictor, _ = _predictor(args)
     if args.mvsec_split:
         from .data import mvsec_protocol_sources
 
         sources = mvsec_protocol_sources(args.data, args.mvsec_split, "test")
     else:
         sources = open_sources(args.data, args.format)
+    predictor, _ = _predictor(args, sources)
     out_json = args.json or None
     result = evaluate_sources(predictor, sources, baseline=args.baseline, out_json=out_json,
                               progress=not args.no_progress, regions=regions)
     print(results_table(result))
+    warning = range_warning(result)
+    if warning:
+        print(warning)
     print(f"evaluated {len(result['per_image'])} window(s), {skip_summary(result['skipped'])}")
     if out_json:
         print(f"written: {out_json}")
@@ -214,9 +223,14 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         check_output_path(args.zip, inputs, "--zip")
     check_output_path(args.out, inputs, "--out", folder=True)
     out = ensure_dir(args.out)
-    predictor, _ = _predictor(args)
-    source = open_source(args.source, args.format, right=args.right, test_csv=args.test_csv,
-                         height=args.height, width=args.width, window_us=int(predictor.window_us))
+    def opened(window_us: int):
+        return open_source(args.source, args.format, right=args.right, test_csv=args.test_csv,
+                           height=args.height, width=args.width, window_us=window_us)
+
+    source = opened(50_000)
+    predictor, _ = _predictor(args, [source])
+    if getattr(source, "window_us", predictor.window_us) != predictor.window_us:
+        source = opened(int(predictor.window_us))  # generic files: one window per model window
     entries = source.entries_for(_timestamps(args.timestamps))
     report = infer_source(predictor, source, out, entries=entries, npy=args.npy, depth=args.depth,
                           preview=args.preview, progress=not args.no_progress)
@@ -240,13 +254,17 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 
     if args.json:
         check_output_path(args.json, [args.data, args.checkpoint, args.genotype], "--json")
-    predictor, loaded = _predictor(args)
     with tempfile.TemporaryDirectory() as tmp:
         if args.data:
             source = open_source(args.data, args.format)
+            predictor, loaded = _predictor(args, [source])
         else:
             from ..events.simulator import make_demo_sequences
+            from .models import bundled_models
 
+            if args.checkpoint is None:
+                args.checkpoint = str(bundled_models()[0].path)
+            predictor, loaded = _predictor(args, [])
             size = args.size or tuple(loaded.info.get("data_size") or (120, 160))
             source = DSECSource(make_demo_sequences(tmp, 1, seed=args.seed, size=size, duration_ms=300.0)[0])
         start, _ = source.time_range_us()
@@ -316,7 +334,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
     def model_opts(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--checkpoint", help="trained checkpoint (default: the bundled model)")
+        q.add_argument("--checkpoint", help="trained checkpoint (default: the bundled model of the recording's "
+                                            "layout and sensor size: DSEC 640x480 or MVSEC 346x260)")
+        q.add_argument("--any-size", action="store_true",
+                       help="run a --checkpoint on recordings of another sensor size than it was trained on")
         q.add_argument("--genotype", help="build the network from this genotype file instead of the checkpoint's")
         q.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when present)")
         q.add_argument("--no-progress", action="store_true", help="no progress bars")

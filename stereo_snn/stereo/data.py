@@ -64,11 +64,16 @@ def _common_span(left: tuple[int, int], right: tuple[int, int]) -> tuple[int, in
 
 
 class StereoSource(abc.ABC):
-    """A stereo event recording the stereo loops can read window by window."""
+    """A stereo event recording the stereo loops can read window by window.
+
+    ``layout`` names the recording's dataset layout ("dsec", "mvsec" or "generic"): with the
+    sensor size it picks the bundled model (:func:`~.models.choose_checkpoint`).
+    """
 
     name: str
     height: int
     width: int
+    layout: str = "generic"
 
     @abc.abstractmethod
     def entries(self) -> list[Entry]:
@@ -109,6 +114,8 @@ class StereoSource(abc.ABC):
 class DSECSource(StereoSource):
     """A DSEC-layout sequence folder (train: disparity/ present; test: ``<seq>.csv`` entries)."""
 
+    layout = "dsec"
+
     def __init__(self, path: str | os.PathLike, test_csv: str | os.PathLike | None = None):
         from ..events.dsec import DSECSequence
 
@@ -148,6 +155,8 @@ class DSECSource(StereoSource):
 
 class MVSECSource(StereoSource):
     """An MVSEC ``<scene>_data.hdf5`` (+ ``_gt.hdf5`` and rectification maps beside it)."""
+
+    layout = "mvsec"
 
     def __init__(self, data_path: str | os.PathLike, frames: Sequence[int] | None = None):
         from ..events.mvsec import MVSECRecording

@@ -1,6 +1,9 @@
 """Evaluation on ground truth: DSEC metrics (MAE, 1PE, 2PE, RMSE) or MVSEC metrics (mean
 depth error, one-pixel accuracy, mean disparity error), per image then averaged, with
-OpenCV SGBM on event frames of the very same windows beside them (``baseline="sgbm"``).
+OpenCV SGBM on event frames of the very same windows beside them (``baseline="sgbm"``),
+searching each window's true disparity range (the largest valid ground truth; the network
+only knows its own ``max_disparity``). Windows whose ground truth exceeds the model's range
+are listed in ``beyond_range`` and the command says so in one line.
 Both kinds also get the near / edge region metrics (:class:`~.metrics.Regions`: MAE and 2PE
 in disparity pixels on the near pixels and near ground-truth discontinuities).
 
@@ -13,6 +16,7 @@ the result with their reason and counted, never printed one by one. Windows that
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,7 +29,7 @@ from .data import MVSECSource, StereoSource
 from .infer import BEFORE_FIRST_EVENT, NO_GROUND_TRUTH, Predictor, before_first_event
 from .metrics import DSEC_KEYS, MVSEC_KEYS, MetricAccumulator, Regions, format_table
 
-__all__ = ["evaluate_sources", "metric_kind", "results_table"]
+__all__ = ["evaluate_sources", "metric_kind", "results_table", "range_warning"]
 
 
 def metric_kind(sources: Sequence[StereoSource]) -> str:
@@ -45,8 +49,9 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
     ``regions`` sets the near / edge region metrics (default :class:`~.metrics.Regions()`:
     near = gt > 1.5 x the image's median valid gt, edge = within 2 px of a gt jump > 1 px).
     Returns ``{"kind", "regions", "methods": {"snn": {...}, "sgbm": {...}}, "per_sequence",
-    "per_image": [...], "skipped": [{"sequence", "index", "t_us", "reason"}, ...]}`` and writes
-    it to ``out_json`` when given.
+    "per_image": [...], "skipped": [{"sequence", "index", "t_us", "reason"}, ...],
+    "beyond_range": [{"sequence", "index", "gt_max"}, ...], "max_disparity"}`` and writes it to
+    ``out_json`` when given.
     """
     from .baseline import sgbm_disparity
 
@@ -58,6 +63,7 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
     methods = ["snn"] + (["sgbm"] if baseline else [])
     per_image: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+    beyond: list[dict[str, Any]] = []
     total: dict[str, MetricAccumulator] = {}
     for src in sources:
         fb = src.focal_baseline if kind == "mvsec" else None
@@ -78,10 +84,15 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
                 skipped.append({**skip, "reason": str(exc)})
                 log(f"skipped {src.name} entry {entry.index}: {exc}")
                 continue
-            if baseline == "sgbm":
-                preds["sgbm"] = sgbm_disparity(left, right, src.height, src.width, predictor.cfg.max_disparity,
-                                               **(sgbm_params or {}))
             gt = src.disparity(entry)
+            scene_max = _scene_max_disparity(gt)
+            if scene_max > predictor.cfg.max_disparity:
+                beyond.append({"sequence": src.name, "index": entry.index, "gt_max": scene_max})
+            if baseline == "sgbm":
+                # the baseline searches the scene's true range (the model is not told it)
+                preds["sgbm"] = sgbm_disparity(left, right, src.height, src.width,
+                                               max(1, math.ceil(scene_max)) if scene_max > 0
+                                               else predictor.cfg.max_disparity, **(sgbm_params or {}))
             row: dict[str, Any] = {"sequence": src.name, "index": entry.index}
             for m, pred in preds.items():
                 res = accs[src.name][m].update(pred, gt)[0]
@@ -98,10 +109,33 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
         "per_sequence": {name: {m: a.compute() for m, a in d.items()} for name, d in accs.items()},
         "per_image": per_image,
         "skipped": skipped,
+        "beyond_range": beyond,
+        "max_disparity": predictor.cfg.max_disparity,
     }
     if out_json is not None:
         write_json(Path(out_json), result)
     return result
+
+
+def _scene_max_disparity(gt: Any) -> float:
+    """Largest valid (finite, > 0) ground-truth disparity of a window in pixels; 0 without any."""
+    import numpy as np
+
+    if gt is None:
+        return 0.0
+    g = np.asarray(gt, dtype=np.float64)
+    valid = g[np.isfinite(g) & (g > 0)]
+    return float(valid.max()) if valid.size else 0.0
+
+
+def range_warning(result: dict[str, Any]) -> str | None:
+    """One line when some windows' ground truth exceeds the model's disparity range, else None."""
+    beyond = result.get("beyond_range") or []
+    if not beyond:
+        return None
+    top = max(b["gt_max"] for b in beyond)
+    return (f"warning: the ground truth of {len(beyond)} window(s) exceeds the model's {result['max_disparity']} px "
+            f"range (up to {top:.1f} px); those pixels count as errors: use a model with a larger max_disparity")
 
 
 def results_table(result: dict[str, Any]) -> str:
