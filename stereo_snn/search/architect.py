@@ -21,21 +21,24 @@ from .energy import PJ_PER_MJ
 from .genotype import Genotype
 from .trellis import SpikingTrellis, split_parameters
 
-__all__ = ["SearchConfig", "Searcher"]
+__all__ = ["BilevelConfig", "Searcher"]
 
 
 @dataclass
-class SearchConfig:
-    """Bilevel search settings (epochs 0-based; learning rates per step; energy weight lambda
-    multiplies ``E / E_ref`` (relative to the first architecture step) or, with a target in mJ,
-    ``relu(E - target) / target``)."""
+class BilevelConfig:
+    """Settings of the engine's bilevel optimiser (each application's ``search`` settings
+    section fills one): epochs (0-based); SGD on the weights with ``lr`` cosine-annealed to
+    ``lr_min``, ``momentum`` and ``weight_decay``; Adam on the architecture parameters with
+    ``arch_lr``; the energy weight lambda multiplies ``E / E_ref`` (relative to the first
+    architecture step) or, with a target in mJ, ``relu(E - target) / target``; max_batches:
+    batch pairs per epoch (None: all)."""
 
     epochs: int = 10
     warmup_epochs: int = 1
-    w_lr: float = 0.1
-    w_lr_min: float = 1e-3
-    w_momentum: float = 0.9
-    w_weight_decay: float = 3e-4
+    lr: float = 0.1
+    lr_min: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
     grad_clip: float = 5.0
     arch_lr: float = 1e-3
     arch_weight_decay: float = 1e-3
@@ -46,8 +49,11 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.warmup_epochs < 0:
             raise ConfigError("search: epochs must be >= 1 and warmup_epochs >= 0")
-        if self.w_lr <= 0 or self.arch_lr <= 0 or self.grad_clip <= 0:
-            raise ConfigError("search: w_lr, arch_lr and grad_clip must be > 0")
+        if self.lr <= 0 or self.arch_lr <= 0 or self.grad_clip <= 0:
+            raise ConfigError("search: lr, arch_lr and grad_clip must be > 0")
+        if self.max_batches is not None and (isinstance(self.max_batches, bool) or not isinstance(self.max_batches, int)
+                                             or self.max_batches < 1):
+            raise ConfigError(f"search max_batches {self.max_batches!r}: must be an integer >= 1 (null: every batch)")
         if self.energy_weight < 0:
             raise ConfigError(f"search energy_weight {self.energy_weight}: must be >= 0")
         if self.energy_target_mj is not None and self.energy_target_mj <= 0:
@@ -68,7 +74,7 @@ def _backward_into(loss: torch.Tensor, params: list[nn.Parameter]) -> None:
 class Searcher:
     """Alternates architecture steps (held-out half) and weight steps (training half)."""
 
-    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], config: SearchConfig,
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], config: BilevelConfig,
                  components: Mapping[str, SpikingTrellis], dgs: SurrogateSearch | None = None,
                  log: Callable[[str], None] = print):
         if not components:
@@ -81,7 +87,7 @@ class Searcher:
         self.dgs, self.log = dgs, log
         self.weights, self.arch = split_parameters(model)
         c = config
-        self.w_opt = torch.optim.SGD(self.weights, lr=c.w_lr, momentum=c.w_momentum, weight_decay=c.w_weight_decay)
+        self.w_opt = torch.optim.SGD(self.weights, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         self.a_opt = torch.optim.Adam(self.arch, lr=c.arch_lr, betas=(0.5, 0.999), weight_decay=c.arch_weight_decay)
         self.e_ref: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
@@ -104,7 +110,7 @@ class Searcher:
     def lr_at(self, epoch: int) -> float:
         """Cosine-annealed weight learning rate for ``epoch``."""
         c = self.config
-        return c.w_lr_min + 0.5 * (c.w_lr - c.w_lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
+        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
 
     def step(self, train_batch: Any, val_batch: Any, epoch: int) -> dict[str, float]:
         """One search step: architecture step (from ``warmup_epochs`` on), then a weight step."""

@@ -41,20 +41,23 @@ def _split_loaders(dataset: StereoWindowDataset, batch_size: int, seed: int) -> 
 
 
 def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str | Path, seed: int = 0,
-               device: str | None = None, max_batches: int | None = None,
+               device: str | None = None, max_batches: int | None = None, overwrite: bool = False,
                log: Callable[[str], None] = print) -> Any:
     """Search the feature and matching cells/paths on ``sources``; returns the derived Genotype.
 
     cfg.search sets epochs, batch size, weight lr (cosine to lr_min), arch lr and weight
-    decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs).
+    decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs). A
+    non-empty ``out_dir`` is refused unless ``overwrite`` (:func:`stereo_snn.fit.prepare_run_dir`).
     """
-    from ..search import DGSConfig, SearchConfig, Searcher, SurrogateSearch, save_genotype
+    from ..search import BilevelConfig, DGSConfig, Searcher, SurrogateSearch, save_genotype
     from .network import build_supernet
+
+    from ..fit import prepare_run_dir
 
     sc = cfg.search
     dev = resolve_device(device)
     seed_everything(seed)
-    run = RunDir(out_dir)
+    run = prepare_run_dir(out_dir, overwrite=overwrite)
     run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "command": "search"})
     dataset = StereoWindowDataset(sources, cfg, crop=sc.crop, vflip=cfg.train.vflip, seed=seed, cache=True)
     train_half, val_half = _split_loaders(dataset, sc.batch_size, seed)
@@ -65,7 +68,7 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     def loss_fn(m: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         return disparity_loss(m(batch["left"].to(dev), batch["right"].to(dev)), batch, "smooth_l1")
 
-    engine_cfg = SearchConfig(epochs=sc.epochs, warmup_epochs=sc.warmup_epochs, w_lr=sc.lr, w_lr_min=sc.lr_min,
+    engine_cfg = BilevelConfig(epochs=sc.epochs, warmup_epochs=sc.warmup_epochs, lr=sc.lr, lr_min=sc.lr_min,
                               arch_lr=sc.arch_lr, arch_weight_decay=sc.arch_weight_decay,
                               energy_weight=sc.energy_weight, max_batches=max_batches)
     dgs = SurrogateSearch(model, DGSConfig(every=sc.dgs_every, max_batches=sc.dgs_batches)) if sc.dgs_every > 0 else None
