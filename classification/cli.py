@@ -63,7 +63,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: str | None, obj: dict[str, Any]) -> None:
-    if path:
+    from stereo_snn.distributed import context
+
+    if path and context().is_main:
         from stereo_snn.atomic import write_json
 
         write_json(path, obj)

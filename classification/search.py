@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from stereo_snn import distributed
 from stereo_snn.atomic import write_text
 from stereo_snn.fit import prepare_run_dir
 from stereo_snn.runtime import RunDir
@@ -56,19 +57,27 @@ def search_run(cfg: ClassifyConfig, out: str | Path, overwrite: bool = False,
 
     s = cfg.search
     device = setup(cfg)
+    main, log = distributed.is_main(), distributed.main_only(log)
+    distributed.check_batch(s.batch_size, "search.batch_size")
     data = build_data(cfg.data, s.batch_size, cfg.seed, search_fraction=s.train_fraction)
     model = build_supernet(cfg.model, data.num_classes, data.in_channels).to(device)
     run = prepare_run_dir(out, overwrite=overwrite)
-    run.write_config({**cfg.to_dict(), "num_classes": data.num_classes, "class_names": data.class_names})
+    if main:
+        run.write_config({**cfg.to_dict(), "num_classes": data.num_classes, "class_names": data.class_names,
+                          "world_size": distributed.world_size(), "global_batch_size": s.batch_size})
     dgs = SurrogateSearch(model, cfg.dgs) if s.dgs else None
     searcher = Searcher(model, classification_loss(), search_config(cfg), components={COMPONENT: model.backbone}, dgs=dgs, log=log)
     t0 = time.time()
-    genotype = searcher.run(Limited(data.search_train, None, 0, device), Limited(data.search_val, None, 0, device))
+    genotype = searcher.run(Limited(data.search_train, None, 0, device, shard=True),
+                            Limited(data.search_val, None, 0, device, shard=True))
     wall = time.time() - t0
     settings = {**genotype.settings, "application": "classification", "dataset": data.name, "num_classes": data.num_classes,
                 "time_steps": cfg.model.time_steps, "search": cfg.to_dict()["search"], "seed": cfg.seed}
     genotype = dataclasses.replace(genotype, settings=settings)
-    path = save_genotype(run.root / "genotype.json", genotype)
+    path = run.root / "genotype.json"
+    if not main:
+        return SearchResult(run, genotype, path, searcher.history)
+    save_genotype(run.root / "genotype.json", genotype)
     write_text(run.root / "arch.txt", model.backbone.arch_summary() + "\n")
     writer = SummaryWriter(str(run.tensorboard))
     try:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stereo_snn import distributed
 from stereo_snn.errors import CheckpointError, ConfigError
 from stereo_snn.fit import FitResult, FitSettings, FitTask, StepLoss, fit, prepare_run_dir, read_run_state
 from stereo_snn.runtime import RunDir, resolve_device, seed_everything
@@ -37,11 +38,14 @@ class Limited:
     """Re-iterable view of ``source.batches(epoch)`` limited to ``max_batches`` (None: all).
 
     Each new iteration advances the epoch, so an engine loop that re-iterates it per
-    epoch sees a fresh shuffle every time.
+    epoch sees a fresh shuffle every time. With ``shard`` under torchrun each global batch
+    is cut to this process's rows (:func:`stereo_snn.distributed.shard_rows`).
     """
 
-    def __init__(self, source: Any, max_batches: int | None = None, epoch: int = 0, device: torch.device | None = None):
+    def __init__(self, source: Any, max_batches: int | None = None, epoch: int = 0, device: torch.device | None = None,
+                 shard: bool = False):
         self.source, self.max_batches, self.epoch, self.device = source, max_batches, epoch, device
+        self.shard = shard
 
     def __len__(self) -> int:
         n = len(self.source)
@@ -52,6 +56,8 @@ class Limited:
         for i, (x, y) in enumerate(self.source.batches(epoch)):
             if self.max_batches is not None and i >= self.max_batches:
                 break
+            if self.shard:
+                x, y = distributed.shard_rows(x, y)
             if self.device is not None:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             yield x, y
@@ -91,11 +97,12 @@ class TrainResult:
 
 
 def setup(cfg: ClassifyConfig) -> torch.device:
-    """Seed everything, cap CPU threads if asked, and return the run's device."""
+    """Seed everything, cap CPU threads if asked, join the torchrun process group when there is
+    one, and return this process's device."""
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    return resolve_device(cfg.device)
+    return distributed.setup(resolve_device(cfg.device))[1]
 
 
 def train_run(
@@ -118,8 +125,10 @@ def train_run(
     settings = FitSettings(epochs=tc.epochs, epochs_this_run=epochs_this_run, grad_clip=tc.grad_clip, amp=tc.amp,
                            best_metric=("test_top1",), best_mode="max", progress=progress)
     device = setup(cfg)
+    log = distributed.main_only(log)
+    distributed.check_batch(tc.batch_size, "train.batch_size")
     run = prepare_run_dir(out, resume=resume, overwrite=overwrite)
-    ckpt_path = run.checkpoints / "last.pt"
+    ckpt_path = run.root / "checkpoints" / "last.pt"
     state: dict[str, Any] | None = None
     if resume:
         state = read_run_state(out, "classification")
@@ -137,8 +146,9 @@ def train_run(
     optimizer = make_optimizer(model.parameters(), tc)
     scheduler = make_scheduler(optimizer, tc)
     dgs = SurrogateSearch(model, cfg.dgs) if tc.dgs else None
-    if state is None:
-        run.write_config({**cfg.to_dict(), "num_classes": data.num_classes, "class_names": data.class_names})
+    if state is None and distributed.is_main():
+        run.write_config({**cfg.to_dict(), "num_classes": data.num_classes, "class_names": data.class_names,
+                          "world_size": distributed.world_size(), "global_batch_size": tc.batch_size})
         save_genotype(run.root / "genotype.json", genotype)
     dgs_loss = classification_loss(tc.label_smoothing)
 
@@ -165,7 +175,7 @@ def train_run(
 
     task = FitTask(
         application="classification", model=model, optimizer=optimizer, scheduler=scheduler,
-        train_batches=lambda epoch: Limited(data.train, tc.max_batches, epoch, device),
+        train_batches=lambda epoch: Limited(data.train, tc.max_batches, epoch, device, shard=True),
         step_loss=step_loss, evaluate=test, dgs=dgs, dgs_loss=dgs_loss,
         dgs_batches=lambda epoch: (Limited(data.search_train, None, epoch, device),
                                    Limited(data.search_val, None, epoch, device)),

@@ -12,7 +12,10 @@ epochs and promises:
 - resuming restores the model, optimiser, schedule, AMP scaler, DGS history and every RNG
   state, so on a CPU N epochs straight equal N/2 plus a resumed N/2 bit for bit;
 - ``RUN/metrics.json`` holds the per-epoch history (``epoch`` counts from 1) and the best row;
-- every numeric entry of an epoch's row is a TensorBoard scalar (``train_loss`` -> ``train/loss``).
+- every numeric entry of an epoch's row is a TensorBoard scalar (``train_loss`` -> ``train/loss``);
+- under torchrun (:mod:`stereo_snn.distributed`) gradients are averaged over the processes,
+  rank 0's buffers (batch-norm statistics) are copied to all before each evaluation, the
+  epoch's training metrics are summed over the processes, and only rank 0 writes and logs.
 
 Run folders are never overwritten by accident: :func:`prepare_run_dir` refuses a folder that
 already holds something unless the run resumes it or ``overwrite`` is given.
@@ -29,8 +32,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from . import distributed
 from .atomic import write_json
-from .errors import CheckpointError, ConfigError, OutputError
+from .errors import CheckpointError, ConfigError, OutputError, StereoSNNError
 from .runtime import RunDir, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 if TYPE_CHECKING:
@@ -153,32 +157,53 @@ def prepare_run_dir(out: str | Path, resume: bool = False, overwrite: bool = Fal
     A new run (no ``resume``) refuses a folder holding anything but the names in ``keep``
     (``data``: sequences a command simulated there first) with :class:`OutputError`, unless
     ``overwrite``: then the earlier run's outputs (:data:`RUN_OUTPUTS`) are removed. Temporary
-    files left by a killed checkpoint write (``checkpoints/.NAME.*.tmp*``) are removed.
+    files left by a killed checkpoint write (``checkpoints/.NAME.*.tmp*``) are removed. Under
+    torchrun rank 0 decides and changes the folder, and every rank raises its error.
     """
     root = Path(out)
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite: give one (continue the run, or replace it)")
+    error: StereoSNNError | None = None
+    if distributed.context().is_main:
+        try:
+            _prepare(root, resume, overwrite, set(keep))
+        except StereoSNNError as exc:
+            error = exc
+    error = distributed.broadcast_object(error)
+    if error is not None:
+        raise error
+    if not distributed.context().is_main and not distributed.world_size() > 1:
+        _check(root, resume, overwrite, set(keep))  # not joined yet: each process checks for itself
+    return RunDir(root)
+
+
+def _check(root: Path, resume: bool, overwrite: bool, keep: set[str]) -> list[str]:
+    """The names a new run would replace in ``root``; OutputError unless ``overwrite``."""
     if root.exists() and not root.is_dir():
         raise OutputError(f"{root}: exists and is not a folder")
-    if root.is_dir() and not resume:
-        held = sorted(p.name for p in root.iterdir() if p.name not in set(keep))
-        if held and not overwrite:
-            shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
-            raise OutputError(f"{root}: the run folder is not empty ({shown}); continue the run with --resume, "
-                              "choose another --out, or replace it with --overwrite")
-        if held:
-            for name in RUN_OUTPUTS:
-                path = root / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
-    run = RunDir(root)
+    if resume or not root.is_dir():
+        return []
+    held = sorted(p.name for p in root.iterdir() if p.name not in keep)
+    if held and not overwrite:
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise OutputError(f"{root}: the run folder is not empty ({shown}); continue the run with --resume, "
+                          "choose another --out, or replace it with --overwrite")
+    return held
+
+
+def _prepare(root: Path, resume: bool, overwrite: bool, keep: set[str]) -> None:
+    if _check(root, resume, overwrite, keep):
+        for name in RUN_OUTPUTS:
+            path = root / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    RunDir(root)
     ckpt = root / "checkpoints"
     if ckpt.is_dir():
         for tmp in ckpt.glob(".*.tmp*"):
             tmp.unlink(missing_ok=True)
-    return run
 
 
 def _legacy_application(state: Mapping[str, Any]) -> str | None:
@@ -243,6 +268,8 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
 
     from .spiking import reset
 
+    main = distributed.is_main()
+    log = distributed.main_only(log)
     model, opt, sched = task.model, task.optimizer, task.scheduler
     use_amp = bool(settings.amp) and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
@@ -262,7 +289,8 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
     stop = settings.epochs if settings.epochs_this_run is None else min(settings.epochs, start + settings.epochs_this_run)
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(log_dir=str(run.tensorboard))
+    distributed.broadcast_module(model)  # every process starts from rank 0's weights
+    writer = SummaryWriter(log_dir=str(run.tensorboard)) if main else None
     t0 = time.time()
     epoch = start
     try:
@@ -274,7 +302,7 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
             lr = float(opt.param_groups[0]["lr"])
             weight, loss_sum, sums = 0.0, 0.0, {}
             bar = tqdm(task.train_batches(epoch), desc=f"train {epoch + 1}/{settings.epochs}",
-                       disable=not settings.progress, leave=False)
+                       disable=not (settings.progress and main), leave=False)
             for batch in bar:
                 reset(model)
                 opt.zero_grad(set_to_none=True)
@@ -284,6 +312,7 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
                 if not torch.isfinite(loss.detach()):
                     raise ConfigError(f"train: the loss became {float(loss.detach())} at epoch {epoch + 1} (lower train.lr?)")
                 scaler.scale(loss).backward()
+                distributed.average_gradients(model.parameters())
                 if settings.grad_clip:
                     scaler.unscale_(opt)
                     nn.utils.clip_grad_norm_(model.parameters(), float(settings.grad_clip))
@@ -296,6 +325,11 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
                     sums[k] = sums.get(k, 0.0) + float(v)
                 bar.set_postfix(loss=f"{loss_sum / max(weight, 1e-12):.3f}")
             sched.step()
+            if distributed.world_size() > 1:
+                keys = sorted(sums)
+                weight, loss_sum, *totals = distributed.sum_floats([weight, loss_sum, *(sums[k] for k in keys)])
+                sums = dict(zip(keys, totals))
+                distributed.broadcast_module(model, parameters=False)  # rank 0's batch-norm statistics
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(weight, 1e-12),
                                    **{k: v / max(weight, 1e-12) for k, v in sums.items()}}
             if task.evaluate is not None:
@@ -303,20 +337,23 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
             if task.dgs is not None:
                 row["surrogate_b"] = task.dgs.current_b()
             history.append(row)
+            improved = _is_better(row, best, settings)
+            if improved:
+                metric = next(k for k in settings.best_metric if row.get(k) is not None)
+                best = {"score": float(row[metric]), "metric": metric, **row}
+            if not main:
+                continue
             for k, v in row.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
                     writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
             if task.on_epoch_end is not None:
                 task.on_epoch_end(model, epoch + 1, writer)
-            improved = _is_better(row, best, settings)
-            if improved:
-                metric = next(k for k in settings.best_metric if row.get(k) is not None)
-                best = {"score": float(row[metric]), "metric": metric, **row}
             state = {
                 "application": task.application, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "epochs_done": epoch + 1,
                 "rng": rng_state(), "history": history, "best": best,
-                "dgs_history": task.dgs.history if task.dgs is not None else {}, **task.extra_state,
+                "dgs_history": task.dgs.history if task.dgs is not None else {},
+                "world_size": distributed.world_size(), **task.extra_state,
             }
             save_checkpoint(run.checkpoints / "last.pt", state)
             if improved:
@@ -326,7 +363,8 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
             log(task.describe(row) if task.describe is not None else
                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     done = history[-1]["epoch"] if history else start
     return FitResult(run, done, settings.epochs, history, best,
                      _metrics(task, settings, done, history, best, time.time() - t0))

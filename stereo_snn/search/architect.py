@@ -2,7 +2,9 @@
 
 Task-agnostic: the application hands over its model (containing one or more
 :class:`SpikingTrellis`), ``loss_fn(model, batch) -> scalar`` and two batch iterables. The
-architecture loss adds the expected-energy penalty of the named components.
+architecture loss adds the expected-energy penalty of the named components. Under torchrun
+each process iterates its share of both halves and the gradients of both steps are averaged
+over the processes, so weights and architecture stay identical on every rank.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from .. import distributed
 from ..errors import ConfigError
 from ..spiking import reset
 from .dgs import SurrogateSearch
@@ -104,7 +107,10 @@ class Searcher:
             target = c.energy_target_mj * PJ_PER_MJ
             return c.energy_weight * torch.relu(e - target) / target
         if self.e_ref is None:
-            self.e_ref = e.detach().clamp_min(1e-12)
+            ref = e.detach()
+            if distributed.world_size() > 1:  # the same reference on every process: the mean of their first energies
+                ref = torch.full_like(ref, distributed.sum_floats([float(ref)])[0] / distributed.world_size())
+            self.e_ref = ref.clamp_min(1e-12)
         return c.energy_weight * e / self.e_ref
 
     def lr_at(self, epoch: int) -> float:
@@ -121,12 +127,14 @@ class Searcher:
             val_loss = self.loss_fn(self.model, val_batch)
             total = val_loss + (self.energy_penalty() if self.config.energy_weight > 0 else 0.0)
             _backward_into(total, self.arch)  # only the architecture gradients are needed here
+            distributed.average_gradients(self.arch)  # torchrun: identical architecture on every process
             self.a_opt.step()
             out["val_loss"] = float(val_loss.detach())
         reset(self.model)
         self.w_opt.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model, train_batch)
         _backward_into(loss, self.weights)  # only the weight gradients are needed here
+        distributed.average_gradients(self.weights)
         torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_opt.step()
         out["loss"] = float(loss.detach())
@@ -136,6 +144,7 @@ class Searcher:
     def run(self, train_batches: Iterable, val_batches: Iterable) -> Genotype:
         """All epochs (the iterables are iterated once per epoch); returns the derived genotype."""
         c = self.config
+        distributed.broadcast_module(self.model)  # torchrun: every process starts from rank 0's supernet
         for epoch in range(c.epochs):
             lr = self.lr_at(epoch)
             for group in self.w_opt.param_groups:
@@ -151,6 +160,10 @@ class Searcher:
                 for k, v in self.step(tb, vb, epoch).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n += 1
+            if distributed.world_size() > 1:  # means over every process's batches
+                keys = sorted(sums)
+                n, *totals = distributed.sum_floats([n, *(sums[k] for k in keys)])
+                sums = dict(zip(keys, totals))
             summary = {"epoch": epoch, "lr": lr, **{k: v / max(n, 1) for k, v in sums.items()}}
             summary["arch"] = {name: comp.arch_summary() for name, comp in self.components.items()}
             self.history.append(summary)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from .. import distributed
 from ..atomic import atomic_path
 from ..errors import DatasetError
 from ..runtime import RunDir, resolve_device, save_checkpoint, seed_everything
@@ -34,8 +35,14 @@ def _split_loaders(dataset: StereoWindowDataset, batch_size: int, seed: int) -> 
     halves = (sorted(order[: (n + 1) // 2].tolist()), sorted(order[(n + 1) // 2:].tolist()))
     loaders = []
     for k, idx in enumerate(halves):
+        subset = Subset(dataset, idx)
+        sampler = distributed.make_sampler(subset, True, int(seed) * 7919 + k)  # torchrun: this process's share
+        if sampler is not None:
+            loaders.append(DataLoader(subset, batch_size=distributed.check_batch(batch_size, "search.batch_size"),
+                                      sampler=sampler, collate_fn=pad_collate, num_workers=0))
+            continue
         gen = torch.Generator().manual_seed(int(seed) * 7919 + k)
-        loaders.append(DataLoader(Subset(dataset, idx), batch_size=batch_size, shuffle=True, generator=gen,
+        loaders.append(DataLoader(subset, batch_size=batch_size, shuffle=True, generator=gen,
                                   collate_fn=pad_collate, num_workers=0))
     return loaders[0], loaders[1]
 
@@ -49,16 +56,19 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs). A
     non-empty ``out_dir`` is refused unless ``overwrite`` (:func:`stereo_snn.fit.prepare_run_dir`).
     """
+    from ..fit import prepare_run_dir
     from ..search import BilevelConfig, DGSConfig, Searcher, SurrogateSearch, save_genotype
     from .network import build_supernet
 
-    from ..fit import prepare_run_dir
-
     sc = cfg.search
-    dev = resolve_device(device)
+    _, dev = distributed.setup(resolve_device(device))
+    main, log = distributed.is_main(), distributed.main_only(log)
+    distributed.check_batch(sc.batch_size, "search.batch_size")
     seed_everything(seed)
     run = prepare_run_dir(out_dir, overwrite=overwrite)
-    run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "command": "search"})
+    if main:
+        run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "command": "search",
+                          "world_size": distributed.world_size(), "global_batch_size": sc.batch_size})
     dataset = StereoWindowDataset(sources, cfg, crop=sc.crop, vflip=cfg.train.vflip, seed=seed, cache=True)
     train_half, val_half = _split_loaders(dataset, sc.batch_size, seed)
     log(f"search: {len(dataset)} windows from {len(sources)} sequence(s), {len(train_half.dataset)} weight / "
@@ -77,6 +87,8 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     genotype = searcher.run(train_half, val_half)
     genotype = dataclasses.replace(genotype, settings={**dict(genotype.settings), "stereo_config": cfg.to_dict(),
                                                        "seed": seed, "windows": len(dataset)})
+    if not main:
+        return genotype
     save_genotype(run.root / "genotype.json", genotype)
     # the searched supernet itself: decode it again later without searching (derive_from_supernet)
     save_checkpoint(run.root / "supernet.pt", {"model": model.state_dict(), "config": cfg.to_dict(), "seed": seed,

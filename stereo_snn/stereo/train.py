@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .. import distributed
 from ..errors import CheckpointError
 from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
 from .config import StereoConfig
@@ -40,10 +41,17 @@ class TrainResult:
     best: dict[str, Any] | None
 
 
-def make_loader(dataset: StereoWindowDataset, batch_size: int, shuffle: bool, seed: int, epoch: int) -> DataLoader:
-    """A single-process loader whose order is a pure function of (seed, epoch)."""
+def make_loader(dataset: StereoWindowDataset, batch_size: int, shuffle: bool, seed: int, epoch: int,
+                shard: bool = False) -> DataLoader:
+    """A loader whose order is a pure function of (seed, epoch). With ``shard`` under torchrun
+    it yields this process's share of each global batch of ``batch_size`` windows."""
     dataset.set_epoch(epoch)
-    gen = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
+    order_seed = int(seed) * 100_003 + int(epoch)
+    sampler = distributed.make_sampler(dataset, shuffle, order_seed) if shard else None
+    if sampler is not None:
+        return DataLoader(dataset, batch_size=distributed.check_batch(batch_size, "train.batch_size"), sampler=sampler,
+                          collate_fn=pad_collate, num_workers=0)
+    gen = torch.Generator().manual_seed(order_seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen,
                       collate_fn=pad_collate, num_workers=0)
 
@@ -103,8 +111,10 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
     from ..fit import FitSettings, FitTask, StepLoss, fit, prepare_run_dir, read_run_state
     from .network import build_network, load_state_checked, make_dgs
 
-    dev = resolve_device(device)
+    _, dev = distributed.setup(resolve_device(device))
+    log = distributed.main_only(log)
     tc = cfg.train
+    distributed.check_batch(tc.batch_size, "train.batch_size")
     settings = FitSettings(epochs=tc.epochs, epochs_this_run=epochs_this_run, grad_clip=tc.grad_clip, amp=tc.amp,
                            best_metric=("val_mae", "train_loss"), best_mode="min", progress=progress)
     run = prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
@@ -121,8 +131,9 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
         if state.get("config") != cfg.to_dict():
             raise CheckpointError(f"{last_path}: the run's config differs from the given one; resume with the same settings")
         load_state_checked(model, state["model"], str(last_path))  # names the keys that do not fit
-    else:
-        run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev)})
+    elif distributed.is_main():
+        run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev),
+                          "world_size": distributed.world_size(), "global_batch_size": tc.batch_size})
         from ..search import save_genotype
 
         save_genotype(run.root / "genotype.json", genotype)
@@ -142,7 +153,8 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
 
     task = FitTask(
         application="stereo", model=model, optimizer=opt, scheduler=sched,
-        train_batches=lambda epoch: make_loader(train_ds, tc.batch_size, shuffle=True, seed=seed, epoch=epoch),
+        train_batches=lambda epoch: make_loader(train_ds, tc.batch_size, shuffle=True, seed=seed, epoch=epoch,
+                                                shard=True),
         step_loss=lambda m, batch: StepLoss(loss_fn(m, batch)),
         evaluate=evaluate, dgs=dgs, dgs_loss=loss_fn,
         dgs_batches=lambda epoch: (make_loader(train_ds, tc.batch_size, True, seed + 1, epoch),
