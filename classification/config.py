@@ -282,17 +282,10 @@ class ClassifyConfig:
             raise ConfigError(text if text.startswith(source) else f"{source}: {text}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain (JSON/YAML) form that :meth:`from_dict` reads back."""
-        return _plain(dataclasses.asdict(self))
+        """Plain form (dicts, tuples, numbers, text) that :meth:`from_dict` reads back."""
+        return dataclasses.asdict(self)
 
     def with_overrides(self, overrides: Iterable[str]) -> "ClassifyConfig":
         """A copy changed by ``key.sub=value`` strings."""
         return ClassifyConfig.from_dict(apply_overrides(self.to_dict(), overrides), "settings")
 
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj

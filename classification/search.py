@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from stereo_snn import distributed
 from stereo_snn.atomic import write_text
-from stereo_snn.fit import prepare_run_dir
+from stereo_snn.fit import prepare_run_dir, write_history_scalars
 from stereo_snn.runtime import RunDir
 from stereo_snn.search import BilevelConfig, Genotype, Searcher, SurrogateSearch, save_genotype
 
@@ -53,8 +53,6 @@ def search_run(cfg: ClassifyConfig, out: str | Path, overwrite: bool = False,
     (``metrics.json``), the architecture summary (``arch.txt``) and TensorBoard scalars.
     A non-empty ``out`` is refused unless ``overwrite``.
     """
-    from torch.utils.tensorboard import SummaryWriter
-
     s = cfg.search
     device = setup(cfg)
     main, log = distributed.is_main(), distributed.main_only(log)
@@ -79,14 +77,7 @@ def search_run(cfg: ClassifyConfig, out: str | Path, overwrite: bool = False,
         return SearchResult(run, genotype, path, searcher.history)
     save_genotype(run.root / "genotype.json", genotype)
     write_text(run.root / "arch.txt", model.backbone.arch_summary() + "\n")
-    writer = SummaryWriter(str(run.tensorboard))
-    try:
-        for i, row in enumerate(searcher.history, start=1):
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    writer.add_scalar(f"search/{key}", value, i)
-    finally:
-        writer.close()
+    write_history_scalars(run, searcher.history, "search")
     run.write_metrics({"wall_s": round(wall, 1), "epochs": s.epochs, "path": list(genotype.components[COMPONENT].path),
                        "history": searcher.history, "dgs_b": dgs.current_b() if dgs is not None else {}})
     return SearchResult(run, genotype, Path(path), searcher.history)

@@ -50,6 +50,8 @@ __all__ = [
     "fit",
     "prepare_run_dir",
     "read_run_state",
+    "add_scalars",
+    "write_history_scalars",
 ]
 
 #: fields every training checkpoint holds (the application adds its own, e.g. config and genotype)
@@ -343,9 +345,7 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
                 best = {"score": float(row[metric]), "metric": metric, **row}
             if not main:
                 continue
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
-                    writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
+            add_scalars(writer, row, epoch + 1)
             if task.on_epoch_end is not None:
                 task.on_epoch_end(model, epoch + 1, writer)
             state = {
@@ -368,6 +368,26 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
     done = history[-1]["epoch"] if history else start
     return FitResult(run, done, settings.epochs, history, best,
                      _metrics(task, settings, done, history, best, time.time() - t0))
+
+
+def add_scalars(writer: Any, row: Mapping[str, Any], step: int, prefix: str | None = None) -> None:
+    """Every numeric entry of ``row`` but ``epoch`` as a TensorBoard scalar at ``step``: tag
+    ``prefix/key``, or without a prefix the key's first ``_`` as ``/`` (``train_loss`` -> ``train/loss``)."""
+    for k, v in row.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
+            writer.add_scalar(f"{prefix}/{k}" if prefix else k.replace("_", "/", 1), v, step)
+
+
+def write_history_scalars(run: RunDir, history: Iterable[Mapping[str, Any]], prefix: str) -> None:
+    """TensorBoard scalars of per-epoch rows (``epoch`` counted from 1), e.g. a search's history."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(run.tensorboard))
+    try:
+        for i, row in enumerate(history, start=1):
+            add_scalars(writer, row, int(row.get("epoch", i)), prefix)
+    finally:
+        writer.close()
 
 
 def _is_better(row: Mapping[str, Any], best: Mapping[str, Any] | None, settings: FitSettings) -> bool:

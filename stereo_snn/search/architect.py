@@ -150,7 +150,7 @@ class Searcher:
             for group in self.w_opt.param_groups:
                 group["lr"] = lr
             if self.dgs is not None and self.dgs.maybe_run(epoch, train_batches, val_batches, self.loss_fn):
-                self.log(f"epoch {epoch}: DGS b range [{min(self.dgs.current_b().values()):.2f}, "
+                self.log(f"epoch {epoch + 1}/{c.epochs}: DGS b range [{min(self.dgs.current_b().values()):.2f}, "
                          f"{max(self.dgs.current_b().values()):.2f}]")
             sums: dict[str, float] = {}
             n = 0
@@ -164,11 +164,11 @@ class Searcher:
                 keys = sorted(sums)
                 n, *totals = distributed.sum_floats([n, *(sums[k] for k in keys)])
                 sums = dict(zip(keys, totals))
-            summary = {"epoch": epoch, "lr": lr, **{k: v / max(n, 1) for k, v in sums.items()}}
+            summary = {"epoch": epoch + 1, "lr": lr, **{k: v / max(n, 1) for k, v in sums.items()}}
             summary["arch"] = {name: comp.arch_summary() for name, comp in self.components.items()}
             self.history.append(summary)
             nums = " ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
-            self.log(f"epoch {epoch}: {nums}")
+            self.log(f"epoch {epoch + 1}/{c.epochs}: {nums}")
             for name, text in summary["arch"].items():
                 self.log(f"  [{name}] " + text.replace("\n", f"\n  [{name}] "))
         return self.derive()

@@ -56,7 +56,7 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs). A
     non-empty ``out_dir`` is refused unless ``overwrite`` (:func:`stereo_snn.fit.prepare_run_dir`).
     """
-    from ..fit import prepare_run_dir
+    from ..fit import prepare_run_dir, write_history_scalars
     from ..search import BilevelConfig, DGSConfig, Searcher, SurrogateSearch, save_genotype
     from .network import build_supernet
 
@@ -97,7 +97,7 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     run.write_metrics({"history": history})
     plot_genotype(genotype, run.figures / "genotype.png")
     plot_curves(history, run.figures / "search_curves.png", title="search")
-    _tensorboard(run, history)
+    write_history_scalars(run, history, "search")
     log(f"search: genotype written to {run.root / 'genotype.json'}")
     return genotype
 
@@ -144,19 +144,6 @@ def _numeric_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[floa
         keys += [k for k, v in row.items() if k != "epoch" and k not in keys
                  and isinstance(v, (int, float)) and not isinstance(v, bool)]
     return {k: [float(r[k]) if isinstance(r.get(k), (int, float)) else float("nan") for r in history] for k in keys}
-
-
-def _tensorboard(run: RunDir, history: Sequence[Mapping[str, Any]]) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(log_dir=str(run.tensorboard))
-    try:
-        for i, row in enumerate(history):
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
-                    writer.add_scalar(f"search/{k}", v, int(row.get("epoch", i + 1)))
-    finally:
-        writer.close()
 
 
 def plot_curves(history: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:

@@ -68,8 +68,9 @@ def test_search_runs_and_architecture_weights_move(searches):
         assert not torch.allclose(before[name], after[name].detach()), name
     assert set(g.components) == {"body"} and len(g.components["body"].path) == 2
     assert len(searcher.history) == 4 and "val_loss" not in searcher.history[0] and "val_loss" in searcher.history[1]
+    assert [r["epoch"] for r in searcher.history] == [1, 2, 3, 4]  # counted from 1, like training epochs
     assert searcher.history[-1]["loss"] < searcher.history[0]["loss"]
-    assert any(line.startswith("epoch 3:") for line in logs) and any("path" in line for line in logs)
+    assert any(line.startswith("epoch 3/4:") for line in logs) and any("path" in line for line in logs)
     assert g.settings["search"]["energy_weight"] == 0.0
 
 
