@@ -22,7 +22,7 @@ import torch
 from stereo_snn.errors import ConfigError
 
 TINY_CLASSIFY = ["model.time_steps=2", "model.layers=2", "model.channels=4", "model.levels=2",
-                 "model.neuron_kinds=[lif]", "threads=1", "train.epochs=1", "train.batch_size=16",
+                 "model.neuron_kinds=[lif]", "threads=1", "train.epochs=2", "train.batch_size=16",
                  "train.eval_batch_size=64", "train.max_batches=3", "train.dgs=false", "data.limit_train=48",
                  "data.limit_test=32"]
 
@@ -66,7 +66,7 @@ def _jobs(root: Path, sim_root: Path, genotype_file: Path, tag: str) -> dict:
                             model_factory=factory, log=_quiet)
     ccfg = C.resolve_config("digits", command="train",
                             overrides=[*TINY_CLASSIFY, f"model.genotype={root / 'classify_genotype.json'}"])
-    classify = train_run(ccfg, root / f"classify_{tag}", progress=False, log=_quiet)
+    classify = train_run(ccfg, root / f"classify_{tag}", epochs_this_run=1, progress=False, log=_quiet)
     found = run_search(cfg, sources, root / f"search_{tag}", seed=1, device="cpu", max_batches=1, log=_quiet)
     return {"stereo_loss": stereo.history[-1]["train_loss"], "classify_loss": classify.metrics["history"][-1]["train_loss"],
             "genotype": json.dumps([list(c.path) for c in found.components.values()]),
@@ -181,6 +181,14 @@ def test_two_processes_search_like_one(runs):
     one, two = (json.loads((root / f"search_{tag}" / "metrics.json").read_text())["history"][0] for tag in ("one", "ddp"))
     assert two["loss"] == pytest.approx(one["loss"], rel=0.05)
     assert two["val_loss"] == pytest.approx(one["val_loss"], rel=0.05)
+
+
+def test_a_two_process_run_resumes_in_one_process(runs):
+    from classification.train import resume_config, train_run
+
+    root = runs[0]
+    done = train_run(resume_config(root / "classify_ddp"), root / "classify_ddp", resume=True, progress=False, log=_quiet)
+    assert done.finished and [r["epoch"] for r in done.metrics["history"]] == [1, 2]
 
 
 def test_averaged_gradients_are_the_whole_batch_gradient(runs):
