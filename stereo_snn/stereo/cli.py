@@ -67,6 +67,11 @@ def _sources(args: argparse.Namespace, out: Path) -> list:
 
         if args.data:
             raise ConfigError("give either --data or --simulate, not both")
+        from ..distributed import context
+
+        if context().active:
+            raise ConfigError("--simulate under torchrun: every process would write the same sequences; simulate "
+                              "them with one process first (stereo-snn simulate), then give --data")
         paths = make_demo_sequences(out / "data", args.simulate, seed=args.sim_seed, size=args.sim_size,
                                     duration_ms=args.sim_duration_ms, progress=not args.no_progress)
         return open_sources(paths[0].parent, "dsec")

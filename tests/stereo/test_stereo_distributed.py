@@ -214,3 +214,14 @@ def test_a_half_set_distributed_environment_is_one_line(monkeypatch, capsys, tmp
     assert cli.main(["classify", "train", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "distributed environment half set" in err[0] and "torchrun" in err[0]
+
+
+def test_simulating_under_torchrun_is_refused(monkeypatch, capsys, tmp_path):
+    from stereo_snn import cli
+
+    for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "29999"}.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["search", "--simulate", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rank 0: --simulate under torchrun" in err[0]
