@@ -26,14 +26,23 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
 
     ``source`` yields ``(images [B, C, H, W], labels [B])`` from ``batches()``; k is capped
     at the class count. Returns ``{"top1", "top5", "loss", "images"}`` (top-k under "top5").
+    Inside a torchrun process group each process scores rows ``rank, rank + W, ...`` of every
+    batch and the counts are summed over the processes.
     """
     from tqdm import tqdm
 
+    from stereo_snn import distributed
+
     was_training = model.training
     model.eval()
+    world, rank = distributed.world_size(), distributed.rank()
     n, top1, topk_hits, loss_sum = 0, 0, 0, 0.0
     try:
         for x, y in tqdm(source.batches(0), total=len(source), desc="evaluate", disable=not progress, leave=False):
+            if world > 1:
+                x, y = x[rank::world], y[rank::world]
+                if not len(y):
+                    continue
             x, y = x.to(device), y.to(device)
             reset(model)
             logits = model(x).float()
@@ -45,6 +54,9 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
             n += len(y)
     finally:
         model.train(was_training)
+    if world > 1:
+        n, top1, topk_hits, loss_sum = distributed.sum_floats([n, top1, topk_hits, loss_sum])
+        n = int(n)
     if n == 0:
         return {"top1": 0.0, "top5": 0.0, "loss": float("nan"), "images": 0}
     return {"top1": 100.0 * top1 / n, "top5": 100.0 * topk_hits / n, "loss": loss_sum / n, "images": n}

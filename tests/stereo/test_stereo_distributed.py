@@ -90,6 +90,19 @@ def _averaged_gradient_error() -> float:
     return max(float((p.grad - g).abs().max()) for p, g in zip(net.parameters(), whole))
 
 
+def _scores() -> dict:
+    """A classifier's test scores on 32 digits in batches of 10 (the last batch has 2 rows)."""
+    from classification import config as C
+    from classification.data import build_data
+    from classification.evaluate import evaluate
+    from classification.network import build_supernet
+
+    cfg = C.resolve_config("digits", command="train", overrides=TINY_CLASSIFY)
+    data = build_data(cfg.data, 16, 0, eval_batch_size=10)
+    torch.manual_seed(5)
+    return evaluate(build_supernet(cfg.model, 10, 1), data.test, torch.device("cpu"))
+
+
 def _worker(rank: int, world: int, port: int, root: str, sim_root: str, genotype_file: str) -> None:
     import os
 
@@ -102,6 +115,7 @@ def _worker(rank: int, world: int, port: int, root: str, sim_root: str, genotype
 
     out = _jobs(Path(root), Path(sim_root), Path(genotype_file), "ddp")
     out["gradient_error"] = _averaged_gradient_error()
+    out["scores"] = _scores()
     try:
         distributed.check_batch(3, "train.batch_size")
         out["odd_batch"] = ""
@@ -130,6 +144,7 @@ def runs(tmp_path_factory, sim_root, genotype_file):
     torch.set_num_threads(1)
     try:
         single = _jobs(root, sim_root, genotype_file, "one")
+        single["scores"] = _scores()
     finally:
         torch.set_num_threads(before)
     mp.spawn(_worker, args=(2, _free_port(), str(root), str(sim_root), str(genotype_file)), nprocs=2, join=True)
@@ -189,6 +204,13 @@ def test_a_two_process_run_resumes_in_one_process(runs):
     root = runs[0]
     done = train_run(resume_config(root / "classify_ddp"), root / "classify_ddp", resume=True, progress=False, log=_quiet)
     assert done.finished and [r["epoch"] for r in done.metrics["history"]] == [1, 2]
+
+
+def test_evaluation_is_split_over_the_processes_and_summed(runs):
+    _, single, ranks = runs
+    assert ranks[0]["scores"] == ranks[1]["scores"]
+    assert ranks[0]["scores"]["images"] == single["scores"]["images"] == 32
+    assert ranks[0]["scores"] == pytest.approx(single["scores"], rel=1e-6)
 
 
 def test_averaged_gradients_are_the_whole_batch_gradient(runs):
