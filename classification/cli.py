@@ -7,9 +7,12 @@ Heavy modules (torch, the engine) are imported inside the command functions, so 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
+
+from stereo_snn.settings import add_run_options
 
 __all__ = ["register"]
 
@@ -23,7 +26,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="change one setting, e.g. --set train.epochs=10 --set data.root=datasets/cifar10 (repeatable)")
 
 
-def _resolve(args: argparse.Namespace, command: str) -> dict[str, Any]:
+def _resolve(args: argparse.Namespace, command: str) -> Any:
     from .config import resolve_config
 
     preset = args.preset if args.preset or args.config else "digits"
@@ -33,21 +36,25 @@ def _resolve(args: argparse.Namespace, command: str) -> dict[str, Any]:
 def _cmd_search(args: argparse.Namespace) -> int:
     from .search import search_run
 
-    result = search_run(_resolve(args, "search"), args.out)
+    result = search_run(_resolve(args, "search"), args.out, overwrite=args.overwrite)
     print(f"genotype written to {result.genotype_path}")
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from stereo_snn.fit import prepare_run_dir
+
     from .train import resume_config, train_run
 
+    prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)  # refuses what must not be overwritten
     if args.resume:
         cfg = resume_config(args.out, args.overrides)
     else:
         cfg = _resolve(args, "train")
         if args.genotype:
-            cfg["model"]["genotype"] = args.genotype
-    result = train_run(cfg, args.out, resume=args.resume, epochs_this_run=args.epochs_this_run, progress=not args.no_progress)
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, genotype=args.genotype))
+    result = train_run(cfg, args.out, resume=args.resume, epochs_this_run=args.epochs_this_run,
+                       progress=not args.no_progress, overwrite=args.overwrite)
     m = result.metrics
     state = "finished" if result.finished else f"stopped after epoch {m['epochs_done']} (continue with --resume)"
     print(f"{state}: test top-1 {m['test_top1']:.2f}%  top-5 {m['test_top5']:.2f}%  (best top-1 {m['best_test_top1']:.2f}%) "
@@ -56,7 +63,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: str | None, obj: dict[str, Any]) -> None:
-    if path:
+    from stereo_snn.distributed import context
+
+    if path and context().is_main:
         from stereo_snn.atomic import write_json
 
         write_json(path, obj)
@@ -116,14 +125,14 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("search", help="search an architecture; writes OUT/genotype.json")
     _config_args(p)
     p.add_argument("--out", required=True, help="run folder")
+    add_run_options(p, resume=False)
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("train", help="retrain a genotype; checkpoints every epoch, exact --resume")
     _config_args(p)
     p.add_argument("--genotype", default=None, metavar="FILE", help="genotype JSON (sets model.genotype)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoints/last.pt with its settings (plus --set)")
-    p.add_argument("--epochs-this-run", type=int, default=None, metavar="N", help="stop after N epochs (resume later)")
+    add_run_options(p, resume=True)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 

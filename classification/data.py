@@ -27,13 +27,16 @@ import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from stereo_snn.atomic import check_readable
 from stereo_snn.errors import ConfigError, DatasetError
+
+if TYPE_CHECKING:
+    from .config import DataConfig
 
 __all__ = [
     "LabeledImages",
@@ -617,27 +620,27 @@ def _assemble(
     )
 
 
-def build_data(cfg: Mapping[str, Any], batch_size: int, seed: int, search_fraction: float = 0.5, eval_batch_size: int | None = None) -> DataBundle:
+def build_data(cfg: "DataConfig", batch_size: int, seed: int, search_fraction: float = 0.5,
+               eval_batch_size: int | None = None) -> DataBundle:
     """Build the data of a run from the ``data`` settings (see ``presets/defaults.yaml``).
 
     ``batch_size`` applies to training and search batches; ``eval_batch_size`` (default
     ``batch_size``) to the test split. ``search_fraction`` of the training split feeds
     the weight steps of a search, the rest the architecture steps.
     """
-    name = cfg.get("name")
+    name = cfg.name
     eval_bs = eval_batch_size or batch_size
     mean, std = _NORMALISATION.get(str(name), ((0.5,), (0.5,)))
     if name in ("cifar10", "cifar100", "digits"):
         if name == "digits":
-            train, test = load_digits_split(seed=int(cfg.get("split_seed", 0)), test_fraction=float(cfg.get("test_fraction", 0.25)))
+            train, test = load_digits_split(seed=cfg.split_seed, test_fraction=cfg.test_fraction)
         else:
-            root = cfg.get("root")
-            if not root:
+            if not cfg.root:
                 raise ConfigError(f"data.root: required for {name} (the extracted folder or the .tar.gz)")
-            train = load_cifar(root, name, "train", str(cfg.get("label", "fine")))
-            test = load_cifar(root, name, "test", str(cfg.get("label", "fine")))
-        train, test = _limit(train, cfg.get("limit_train")), _limit(test, cfg.get("limit_test"))
-        augment = Augment(int(cfg.get("crop_padding") or 0), bool(cfg.get("flip")), int(cfg.get("cutout") or 0))
+            train = load_cifar(cfg.root, name, "train", cfg.label)
+            test = load_cifar(cfg.root, name, "test", cfg.label)
+        train, test = _limit(train, cfg.limit_train), _limit(test, cfg.limit_test)
+        augment = Augment(cfg.crop_padding, cfg.flip, cfg.cutout)
 
         def make_array(is_train: bool, indices: np.ndarray | None, s: int) -> _BatchSource:
             if is_train:
@@ -647,21 +650,18 @@ def build_data(cfg: Mapping[str, Any], batch_size: int, seed: int, search_fracti
         return _assemble(name, make_array, len(train.labels), None, search_fraction, seed,
                          train.images.shape[-1], train.images.shape[1], train.class_names)
     if name == "imagenet":
-        root = cfg.get("root")
-        if not root:
+        if not cfg.root:
             raise ConfigError("data.root: required for imagenet (folder holding train/ and val/)")
-        root = Path(root)
-        size, resize, workers = int(cfg.get("image_size", 224)), int(cfg.get("resize", 256)), int(cfg.get("workers", 0))
-        train_ds = ImageFolderDataset(root / "train", True, size, resize, bool(cfg.get("flip")), seed)
+        root = Path(cfg.root)
+        size, resize, workers = cfg.image_size, cfg.resize, cfg.workers
+        train_ds = ImageFolderDataset(root / "train", True, size, resize, cfg.flip, seed)
         test_ds = ImageFolderDataset(root / "val", False, size, resize)
         if test_ds.class_names != train_ds.class_names:
             raise DatasetError(f"{root}: val/ and train/ hold different class folders")
-        n_train = len(train_ds) if cfg.get("limit_train") is None else min(len(train_ds), int(cfg["limit_train"]))
-        if n_train < 1:
-            raise ConfigError(f"data.limit_train {cfg['limit_train']!r}: must be >= 1 or null")
+        n_train = len(train_ds) if cfg.limit_train is None else min(len(train_ds), cfg.limit_train)
         # a seeded random subset: the files are sorted by class, so the first N would miss classes
         every = None if n_train == len(train_ds) else np.sort(np.random.default_rng(seed).permutation(len(train_ds))[:n_train])
-        test_idx = None if cfg.get("limit_test") is None else np.arange(min(len(test_ds), int(cfg["limit_test"])))
+        test_idx = None if cfg.limit_test is None else np.arange(min(len(test_ds), cfg.limit_test))
 
         def make_folder(is_train: bool, indices: np.ndarray | None, s: int) -> _BatchSource:
             if is_train:

@@ -26,12 +26,13 @@ def run_demo(out: str | Path, overrides: Iterable[str] = (), progress: bool = Tr
     overrides = list(overrides)
     t0, c0 = time.time(), time.process_time()
     log("== search (digits_search preset) ==")
-    found = search_run(resolve_config("digits", command="search", overrides=overrides), out / "search", log=log)
+    found = search_run(resolve_config("digits", command="search", overrides=overrides), out / "search", overwrite=True,
+                       log=log)
     t_search = time.time() - t0
     log(f"genotype: {found.genotype_path}")
     log("== retrain (digits_train preset) ==")
     cfg = resolve_config("digits", command="train", overrides=[*overrides, f"model.genotype={found.genotype_path}"])
-    trained = train_run(cfg, out / "train", progress=progress, log=log)
+    trained = train_run(cfg, out / "train", progress=progress, overwrite=True, log=log)
     t_train = time.time() - t0 - t_search
     ckpt = trained.run.checkpoints / "last.pt"
     ev = evaluate_checkpoint(ckpt, progress=False)

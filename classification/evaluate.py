@@ -4,7 +4,7 @@ report (the engine's ``energy_report``) of a checkpoint and of its all-ANN twin.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from stereo_snn.runtime import load_checkpoint, resolve_device
 from stereo_snn.search import ann_twin, energy_report, genotype_from_dict
 from stereo_snn.spiking import reset
 
-from .config import apply_overrides
+from .config import ClassifyConfig
 
 __all__ = ["evaluate", "load_trained", "evaluate_checkpoint", "measure_energy", "energy_checkpoint"]
 
@@ -26,14 +26,23 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
 
     ``source`` yields ``(images [B, C, H, W], labels [B])`` from ``batches()``; k is capped
     at the class count. Returns ``{"top1", "top5", "loss", "images"}`` (top-k under "top5").
+    Inside a torchrun process group each process scores rows ``rank, rank + W, ...`` of every
+    batch and the counts are summed over the processes.
     """
     from tqdm import tqdm
 
+    from stereo_snn import distributed
+
     was_training = model.training
     model.eval()
+    world, rank = distributed.world_size(), distributed.rank()
     n, top1, topk_hits, loss_sum = 0, 0, 0, 0.0
     try:
         for x, y in tqdm(source.batches(0), total=len(source), desc="evaluate", disable=not progress, leave=False):
+            if world > 1:
+                x, y = x[rank::world], y[rank::world]
+                if not len(y):
+                    continue
             x, y = x.to(device), y.to(device)
             reset(model)
             logits = model(x).float()
@@ -45,13 +54,16 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
             n += len(y)
     finally:
         model.train(was_training)
+    if world > 1:
+        n, top1, topk_hits, loss_sum = distributed.sum_floats([n, top1, topk_hits, loss_sum])
+        n = int(n)
     if n == 0:
         return {"top1": 0.0, "top5": 0.0, "loss": float("nan"), "images": 0}
     return {"top1": 100.0 * top1 / n, "top5": 100.0 * topk_hits / n, "loss": loss_sum / n, "images": n}
 
 
-def load_trained(path: str | Path, device: torch.device | str | None = "cpu") -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
-    """Rebuild a trained classifier from a training checkpoint: ``(model, config, checkpoint)``."""
+def load_trained(path: str | Path, device: torch.device | str | None = "cpu") -> tuple[nn.Module, ClassifyConfig, dict[str, Any]]:
+    """Rebuild a trained classifier from a training checkpoint: ``(model, settings, checkpoint)``."""
     from .network import build_from_meta
 
     state = load_checkpoint(path)
@@ -64,13 +76,14 @@ def load_trained(path: str | Path, device: torch.device | str | None = "cpu") ->
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the network its genotype describes ({exc})") from exc
-    return model.to(resolve_device(device)), dict(state["config"]), state
+    cfg = ClassifyConfig.from_dict(state["config"], f"{path}: config")
+    return model.to(resolve_device(device)), cfg, state
 
 
-def _test_data(cfg: Mapping[str, Any], batch_size: int) -> Any:
+def _test_data(cfg: ClassifyConfig, batch_size: int) -> Any:
     from .data import build_data
 
-    return build_data(cfg["data"], batch_size, int(cfg["seed"]), eval_batch_size=batch_size)
+    return build_data(cfg.data, batch_size, cfg.seed, eval_batch_size=batch_size)
 
 
 def evaluate_checkpoint(path: str | Path, overrides: Iterable[str] = (), device: str | None = None, progress: bool = True) -> dict[str, Any]:
@@ -80,10 +93,10 @@ def evaluate_checkpoint(path: str | Path, overrides: Iterable[str] = (), device:
     """
     dev = resolve_device(device)
     model, cfg, state = load_trained(path, dev)
-    cfg = apply_overrides(cfg, overrides)
-    data = _test_data(cfg, int(cfg["train"]["eval_batch_size"]))
+    cfg = cfg.with_overrides(overrides)
+    data = _test_data(cfg, cfg.train.eval_batch_size)
     result = evaluate(model, data.test, dev, progress=progress)
-    return {"checkpoint": str(path), "epoch": int(state.get("epoch", 0)), "dataset": data.name,
+    return {"checkpoint": str(path), "epochs_done": int(state.get("epochs_done", state.get("epoch", 0))), "dataset": data.name,
             "num_classes": data.num_classes, "time_steps": model.time_steps, **result}
 
 
@@ -116,8 +129,8 @@ def energy_checkpoint(path: str | Path, images: int | None = None, overrides: It
     """Energy report of a checkpoint on the first ``images`` test images (default: ``energy.images``)."""
     dev = resolve_device(device)
     model, cfg, _ = load_trained(path, dev)
-    cfg = apply_overrides(cfg, overrides)
-    n = int(images or cfg["energy"]["images"])
+    cfg = cfg.with_overrides(overrides)
+    n = int(images or cfg.energy.images)
     data = _test_data(cfg, n)
     x, _ = next(iter(data.test.batches(0)))
     return {"checkpoint": str(path), "dataset": data.name, "time_steps": model.time_steps, **measure_energy(model, x.to(dev))}

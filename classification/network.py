@@ -11,7 +11,7 @@ during training. The class count always comes from the dataset.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from torch import nn
 from stereo_snn.errors import ConfigError, GenotypeError
 from stereo_snn.search import ComponentGenotype, Genotype, SpikingTrellis, TrellisConfig
 from stereo_snn.spiking import NeuronConfig
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
 
 __all__ = ["COMPONENT", "SpikingClassifier", "AuxiliaryHead", "trellis_config", "build_supernet", "build_from_genotype", "model_meta", "build_from_meta"]
 
@@ -106,33 +109,33 @@ class SpikingClassifier(nn.Module):
         return logits, aux
 
 
-def trellis_config(model: Mapping[str, Any], in_channels: int) -> TrellisConfig:
+def trellis_config(model: "ModelConfig", in_channels: int) -> TrellisConfig:
     """The supernet's :class:`TrellisConfig` from the ``model`` settings: 2D, moves {down, same},
     the path ends at the deepest level (``levels - 1``)."""
     try:
-        neuron = NeuronConfig(kind="lif", tau=float(model["tau"]), v_threshold=float(model["v_threshold"]), b=float(model["surrogate_b"]))
+        neuron = NeuronConfig(kind="lif", tau=model.tau, v_threshold=model.v_threshold, b=model.surrogate_b)
         return TrellisConfig(
             dim=2,
             in_channels=in_channels,
-            channels=int(model["channels"]),
-            layers=int(model["layers"]),
-            steps=int(model["steps"]),
-            levels=int(model["levels"]),
+            channels=model.channels,
+            layers=model.layers,
+            steps=model.steps,
+            levels=model.levels,
             moves=("down", "same"),
-            out_level=int(model["levels"]) - 1,
-            stem_stride=int(model["stem_stride"]),
-            candidates=tuple(model["candidates"]),
-            neuron_kinds=tuple(model["neuron_kinds"]),
-            hybrid=bool(model["hybrid"]),
+            out_level=model.levels - 1,
+            stem_stride=model.stem_stride,
+            candidates=tuple(model.candidates),
+            neuron_kinds=tuple(model.neuron_kinds),
+            hybrid=model.hybrid,
             neuron=neuron,
         )
     except ConfigError as exc:
         raise ConfigError(f"model settings: {exc}") from exc
 
 
-def build_supernet(model: Mapping[str, Any], num_classes: int, in_channels: int) -> SpikingClassifier:
+def build_supernet(model: "ModelConfig", num_classes: int, in_channels: int) -> SpikingClassifier:
     """The searchable classifier (supernet backbone, no auxiliary head)."""
-    return SpikingClassifier(SpikingTrellis(trellis_config(model, in_channels)), num_classes, int(model["time_steps"]))
+    return SpikingClassifier(SpikingTrellis(trellis_config(model, in_channels)), num_classes, model.time_steps)
 
 
 def _component(genotype: Genotype, source: str) -> ComponentGenotype:
@@ -143,14 +146,18 @@ def _component(genotype: Genotype, source: str) -> ComponentGenotype:
 
 
 def build_from_genotype(
-    genotype: Genotype, model: Mapping[str, Any], num_classes: int, in_channels: int, source: str = "genotype"
+    genotype: Genotype, model: "ModelConfig | Mapping[str, Any]", num_classes: int, in_channels: int,
+    source: str = "genotype",
 ) -> SpikingClassifier:
     """The fixed classifier of ``genotype``'s backbone.
 
-    The genotype fixes the cells, path and neurons; ``model.channels`` (if set) re-scales the
-    network (retraining usually widens the searched one), ``model.time_steps`` and
-    ``model.auxiliary_layer`` come from the settings.
+    The genotype fixes the cells, path and neurons; ``channels`` (if set) re-scales the
+    network (retraining usually widens the searched one), ``time_steps`` and
+    ``auxiliary_layer`` come from ``model``: the ``model`` settings or a checkpoint's
+    :func:`model_meta`.
     """
+    if not isinstance(model, Mapping):
+        model = dataclasses.asdict(model)
     comp = _component(genotype, source)
     cfg = comp.config
     if cfg.dim != 2:

@@ -10,36 +10,29 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
+from stereo_snn import distributed
 from stereo_snn.atomic import write_text
+from stereo_snn.fit import prepare_run_dir, write_history_scalars
 from stereo_snn.runtime import RunDir
-from stereo_snn.search import Genotype, SearchConfig, Searcher, SurrogateSearch, save_genotype
+from stereo_snn.search import BilevelConfig, Genotype, Searcher, SurrogateSearch, save_genotype
 
+from .config import ClassifyConfig
 from .data import build_data
 from .network import COMPONENT, build_supernet
-from .train import Limited, classification_loss, dgs_config, setup
+from .train import Limited, classification_loss, setup
 
 __all__ = ["search_config", "search_run", "SearchResult"]
 
 
-def search_config(cfg: Mapping[str, Any]) -> SearchConfig:
-    """The engine's :class:`SearchConfig` from the ``search`` settings."""
-    s = cfg["search"]
-    return SearchConfig(
-        epochs=int(s["epochs"]),
-        warmup_epochs=int(s["warmup_epochs"]),
-        w_lr=float(s["w_lr"]),
-        w_lr_min=float(s["w_lr_min"]),
-        w_momentum=float(s["w_momentum"]),
-        w_weight_decay=float(s["w_weight_decay"]),
-        grad_clip=float(s["grad_clip"]),
-        arch_lr=float(s["arch_lr"]),
-        arch_weight_decay=float(s["arch_weight_decay"]),
-        energy_weight=float(s["energy_weight"]),
-        energy_target_mj=None if s["energy_target_mj"] is None else float(s["energy_target_mj"]),
-        max_batches=None if s["max_batches"] is None else int(s["max_batches"]),
-    )
+def search_config(cfg: ClassifyConfig) -> BilevelConfig:
+    """The engine's :class:`BilevelConfig` from the ``search`` settings."""
+    s = cfg.search
+    return BilevelConfig(epochs=s.epochs, warmup_epochs=s.warmup_epochs, lr=s.lr, lr_min=s.lr_min, momentum=s.momentum,
+                         weight_decay=s.weight_decay, grad_clip=s.grad_clip, arch_lr=s.arch_lr,
+                         arch_weight_decay=s.arch_weight_decay, energy_weight=s.energy_weight,
+                         energy_target_mj=s.energy_target_mj, max_batches=s.max_batches)
 
 
 @dataclasses.dataclass
@@ -52,38 +45,39 @@ class SearchResult:
     history: list[dict[str, Any]]
 
 
-def search_run(cfg: Mapping[str, Any], out: str | Path, log: Callable[[str], None] = print) -> SearchResult:
-    """Search a classifier's backbone on ``cfg['data']``; write ``out/genotype.json``.
+def search_run(cfg: ClassifyConfig, out: str | Path, overwrite: bool = False,
+               log: Callable[[str], None] = print) -> SearchResult:
+    """Search a classifier's backbone on ``cfg.data``; write ``out/genotype.json``.
 
     Also writes the resolved settings (``config.json``), the per-epoch search history
     (``metrics.json``), the architecture summary (``arch.txt``) and TensorBoard scalars.
+    A non-empty ``out`` is refused unless ``overwrite``.
     """
-    from torch.utils.tensorboard import SummaryWriter
-
-    s = cfg["search"]
+    s = cfg.search
     device = setup(cfg)
-    data = build_data(cfg["data"], int(s["batch_size"]), int(cfg["seed"]), search_fraction=float(s["train_fraction"]))
-    model = build_supernet(cfg["model"], data.num_classes, data.in_channels).to(device)
-    run = RunDir(out)
-    run.write_config({**cfg, "num_classes": data.num_classes, "class_names": data.class_names})
-    dgs = SurrogateSearch(model, dgs_config(cfg)) if s["dgs"] else None
+    main, log = distributed.is_main(), distributed.main_only(log)
+    distributed.check_batch(s.batch_size, "search.batch_size")
+    data = build_data(cfg.data, s.batch_size, cfg.seed, search_fraction=s.train_fraction)
+    model = build_supernet(cfg.model, data.num_classes, data.in_channels).to(device)
+    run = prepare_run_dir(out, overwrite=overwrite)
+    if main:
+        run.write_config({**cfg.to_dict(), "num_classes": data.num_classes, "class_names": data.class_names,
+                          "world_size": distributed.world_size(), "global_batch_size": s.batch_size})
+    dgs = SurrogateSearch(model, cfg.dgs) if s.dgs else None
     searcher = Searcher(model, classification_loss(), search_config(cfg), components={COMPONENT: model.backbone}, dgs=dgs, log=log)
     t0 = time.time()
-    genotype = searcher.run(Limited(data.search_train, None, 0, device), Limited(data.search_val, None, 0, device))
+    genotype = searcher.run(Limited(data.search_train, None, 0, device, shard=True),
+                            Limited(data.search_val, None, 0, device, shard=True))
     wall = time.time() - t0
     settings = {**genotype.settings, "application": "classification", "dataset": data.name, "num_classes": data.num_classes,
-                "time_steps": int(cfg["model"]["time_steps"]), "search": dict(s), "seed": int(cfg["seed"])}
+                "time_steps": cfg.model.time_steps, "search": cfg.to_dict()["search"], "seed": cfg.seed}
     genotype = dataclasses.replace(genotype, settings=settings)
-    path = save_genotype(run.root / "genotype.json", genotype)
+    path = run.root / "genotype.json"
+    if not main:
+        return SearchResult(run, genotype, path, searcher.history)
+    save_genotype(run.root / "genotype.json", genotype)
     write_text(run.root / "arch.txt", model.backbone.arch_summary() + "\n")
-    writer = SummaryWriter(str(run.tensorboard))
-    try:
-        for i, row in enumerate(searcher.history, start=1):
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    writer.add_scalar(f"search/{key}", value, i)
-    finally:
-        writer.close()
-    run.write_metrics({"wall_s": round(wall, 1), "epochs": int(s["epochs"]), "path": list(genotype.components[COMPONENT].path),
+    write_history_scalars(run, searcher.history, "search")
+    run.write_metrics({"wall_s": round(wall, 1), "epochs": s.epochs, "path": list(genotype.components[COMPONENT].path),
                        "history": searcher.history, "dgs_b": dgs.current_b() if dgs is not None else {}})
     return SearchResult(run, genotype, Path(path), searcher.history)

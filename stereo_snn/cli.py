@@ -51,10 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    where = ""
     try:
+        where = _torchrun_process()
         code = args.func(args)
     except StereoSNNError as exc:
-        print(f"stereo-snn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"stereo-snn {args.command}: error: {where}{exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         if exc.filename is None:  # not about a file the user named: a real bug, keep the traceback
@@ -74,6 +76,22 @@ def os_problem(exc: OSError) -> str:
             IsADirectoryError: "is a folder, not a file", FileNotFoundError: "no such file or folder"}
     problem = next((text for kind, text in what.items() if isinstance(exc, kind)), exc.strerror or str(exc))
     return f"{exc.filename}: {problem}"
+
+
+def _torchrun_process() -> str:
+    """Under torchrun: ``"rank R: "`` for error messages, and the standard output of every rank
+    but 0 silenced (they compute what rank 0 prints). ``""`` for one process. ConfigError for
+    a half-set distributed environment."""
+    import os
+
+    from .distributed import context
+
+    ctx = context()
+    if not ctx.active:
+        return ""
+    if not ctx.is_main:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of this process
+    return f"rank {ctx.rank}: "
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ One reader and one override parser for every application (stereo, classification
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -19,7 +20,8 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["load_mapping", "parse_overrides", "check_field_types", "check_value_type", "check_like", "yaml_problem"]
+__all__ = ["load_mapping", "parse_overrides", "check_field_types", "check_value_type", "check_like", "yaml_problem",
+           "add_run_options", "build_typed"]
 
 
 def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
@@ -170,3 +172,87 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     if problem is None:
         return " ".join(str(exc).split())
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
+def add_run_options(parser: argparse.ArgumentParser, resume: bool) -> None:
+    """The run-folder flags, the same in every application's search and train commands:
+    ``--overwrite``, and with ``resume`` also ``--resume`` and ``--epochs-this-run N``."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (default: refuse a non-empty run folder)")
+    if resume:
+        parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+        parser.add_argument("--epochs-this-run", type=int, default=None, metavar="N",
+                            help="stop after N epochs in this session (continue later with --resume)")
+
+
+def build_typed(cls: type, data: Any, source: str) -> Any:
+    """The (frozen) dataclass ``cls`` from the mapping ``data``: every field given, each value
+    of its annotated type (int, float, bool, str, None, ``tuple[X, ...]``, a nested dataclass
+    or ``Mapping``). A float setting also takes a number written as text (``1e-3``, which YAML
+    reads as a string). :class:`ConfigError` names ``source.key`` and the problem."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: must be a mapping of settings, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting {unknown[0]!r} (known: {', '.join(names)})")
+    missing = [n for n in names if n not in data and _required(cls, n)]
+    if missing:
+        raise ConfigError(f"{source}.{missing[0]}: missing")
+    kwargs = {n: _coerce(hints[n], data[n], f"{source}.{n}") for n in names if n in data}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def _required(cls: type, name: str) -> bool:
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] + (" or null" if type(None) in args else ""))
+    if dataclasses.is_dataclass(tp):
+        return build_typed(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} {value!r}: must be a list")
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} {value!r}: must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} {value!r}: must be an integer")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where} {value!r}: must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where} {value!r}: must be a finite number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} {value!r}: must be text")
+        return value
+    if origin in (Mapping, dict) or tp in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} {value!r}: must be a mapping")
+        return dict(value)
+    return value

@@ -30,7 +30,7 @@ from torch import nn
 from ..atomic import write_json
 from . import peak_rss_mib
 from ..runtime import resolve_device, seed_everything
-from ..search import DGSConfig, SearchConfig, Searcher, SpikingTrellis, SurrogateSearch, TrellisConfig
+from ..search import DGSConfig, BilevelConfig, Searcher, SpikingTrellis, SurrogateSearch, TrellisConfig
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict:
         return x, torch.rand(batch, model.body.out_channels, *spatial, generator=g).to(device)
 
     tr, va = make_batch(), make_batch()
-    searcher = Searcher(model, _loss, SearchConfig(epochs=1, warmup_epochs=0, energy_weight=0.1),
+    searcher = Searcher(model, _loss, BilevelConfig(epochs=1, warmup_epochs=0, energy_weight=0.1),
                         {"body": model.body}, log=lambda s: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

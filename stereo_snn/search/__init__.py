@@ -22,7 +22,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     ".trellis": ("SpikingTrellis", "is_arch_name", "split_parameters", "trellises"),
     ".energy": ("EnergyReport", "LayerEnergy", "ann_twin", "energy_report"),
     ".dgs": ("DGSConfig", "SurrogateSearch"),
-    ".architect": ("SearchConfig", "Searcher"),
+    ".architect": ("BilevelConfig", "Searcher"),
 }
 _EXPORTS: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -34,7 +34,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .activation import E_AC_PJ, E_MAC_PJ, CellNeurons, NodeActivation
-    from .architect import SearchConfig, Searcher
+    from .architect import BilevelConfig, Searcher
     from .cell import Cell, Resample, Signal, edge_inputs, num_edges
     from .config import MOVES, TrellisConfig
     from .dgs import DGSConfig, SurrogateSearch

@@ -2,7 +2,9 @@
 
 Task-agnostic: the application hands over its model (containing one or more
 :class:`SpikingTrellis`), ``loss_fn(model, batch) -> scalar`` and two batch iterables. The
-architecture loss adds the expected-energy penalty of the named components.
+architecture loss adds the expected-energy penalty of the named components. Under torchrun
+each process iterates its share of both halves and the gradients of both steps are averaged
+over the processes, so weights and architecture stay identical on every rank.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from .. import distributed
 from ..errors import ConfigError
 from ..spiking import reset
 from .dgs import SurrogateSearch
@@ -21,21 +24,24 @@ from .energy import PJ_PER_MJ
 from .genotype import Genotype
 from .trellis import SpikingTrellis, split_parameters
 
-__all__ = ["SearchConfig", "Searcher"]
+__all__ = ["BilevelConfig", "Searcher"]
 
 
 @dataclass
-class SearchConfig:
-    """Bilevel search settings (epochs 0-based; learning rates per step; energy weight lambda
-    multiplies ``E / E_ref`` (relative to the first architecture step) or, with a target in mJ,
-    ``relu(E - target) / target``)."""
+class BilevelConfig:
+    """Settings of the engine's bilevel optimiser (each application's ``search`` settings
+    section fills one): epochs (0-based); SGD on the weights with ``lr`` cosine-annealed to
+    ``lr_min``, ``momentum`` and ``weight_decay``; Adam on the architecture parameters with
+    ``arch_lr``; the energy weight lambda multiplies ``E / E_ref`` (relative to the first
+    architecture step) or, with a target in mJ, ``relu(E - target) / target``; max_batches:
+    batch pairs per epoch (None: all)."""
 
     epochs: int = 10
     warmup_epochs: int = 1
-    w_lr: float = 0.1
-    w_lr_min: float = 1e-3
-    w_momentum: float = 0.9
-    w_weight_decay: float = 3e-4
+    lr: float = 0.1
+    lr_min: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
     grad_clip: float = 5.0
     arch_lr: float = 1e-3
     arch_weight_decay: float = 1e-3
@@ -46,8 +52,11 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.warmup_epochs < 0:
             raise ConfigError("search: epochs must be >= 1 and warmup_epochs >= 0")
-        if self.w_lr <= 0 or self.arch_lr <= 0 or self.grad_clip <= 0:
-            raise ConfigError("search: w_lr, arch_lr and grad_clip must be > 0")
+        if self.lr <= 0 or self.arch_lr <= 0 or self.grad_clip <= 0:
+            raise ConfigError("search: lr, arch_lr and grad_clip must be > 0")
+        if self.max_batches is not None and (isinstance(self.max_batches, bool) or not isinstance(self.max_batches, int)
+                                             or self.max_batches < 1):
+            raise ConfigError(f"search max_batches {self.max_batches!r}: must be an integer >= 1 (null: every batch)")
         if self.energy_weight < 0:
             raise ConfigError(f"search energy_weight {self.energy_weight}: must be >= 0")
         if self.energy_target_mj is not None and self.energy_target_mj <= 0:
@@ -68,7 +77,7 @@ def _backward_into(loss: torch.Tensor, params: list[nn.Parameter]) -> None:
 class Searcher:
     """Alternates architecture steps (held-out half) and weight steps (training half)."""
 
-    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], config: SearchConfig,
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], config: BilevelConfig,
                  components: Mapping[str, SpikingTrellis], dgs: SurrogateSearch | None = None,
                  log: Callable[[str], None] = print):
         if not components:
@@ -81,7 +90,7 @@ class Searcher:
         self.dgs, self.log = dgs, log
         self.weights, self.arch = split_parameters(model)
         c = config
-        self.w_opt = torch.optim.SGD(self.weights, lr=c.w_lr, momentum=c.w_momentum, weight_decay=c.w_weight_decay)
+        self.w_opt = torch.optim.SGD(self.weights, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         self.a_opt = torch.optim.Adam(self.arch, lr=c.arch_lr, betas=(0.5, 0.999), weight_decay=c.arch_weight_decay)
         self.e_ref: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
@@ -98,13 +107,16 @@ class Searcher:
             target = c.energy_target_mj * PJ_PER_MJ
             return c.energy_weight * torch.relu(e - target) / target
         if self.e_ref is None:
-            self.e_ref = e.detach().clamp_min(1e-12)
+            ref = e.detach()
+            if distributed.world_size() > 1:  # the same reference on every process: the mean of their first energies
+                ref = torch.full_like(ref, distributed.sum_floats([float(ref)])[0] / distributed.world_size())
+            self.e_ref = ref.clamp_min(1e-12)
         return c.energy_weight * e / self.e_ref
 
     def lr_at(self, epoch: int) -> float:
         """Cosine-annealed weight learning rate for ``epoch``."""
         c = self.config
-        return c.w_lr_min + 0.5 * (c.w_lr - c.w_lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
+        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
 
     def step(self, train_batch: Any, val_batch: Any, epoch: int) -> dict[str, float]:
         """One search step: architecture step (from ``warmup_epochs`` on), then a weight step."""
@@ -115,12 +127,14 @@ class Searcher:
             val_loss = self.loss_fn(self.model, val_batch)
             total = val_loss + (self.energy_penalty() if self.config.energy_weight > 0 else 0.0)
             _backward_into(total, self.arch)  # only the architecture gradients are needed here
+            distributed.average_gradients(self.arch)  # torchrun: identical architecture on every process
             self.a_opt.step()
             out["val_loss"] = float(val_loss.detach())
         reset(self.model)
         self.w_opt.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model, train_batch)
         _backward_into(loss, self.weights)  # only the weight gradients are needed here
+        distributed.average_gradients(self.weights)
         torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_opt.step()
         out["loss"] = float(loss.detach())
@@ -130,12 +144,13 @@ class Searcher:
     def run(self, train_batches: Iterable, val_batches: Iterable) -> Genotype:
         """All epochs (the iterables are iterated once per epoch); returns the derived genotype."""
         c = self.config
+        distributed.broadcast_module(self.model)  # torchrun: every process starts from rank 0's supernet
         for epoch in range(c.epochs):
             lr = self.lr_at(epoch)
             for group in self.w_opt.param_groups:
                 group["lr"] = lr
             if self.dgs is not None and self.dgs.maybe_run(epoch, train_batches, val_batches, self.loss_fn):
-                self.log(f"epoch {epoch}: DGS b range [{min(self.dgs.current_b().values()):.2f}, "
+                self.log(f"epoch {epoch + 1}/{c.epochs}: DGS b range [{min(self.dgs.current_b().values()):.2f}, "
                          f"{max(self.dgs.current_b().values()):.2f}]")
             sums: dict[str, float] = {}
             n = 0
@@ -145,11 +160,15 @@ class Searcher:
                 for k, v in self.step(tb, vb, epoch).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n += 1
-            summary = {"epoch": epoch, "lr": lr, **{k: v / max(n, 1) for k, v in sums.items()}}
+            if distributed.world_size() > 1:  # means over every process's batches
+                keys = sorted(sums)
+                n, *totals = distributed.sum_floats([n, *(sums[k] for k in keys)])
+                sums = dict(zip(keys, totals))
+            summary = {"epoch": epoch + 1, "lr": lr, **{k: v / max(n, 1) for k, v in sums.items()}}
             summary["arch"] = {name: comp.arch_summary() for name, comp in self.components.items()}
             self.history.append(summary)
             nums = " ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
-            self.log(f"epoch {epoch}: {nums}")
+            self.log(f"epoch {epoch + 1}/{c.epochs}: {nums}")
             for name, text in summary["arch"].items():
                 self.log(f"  [{name}] " + text.replace("\n", f"\n  [{name}] "))
         return self.derive()

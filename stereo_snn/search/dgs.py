@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from .. import distributed
 from ..errors import ConfigError
 from ..spiking import Dspike, reset
 from .trellis import split_parameters
@@ -116,10 +117,13 @@ class SurrogateSearch:
                 used += 1
                 del gv, gt, inner
         finally:
+            chosen = {}
             for (name, sg), bs, lg in zip(self.surrogates, cands, logits):
                 sg.clear_mixture()
-                if used:
-                    sg.set_b(float(bs[self._winner(lg.detach(), bs, float(sg.b))]))
+                chosen[name] = float(bs[self._winner(lg.detach(), bs, float(sg.b))]) if used else float(sg.b)
+            chosen = distributed.broadcast_object(chosen)  # under torchrun every process takes rank 0's choice
+            for name, sg in self.surrogates:
+                sg.set_b(chosen[name])
                 self.history[name].append(float(sg.b))
             reset(self.model)
         return self.current_b()

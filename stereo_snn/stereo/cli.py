@@ -12,6 +12,7 @@ from typing import Any
 
 from ..atomic import check_output_path
 from ..errors import ConfigError
+from ..settings import add_run_options
 
 __all__ = ["register"]
 
@@ -82,6 +83,11 @@ def _sources(args: argparse.Namespace, out: Path) -> list:
 
         if args.data:
             raise ConfigError("give either --data or --simulate, not both")
+        from ..distributed import context
+
+        if context().active:
+            raise ConfigError("--simulate under torchrun: every process would write the same sequences; simulate "
+                              "them with one process first (stereo-snn simulate), then give --data")
         paths = make_demo_sequences(out / "data", args.simulate, seed=args.sim_seed, size=args.sim_size,
                                     duration_ms=args.sim_duration_ms, progress=not args.no_progress)
         return open_sources(paths[0].parent, "dsec")
@@ -106,12 +112,12 @@ def _config(args: argparse.Namespace, genotype: Any = None):
 
 # ------------------------------------------------------------------------------------ commands
 def _cmd_search(args: argparse.Namespace) -> int:
-    from ..atomic import ensure_dir
+    from ..fit import prepare_run_dir
     from ..runtime import set_threads
     from .search import run_search
 
     set_threads(args.threads)
-    out = ensure_dir(args.out)
+    out = prepare_run_dir(args.out, overwrite=args.overwrite).root
     if args.derive_from:
         from .search import derive_from_supernet
 
@@ -122,21 +128,24 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return 0
     cfg = _config(args)
     sources = _sources(args, out)
-    run_search(cfg, sources, out, seed=args.seed, device=args.device, max_batches=args.max_batches)
+    run_search(cfg, sources, out, seed=args.seed, device=args.device, max_batches=args.max_batches,
+               overwrite=args.overwrite)
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..atomic import ensure_dir
+    from ..fit import prepare_run_dir
     from ..runtime import set_threads
     from ..search import load_genotype
     from .data import open_sources
     from .train import train_genotype
 
+    if args.until_epoch is not None:
+        raise ConfigError("--until-epoch was replaced by --epochs-this-run N (the epochs to run in this session)")
     set_threads(args.threads)
     genotype = load_genotype(args.genotype)
     cfg = _config(args, genotype)
-    out = ensure_dir(args.out)
+    out = prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite).root
     sources = _sources(args, out) if not (args.resume and args.simulate) else open_sources(out / "data", "dsec")
     if args.val_data:
         val = open_sources(args.val_data, args.format)
@@ -151,7 +160,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         val = []
     res = train_genotype(cfg, genotype, sources, val, out, seed=args.seed, device=args.device, resume=args.resume,
-                         progress=not args.no_progress, until_epoch=args.until_epoch)
+                         progress=not args.no_progress, epochs_this_run=args.epochs_this_run,
+                         overwrite=args.overwrite)
     print(f"trained {res.epochs} epoch(s); best: {json.dumps(res.best)}")
     print(f"checkpoints: {res.run_dir / 'checkpoints'}")
     return 0
@@ -312,6 +322,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_config(p)
     _add_common(p)
     p.add_argument("--max-batches", type=int, default=None, help="limit batches per epoch (quick trials)")
+    add_run_options(p, resume=False)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--derive-from", metavar="SUPERNET",
                    help="no search: decode this saved supernet (OUT/supernet.pt of an earlier search) again, "
@@ -328,8 +339,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-count", type=int, default=1, help="sequences held out for validation when no --val-data")
     _add_config(p)
     _add_common(p)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
-    p.add_argument("--until-epoch", type=int, default=None, help="stop after this epoch (resume later)")
+    add_run_options(p, resume=True)
+    p.add_argument("--until-epoch", type=int, default=None, help=argparse.SUPPRESS)  # replaced by --epochs-this-run
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.set_defaults(func=_cmd_train)
 

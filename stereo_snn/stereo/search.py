@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from .. import distributed
 from ..atomic import atomic_path
 from ..errors import DatasetError
 from ..runtime import RunDir, resolve_device, save_checkpoint, seed_everything
@@ -34,28 +35,40 @@ def _split_loaders(dataset: StereoWindowDataset, batch_size: int, seed: int) -> 
     halves = (sorted(order[: (n + 1) // 2].tolist()), sorted(order[(n + 1) // 2:].tolist()))
     loaders = []
     for k, idx in enumerate(halves):
+        subset = Subset(dataset, idx)
+        sampler = distributed.make_sampler(subset, True, int(seed) * 7919 + k)  # torchrun: this process's share
+        if sampler is not None:
+            loaders.append(DataLoader(subset, batch_size=distributed.check_batch(batch_size, "search.batch_size"),
+                                      sampler=sampler, collate_fn=pad_collate, num_workers=0))
+            continue
         gen = torch.Generator().manual_seed(int(seed) * 7919 + k)
-        loaders.append(DataLoader(Subset(dataset, idx), batch_size=batch_size, shuffle=True, generator=gen,
+        loaders.append(DataLoader(subset, batch_size=batch_size, shuffle=True, generator=gen,
                                   collate_fn=pad_collate, num_workers=0))
     return loaders[0], loaders[1]
 
 
 def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str | Path, seed: int = 0,
-               device: str | None = None, max_batches: int | None = None,
+               device: str | None = None, max_batches: int | None = None, overwrite: bool = False,
                log: Callable[[str], None] = print) -> Any:
     """Search the feature and matching cells/paths on ``sources``; returns the derived Genotype.
 
     cfg.search sets epochs, batch size, weight lr (cosine to lr_min), arch lr and weight
-    decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs).
+    decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs). A
+    non-empty ``out_dir`` is refused unless ``overwrite`` (:func:`stereo_snn.fit.prepare_run_dir`).
     """
-    from ..search import DGSConfig, SearchConfig, Searcher, SurrogateSearch, save_genotype
+    from ..fit import prepare_run_dir, write_history_scalars
+    from ..search import BilevelConfig, DGSConfig, Searcher, SurrogateSearch, save_genotype
     from .network import build_supernet
 
     sc = cfg.search
-    dev = resolve_device(device)
+    _, dev = distributed.setup(resolve_device(device))
+    main, log = distributed.is_main(), distributed.main_only(log)
+    distributed.check_batch(sc.batch_size, "search.batch_size")
     seed_everything(seed)
-    run = RunDir(out_dir)
-    run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "command": "search"})
+    run = prepare_run_dir(out_dir, overwrite=overwrite)
+    if main:
+        run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "command": "search",
+                          "world_size": distributed.world_size(), "global_batch_size": sc.batch_size})
     dataset = StereoWindowDataset(sources, cfg, crop=sc.crop, vflip=cfg.train.vflip, seed=seed, cache=True)
     train_half, val_half = _split_loaders(dataset, sc.batch_size, seed)
     log(f"search: {len(dataset)} windows from {len(sources)} sequence(s), {len(train_half.dataset)} weight / "
@@ -65,7 +78,7 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     def loss_fn(m: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         return disparity_loss(m(batch["left"].to(dev), batch["right"].to(dev)), batch, "smooth_l1")
 
-    engine_cfg = SearchConfig(epochs=sc.epochs, warmup_epochs=sc.warmup_epochs, w_lr=sc.lr, w_lr_min=sc.lr_min,
+    engine_cfg = BilevelConfig(epochs=sc.epochs, warmup_epochs=sc.warmup_epochs, lr=sc.lr, lr_min=sc.lr_min,
                               arch_lr=sc.arch_lr, arch_weight_decay=sc.arch_weight_decay,
                               energy_weight=sc.energy_weight, max_batches=max_batches)
     dgs = SurrogateSearch(model, DGSConfig(every=sc.dgs_every, max_batches=sc.dgs_batches)) if sc.dgs_every > 0 else None
@@ -74,6 +87,8 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     genotype = searcher.run(train_half, val_half)
     genotype = dataclasses.replace(genotype, settings={**dict(genotype.settings), "stereo_config": cfg.to_dict(),
                                                        "seed": seed, "windows": len(dataset)})
+    if not main:
+        return genotype
     save_genotype(run.root / "genotype.json", genotype)
     # the searched supernet itself: decode it again later without searching (derive_from_supernet)
     save_checkpoint(run.root / "supernet.pt", {"model": model.state_dict(), "config": cfg.to_dict(), "seed": seed,
@@ -82,7 +97,7 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     run.write_metrics({"history": history})
     plot_genotype(genotype, run.figures / "genotype.png")
     plot_curves(history, run.figures / "search_curves.png", title="search")
-    _tensorboard(run, history)
+    write_history_scalars(run, history, "search")
     log(f"search: genotype written to {run.root / 'genotype.json'}")
     return genotype
 
@@ -129,19 +144,6 @@ def _numeric_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[floa
         keys += [k for k, v in row.items() if k != "epoch" and k not in keys
                  and isinstance(v, (int, float)) and not isinstance(v, bool)]
     return {k: [float(r[k]) if isinstance(r.get(k), (int, float)) else float("nan") for r in history] for k in keys}
-
-
-def _tensorboard(run: RunDir, history: Sequence[Mapping[str, Any]]) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(log_dir=str(run.tensorboard))
-    try:
-        for i, row in enumerate(history):
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
-                    writer.add_scalar(f"search/{k}", v, int(row.get("epoch", i + 1)))
-    finally:
-        writer.close()
 
 
 def plot_curves(history: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from classification import config as C
@@ -14,26 +16,26 @@ def test_every_preset_resolves_and_keeps_the_published_recipe():
         assert f"{dataset}_search" in names and f"{dataset}_train" in names
     for name in names:
         cfg = C.resolve_config(preset=name)
-        assert cfg["data"]["name"] in name
+        assert cfg.data.name in name
     train = C.resolve_config(preset="cifar10", command="train")
-    assert train["train"]["lr"] == 0.025 and train["train"]["batch_size"] == 50
-    assert train["train"]["epochs"] == 600 and train["data"]["cutout"] == 16
-    assert train["model"]["auxiliary_layer"] == 6 and train["model"]["auxiliary_weight"] == 0.4
-    assert train["model"]["channels"] == 48 and train["model"]["layers"] == 8 and train["model"]["time_steps"] == 6
+    assert train.train.lr == 0.025 and train.train.batch_size == 50
+    assert train.train.epochs == 600 and train.data.cutout == 16
+    assert train.model.auxiliary_layer == 6 and train.model.auxiliary_weight == 0.4
+    assert train.model.channels == 48 and train.model.layers == 8 and train.model.time_steps == 6
     search = C.resolve_config(preset="cifar100", command="search")
-    assert search["search"]["batch_size"] == 100 and search["search"]["arch_lr"] == 1e-3
-    assert search["search"]["epochs"] == 50 and search["data"]["name"] == "cifar100"
+    assert search.search.batch_size == 100 and search.search.arch_lr == 1e-3
+    assert search.search.epochs == 50 and search.data.name == "cifar100"
 
 
 def test_overrides_and_config_files(tmp_path):
     cfg = C.resolve_config(preset="digits_train", overrides=["train.epochs=3", "model.candidates=[skip_connect, conv_5x5]",
                                                              "data.root=/x/y", "train.grad_clip=null"])
-    assert cfg["train"]["epochs"] == 3 and cfg["model"]["candidates"] == ["skip_connect", "conv_5x5"]
-    assert cfg["data"]["root"] == "/x/y" and cfg["train"]["grad_clip"] is None
+    assert cfg.train.epochs == 3 and cfg.model.candidates == ("skip_connect", "conv_5x5")
+    assert cfg.data.root == "/x/y" and cfg.train.grad_clip is None
     f = tmp_path / "mine.yaml"
     f.write_text("train:\n  lr: 0.5\nseed: 7\n")
     cfg = C.resolve_config(preset="digits_train", config_file=f, overrides=["seed=9"])
-    assert cfg["train"]["lr"] == 0.5 and cfg["seed"] == 9 and cfg["train"]["epochs"] == 15
+    assert cfg.train.lr == 0.5 and cfg.seed == 9 and cfg.train.epochs == 15
 
 
 def test_bad_settings_are_refused(tmp_path):
@@ -54,3 +56,48 @@ def test_bad_settings_are_refused(tmp_path):
         C.resolve_config(config_file=f)
     with pytest.raises(ConfigError, match="cannot read config file"):
         C.resolve_config(config_file=tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("item,message", [
+    ("train.epochs=abc", "train.epochs 'abc': must be an integer"),
+    ("train.lr=[1, 2]", "train.lr \\[1, 2\\]: must be a finite number"),
+    ("train.lr=fast", "train.lr 'fast': must be a number"),
+    ("train.amp=3", "train.amp 3: must be true or false"),
+    ("threads=-2", "threads -2: must be >= 1 or null"),
+    ("search.max_batches=0", "search.max_batches 0: must be >= 1 or null"),
+    ("data.name=mnist", "unknown dataset"),
+])
+def test_settings_of_the_wrong_type_or_range_are_named(item, message):
+    with pytest.raises(ConfigError, match=message):
+        C.resolve_config(overrides=[item])
+
+
+def test_settings_are_typed_and_frozen_and_read_numbers_written_as_text():
+    import dataclasses
+
+    cfg = C.resolve_config(overrides=["train.lr=1e-3"])  # YAML reads 1e-3 as a string
+    assert cfg.train.lr == 0.001 and isinstance(cfg.train.lr, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.lr = 0.1  # type: ignore[misc]
+    assert C.ClassifyConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_old_search_setting_names_are_read():
+    old = C.resolve_config().to_dict()
+    old["search"] = {("w_" + k if k in ("lr", "lr_min", "momentum", "weight_decay") else k): v
+                     for k, v in old["search"].items()}
+    assert C.ClassifyConfig.from_dict(old).search.lr == C.resolve_config().search.lr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["classify", "train", "--epochs-this-run", "0"], "--epochs-this-run 0: must be an integer >= 1"),
+    (["classify", "train", "--resume", "--overwrite"], "--resume and --overwrite"),
+    (["classify", "search", "--set", "search.max_batches=-1"], "search.max_batches -1"),
+])
+def test_run_options_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    from stereo_snn import cli
+
+    out = tmp_path / "run"
+    assert cli.main([*args, "--out", str(out), "--set", "model.genotype=g.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import tarfile
@@ -10,8 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from classification import config as C
 from classification import data as D
 from stereo_snn.errors import ConfigError, DatasetError
+
+
+def _data(**settings):
+    """The default data settings with ``settings`` changed."""
+    return dataclasses.replace(C.resolve_config().data, **settings)
 
 
 def test_cifar10_folder_reads_all_batches(cifar10_folder):
@@ -123,7 +130,7 @@ def test_image_folders_train_and_val_transforms(tmp_path, make_image_folders):
 
 def test_image_folder_source_with_workers_is_deterministic(tmp_path, make_image_folders):
     root = make_image_folders(tmp_path / "imnet", classes=2, per_class=3)
-    bundle = D.build_data({"name": "imagenet", "root": str(root), "image_size": 16, "resize": 20, "workers": 2, "flip": True},
+    bundle = D.build_data(_data(name="imagenet", root=str(root), image_size=16, resize=20, workers=2, flip=True),
                           batch_size=4, seed=0)
     assert bundle.num_classes == 2 and bundle.in_channels == 3 and bundle.image_size == 16
     first = [x for x, _ in bundle.train.batches(epoch=2)]
@@ -136,7 +143,7 @@ def test_image_folder_source_with_workers_is_deterministic(tmp_path, make_image_
 
 def test_image_folder_limit_is_a_random_subset_split_in_halves(tmp_path, make_image_folders):
     root = make_image_folders(tmp_path / "imnet", classes=4, per_class=3)
-    bundle = D.build_data({"name": "imagenet", "root": str(root), "image_size": 8, "resize": 10, "limit_train": 6},
+    bundle = D.build_data(_data(name="imagenet", root=str(root), image_size=8, resize=10, limit_train=6),
                           batch_size=2, seed=0)
     chosen = set(bundle.train.subset.indices)
     labels = {bundle.train.dataset.samples[i][1] for i in chosen}
@@ -159,7 +166,7 @@ def test_image_folder_errors(tmp_path, make_image_folders):
     (root / "val" / "extra").mkdir()
     (root / "val" / "extra" / "a.jpg").write_bytes((root / "val" / "n00000001" / "img_0.JPEG").read_bytes())
     with pytest.raises(DatasetError, match="different class folders"):
-        D.build_data({"name": "imagenet", "root": str(root)}, batch_size=2, seed=0)
+        D.build_data(_data(name="imagenet", root=str(root)), batch_size=2, seed=0)
 
 
 def test_augmentations():
@@ -182,7 +189,7 @@ def test_augmentations():
 
 
 def test_array_source_order_depends_only_on_seed_and_epoch(cifar10_folder):
-    bundle = D.build_data({"name": "cifar10", "root": str(cifar10_folder), "crop_padding": 4, "flip": True, "cutout": 8},
+    bundle = D.build_data(_data(name="cifar10", root=str(cifar10_folder), crop_padding=4, flip=True, cutout=8),
                           batch_size=16, seed=5)
     a = list(bundle.train.batches(3))
     b = list(bundle.train.batches(3))
@@ -199,6 +206,6 @@ def test_array_source_order_depends_only_on_seed_and_epoch(cifar10_folder):
 
 def test_build_data_errors():
     with pytest.raises(ConfigError, match="data.root: required for cifar10"):
-        D.build_data({"name": "cifar10"}, 8, 0)
+        D.build_data(_data(name="cifar10"), 8, 0)
     with pytest.raises(ConfigError, match="unknown dataset"):
-        D.build_data({"name": "mnist"}, 8, 0)
+        _data(name="mnist")

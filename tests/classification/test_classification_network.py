@@ -3,6 +3,8 @@ genotype compatibility errors."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -12,7 +14,7 @@ from stereo_snn.errors import ConfigError, GenotypeError
 from stereo_snn.search import Genotype
 from stereo_snn.spiking import reset
 
-TINY = {**C.resolve_config()["model"], "time_steps": 2, "layers": 2, "channels": 4, "levels": 2, "neuron_kinds": ["lif"]}
+TINY = dataclasses.replace(C.resolve_config().model, time_steps=2, layers=2, channels=4, levels=2, neuron_kinds=("lif",))
 
 
 def test_supernet_forward_shapes_and_class_count():
@@ -37,7 +39,7 @@ def test_fixed_network_from_genotype_with_auxiliary_head():
     torch.manual_seed(0)
     supernet = N.build_supernet(TINY, num_classes=7, in_channels=1)
     genotype = Genotype({N.COMPONENT: supernet.backbone.derive()})
-    model = N.build_from_genotype(genotype, {**TINY, "channels": 6, "auxiliary_layer": 1}, num_classes=7, in_channels=1)
+    model = N.build_from_genotype(genotype, dataclasses.replace(TINY, channels=6, auxiliary_layer=1), num_classes=7, in_channels=1)
     assert model.backbone.config.channels == 6 and not model.backbone.is_supernet
     x = torch.randn(4, 1, 8, 8)
     reset(model)
@@ -63,10 +65,10 @@ def test_genotype_incompatibilities_are_named():
     with pytest.raises(GenotypeError, match="g.json: no 'backbone' component \\(found: feature\\)"):
         N.build_from_genotype(Genotype({"feature": comp}), TINY, 10, 1, "g.json")
     with pytest.raises(ConfigError, match="model.layers 5: the genotype g.json has 2 layers"):
-        N.build_from_genotype(Genotype({N.COMPONENT: comp}), {**TINY, "layers": 5}, 10, 1, "g.json")
+        N.build_from_genotype(Genotype({N.COMPONENT: comp}), dataclasses.replace(TINY, layers=5), 10, 1, "g.json")
     with pytest.raises(ConfigError, match="auxiliary_layer 3: must be between 1 and the 2 layers"):
-        N.build_from_genotype(Genotype({N.COMPONENT: comp}), {**TINY, "auxiliary_layer": 3}, 10, 1)
-    with pytest.raises(ConfigError, match="model settings: trellis channels 0"):
-        N.build_supernet({**TINY, "channels": 0}, 10, 1)
+        N.build_from_genotype(Genotype({N.COMPONENT: comp}), dataclasses.replace(TINY, auxiliary_layer=3), 10, 1)
+    with pytest.raises(ConfigError, match="model.channels 0: must be >= 1"):
+        dataclasses.replace(TINY, channels=0)
     with pytest.raises(ConfigError, match="at least 2 classes"):
         N.build_supernet(TINY, 1, 1)

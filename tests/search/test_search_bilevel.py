@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from stereo_snn.errors import ConfigError
-from stereo_snn.search import SearchConfig, Searcher, SpikingTrellis, TrellisConfig, energy_report
+from stereo_snn.search import BilevelConfig, Searcher, SpikingTrellis, TrellisConfig, energy_report
 
 
 def _data(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -44,7 +44,7 @@ def _search(energy_weight: float):
     model = _Classifier(CFG)
     before = {n: p.detach().clone() for n, p in model.body.named_parameters() if "arch_" in n or "plif_w" in n}
     logs: list[str] = []
-    searcher = Searcher(model, _loss, SearchConfig(epochs=4, warmup_epochs=1, w_lr=0.05, arch_lr=0.05,
+    searcher = Searcher(model, _loss, BilevelConfig(epochs=4, warmup_epochs=1, lr=0.05, arch_lr=0.05,
                                                    energy_weight=energy_weight),
                         {"body": model.body}, log=logs.append)
     g = searcher.run(_data(24, 1), _data(24, 2))
@@ -68,8 +68,9 @@ def test_search_runs_and_architecture_weights_move(searches):
         assert not torch.allclose(before[name], after[name].detach()), name
     assert set(g.components) == {"body"} and len(g.components["body"].path) == 2
     assert len(searcher.history) == 4 and "val_loss" not in searcher.history[0] and "val_loss" in searcher.history[1]
+    assert [r["epoch"] for r in searcher.history] == [1, 2, 3, 4]  # counted from 1, like training epochs
     assert searcher.history[-1]["loss"] < searcher.history[0]["loss"]
-    assert any(line.startswith("epoch 3:") for line in logs) and any("path" in line for line in logs)
+    assert any(line.startswith("epoch 3/4:") for line in logs) and any("path" in line for line in logs)
     assert g.settings["search"]["energy_weight"] == 0.0
 
 
@@ -103,16 +104,16 @@ def test_hybrid_choice_responds_to_energy_weight(searches):
 def test_energy_target_hinge_and_bad_settings():
     torch.manual_seed(0)
     model = _Classifier(CFG)
-    s = Searcher(model, _loss, SearchConfig(epochs=1, energy_weight=1.0, energy_target_mj=1e-12), {"body": model.body})
+    s = Searcher(model, _loss, BilevelConfig(epochs=1, energy_weight=1.0, energy_target_mj=1e-12), {"body": model.body})
     _loss(model, _data(8, 1)[0])
     assert float(s.energy_penalty().detach()) > 0
     s.config.energy_target_mj = 1e6
     assert float(s.energy_penalty().detach()) == 0
     with pytest.raises(ConfigError, match="energy_weight"):
-        SearchConfig(energy_weight=-1)
+        BilevelConfig(energy_weight=-1)
     fixed = SpikingTrellis.from_genotype(model.body.derive())
     with pytest.raises(ConfigError, match="supernet"):
-        Searcher(model, _loss, SearchConfig(), {"body": fixed})
+        Searcher(model, _loss, BilevelConfig(), {"body": fixed})
 
 
 def test_searcher_runs_dgs_and_records_settings(tmp_path):
@@ -122,7 +123,7 @@ def test_searcher_runs_dgs_and_records_settings(tmp_path):
     cfg = TrellisConfig(dim=2, in_channels=1, channels=2, layers=1, steps=1, levels=1, moves=("same",))
     model = _Classifier(cfg)
     dgs = SurrogateSearch(model, DGSConfig(every=1, max_batches=1))
-    s = Searcher(model, _loss, SearchConfig(epochs=1, warmup_epochs=0, max_batches=1), {"body": model.body},
+    s = Searcher(model, _loss, BilevelConfig(epochs=1, warmup_epochs=0, max_batches=1), {"body": model.body},
                  dgs=dgs, log=lambda line: None)
     g = s.run(_data(8, 1), _data(8, 2))
     assert all(len(h) == 2 for h in dgs.history.values())
@@ -130,3 +131,9 @@ def test_searcher_runs_dgs_and_records_settings(tmp_path):
     assert set(g.settings["surrogate_b_history"]) == set(dgs.history)
     back = load_genotype(save_genotype(tmp_path / "g.json", g))
     assert back.components == g.components and back.settings["search"]["max_batches"] == 1
+
+
+@pytest.mark.parametrize("count", [0, -3])
+def test_a_search_without_batches_is_refused_before_it_writes_a_genotype(count):
+    with pytest.raises(ConfigError, match=f"search max_batches {count}: must be an integer >= 1"):
+        BilevelConfig(max_batches=count)

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from stereo_snn.search import SearchConfig, Searcher, SpikingTrellis, TrellisConfig, split_parameters
+from stereo_snn.search import BilevelConfig, Searcher, SpikingTrellis, TrellisConfig, split_parameters
 from stereo_snn.spiking import reset
 
 
@@ -30,13 +30,13 @@ def test_step_matches_full_backward_reference(make_spikes):
     model = _Net()
     ref = copy.deepcopy(model)
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
-    cfg = SearchConfig(epochs=1, warmup_epochs=0, energy_weight=0.5, arch_lr=0.05, w_lr=0.05)
+    cfg = BilevelConfig(epochs=1, warmup_epochs=0, energy_weight=0.5, arch_lr=0.05, lr=0.05)
     batches = [(make_spikes(2, 4, 1, 6, 6, seed=s), torch.tensor([0, 1, 1, 0])) for s in range(4)]
     searcher = Searcher(model, _loss, cfg, {"body": model.body}, log=lambda s: None)
 
     # the reference: plain backward() over everything, as a textbook first-order step
     weights, arch = split_parameters(ref)
-    w_opt = torch.optim.SGD(weights, lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay)
+    w_opt = torch.optim.SGD(weights, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam(arch, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
     e_ref = None
     for tb, vb in zip(batches[:2], batches[2:]):

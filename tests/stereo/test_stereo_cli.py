@@ -76,6 +76,16 @@ def test_bad_inputs_give_one_line_errors(trained_run, sim_root, genotype_file, t
         (["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(tmp_path / "t"),
           "--set", "train.loss=l3"], "train.loss"),
         (["infer", str(seq), "--checkpoint", ckpt, "--out", str(tmp_path / "o"), "--timestamps", "a,b"], "--timestamps"),
+        # a run folder that holds a run is never overwritten without --overwrite
+        (["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(trained_run)],
+         "the run folder is not empty"),
+        (["search", "--simulate", "1", "--out", str(trained_run)], "the run folder is not empty"),
+        (["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(tmp_path / "u"),
+          "--until-epoch", "1"], "replaced by --epochs-this-run"),
+        (["search", "--data", str(seq), "--config", "tiny", "--out", str(tmp_path / "s0"), "--max-batches", "0"],
+         "search max_batches 0: must be an integer >= 1"),
+        # each application refuses to resume the other's run, and says which command does
+        (["classify", "train", "--resume", "--out", str(trained_run)], "a stereo run; resume it with `stereo-snn train"),
     ]
     for args, expected in cases:
         assert main(args) == 2, args

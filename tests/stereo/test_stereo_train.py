@@ -23,7 +23,7 @@ def test_resume_is_bit_identical(sim_root, tiny_cfg, tiny_genotype, tmp_path):
     cfg = tiny_cfg.replace(**{"train.epochs": 2, "train.image_every": 0})
     sources = open_sources(sim_root)[:1]
     straight = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "a", seed=4, progress=False, log=_quiet)
-    half = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, until_epoch=1,
+    half = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, epochs_this_run=1,
                           log=_quiet)
     assert half.epochs == 1
     resumed = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, resume=True,
@@ -44,7 +44,7 @@ def test_run_folder_contents(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert len(metrics["history"]) == 1 and metrics["best"]["val_mae"] is not None
     state = load_checkpoint(trained_run / "checkpoints" / "last.pt")
-    assert {"model", "optimizer", "scheduler", "scaler", "epoch", "rng", "config", "genotype"} <= set(state)
+    assert {"model", "optimizer", "scheduler", "scaler", "epochs_done", "rng", "config", "genotype", "application"} <= set(state)
 
 
 def test_resume_refuses_other_settings_and_missing_run(sim_root, tiny_cfg, tiny_genotype, trained_run, tmp_path):
