@@ -161,7 +161,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         val = []
     res = train_genotype(cfg, genotype, sources, val, out, seed=args.seed, device=args.device, resume=args.resume,
                          progress=not args.no_progress, epochs_this_run=args.epochs_this_run,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, init=args.init)
     print(f"trained {res.epochs} epoch(s); best: {json.dumps(res.best)}")
     print(f"checkpoints: {res.run_dir / 'checkpoints'}")
     return 0
@@ -337,6 +337,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_data(p)
     p.add_argument("--val-data", help="validation sequences (default: the last --val-count training sequences)")
     p.add_argument("--val-count", type=int, default=1, help="sequences held out for validation when no --val-data")
+    p.add_argument("--init", help="start from the weights of this stereo checkpoint (same genotype and network "
+                                  "settings; fine-tuning, e.g. a DSEC model to MVSEC data)")
     _add_config(p)
     _add_common(p)
     add_run_options(p, resume=True)

@@ -96,7 +96,7 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
                    device: str | None = None, resume: bool = False, progress: bool = True,
                    model_factory: Callable[[StereoConfig, Any], torch.nn.Module] | None = None,
                    epochs_this_run: int | None = None, overwrite: bool = False,
-                   log: Callable[[str], None] = print) -> TrainResult:
+                   init: str | Path | None = None, log: Callable[[str], None] = print) -> TrainResult:
     """Train the fixed network of ``genotype`` and keep the best checkpoint by validation MAE
     (by the training loss when there is no validation data), on the shared run skeleton
     (:func:`stereo_snn.fit.fit`).
@@ -106,7 +106,8 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
     multiples of ``dgs_every``, training batches against validation batches) and AMP (used only on CUDA).
     With ``resume`` the run continues from ``out_dir/checkpoints/last.pt``; ``epochs_this_run``
     stops after that many epochs so a run can be split into sessions. A new run refuses a
-    non-empty ``out_dir`` unless ``overwrite``.
+    non-empty ``out_dir`` unless ``overwrite``. ``init`` starts a new run from the weights of
+    another stereo checkpoint of the same network (fine-tuning, e.g. to another sensor's data).
     """
     from ..fit import FitSettings, FitTask, StepLoss, fit, prepare_run_dir, read_run_state
     from .network import build_network, load_state_checked, make_dgs
@@ -131,8 +132,14 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
         if state.get("config") != cfg.to_dict():
             raise CheckpointError(f"{last_path}: the run's config differs from the given one; resume with the same settings")
         load_state_checked(model, state["model"], str(last_path))  # names the keys that do not fit
-    elif distributed.is_main():
-        run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev),
+    if init is not None and not resume:
+        from .network import read_checkpoint
+
+        start, _ = read_checkpoint(init, ("model",), "stereo checkpoint")
+        load_state_checked(model, start["model"], str(init))  # names the keys that do not fit
+        log(f"weights initialised from {init}")
+    if not resume and distributed.is_main():
+        run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "init": None if init is None else str(init),
                           "world_size": distributed.world_size(), "global_batch_size": tc.batch_size})
         from ..search import save_genotype
 

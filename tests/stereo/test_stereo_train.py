@@ -77,3 +77,31 @@ def test_checkpoint_that_does_not_fit_the_genotype(trained_run, tiny_cfg, tmp_pa
     state = load_checkpoint(ckpt)["model"]
     with pytest.raises(CheckpointError, match="keys|shape"):
         load_state_checked(model, state, str(ckpt))
+
+
+def test_init_starts_a_new_run_from_another_checkpoints_weights(trained_run, tiny_cfg, tiny_genotype, sim_root,
+                                                                  tmp_path):
+    import torch
+
+    from stereo_snn.errors import CheckpointError
+    from stereo_snn.search import Genotype
+    from stereo_snn.stereo.data import open_sources
+    from stereo_snn.stereo.network import build_supernet
+    from stereo_snn.stereo.train import train_genotype
+
+    ckpt = trained_run / "checkpoints" / "best.pt"
+    sources = open_sources(sim_root)
+    lines: list[str] = []
+    cfg = tiny_cfg.replace(**{"train.epochs": 1, "train.lr": 1e-12, "train.image_every": 0})
+    train_genotype(cfg, tiny_genotype, sources[:1], [], tmp_path / "ft", progress=False, init=ckpt, log=lines.append)
+    assert any("weights initialised from" in line for line in lines)
+    before = torch.load(ckpt, weights_only=True)["model"]
+    after = torch.load(tmp_path / "ft" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    conv = next(k for k in before if k.endswith("conv.weight") or k.endswith(".weight"))
+    assert torch.allclose(before[conv], after[conv], atol=1e-6)  # a vanishing lr keeps the initial weights
+    torch.manual_seed(9)
+    sup = build_supernet(tiny_cfg.replace(**{"network.feature_channels": 6}))
+    other = Genotype({k: v.derive() for k, v in sup.components().items()})
+    with pytest.raises(CheckpointError, match="does not fit"):
+        train_genotype(tiny_cfg.replace(**{"network.feature_channels": 6}), other, sources[:1], [], tmp_path / "bad",
+                       progress=False, init=ckpt, log=lambda s: None)
