@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +16,8 @@ from ...errors import ConfigError, OutputError
 from ..recording import Events, StereoRecording
 from .config import SimConfig
 from .esim import EventGenerator
-from .scene import Scene, build_scene, make_rectify_map
+from .layouts import build_scene
+from .scene import Scene, make_rectify_map
 
 __all__ = ["simulate_stereo", "make_demo_sequences", "write_sequences", "summarize", "scene_for", "MAX_MOTION_PX_PER_FRAME"]
 
@@ -54,8 +56,11 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
     root = np.random.SeedSequence(cfg.seed)
     scene_ss, lmap_ss, rmap_ss, lev_ss, rev_ss = root.spawn(5)
     scene = build_scene(cfg, np.random.default_rng(scene_ss))
+    speed = scene.max_image_speed(cfg.duration_us * 1e-6)
+    if cfg.render_rate_hz is None:
+        cfg = dataclasses.replace(cfg, render_rate_hz=auto_render_rate(speed, cfg.gt_rate_hz))
     dt_us = cfg.frame_interval_us
-    motion = scene.max_image_speed() * dt_us * 1e-6
+    motion = speed * dt_us * 1e-6
     if motion > MAX_MOTION_PX_PER_FRAME:
         raise ConfigError(
             f"render_rate_hz: scene points move up to {motion:.2f} px per frame at {cfg.render_rate_hz} Hz "
@@ -71,6 +76,7 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
             h, w, threshold_pos=cfg.threshold_pos, threshold_neg=cfg.threshold_neg,
             threshold_sigma=cfg.threshold_sigma, refractory_us=cfg.refractory_us,
             noise_rate_hz=cfg.noise_rate_hz, log_eps=cfg.log_eps, rng=np.random.default_rng(ss),
+            hot_pixel_fraction=cfg.hot_pixel_fraction, hot_pixel_rate_hz=cfg.hot_pixel_rate_hz,
         )
         for cam, ss in zip(_CAMERAS, (lev_ss, rev_ss))
     }
@@ -103,6 +109,15 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
         fx=scene.fx, fy=scene.fx, cx=scene.cx, cy=scene.cy, baseline_m=scene.baseline_m,
         t_offset_us=t0,
     )
+
+
+def auto_render_rate(speed_px_s: float, gt_rate_hz: float) -> float:
+    """The lowest multiple of 50 Hz (at least ``gt_rate_hz``) at which points moving at
+    ``speed_px_s`` move at most :data:`MAX_MOTION_PX_PER_FRAME` per frame."""
+    rate = 50.0 * math.ceil(speed_px_s / MAX_MOTION_PX_PER_FRAME / 50.0 + 1e-9)
+    if rate > 1e6:
+        raise ConfigError(f"render_rate_hz: auto would need {rate:g} Hz (above 1 MHz); lower speed_px_s/ego_motion/object_motion")
+    return max(rate, float(gt_rate_hz))
 
 
 def scene_for(config: SimConfig) -> Scene:
