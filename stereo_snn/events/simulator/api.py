@@ -114,7 +114,7 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
 def auto_render_rate(speed_px_s: float, gt_rate_hz: float) -> float:
     """The lowest multiple of 50 Hz (at least ``gt_rate_hz``) at which points moving at
     ``speed_px_s`` move at most :data:`MAX_MOTION_PX_PER_FRAME` per frame."""
-    rate = 50.0 * math.ceil(speed_px_s / MAX_MOTION_PX_PER_FRAME / 50.0 + 1e-9)
+    rate = 50.0 * math.ceil(speed_px_s / MAX_MOTION_PX_PER_FRAME / 50.0 - 1e-9)
     if rate > 1e6:
         raise ConfigError(f"render_rate_hz: auto would need {rate:g} Hz (above 1 MHz); lower speed_px_s/ego_motion/object_motion")
     return max(rate, float(gt_rate_hz))

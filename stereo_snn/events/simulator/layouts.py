@@ -181,36 +181,38 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
     for d in _object_disparities(n_obj, min_d, max_d, rng):
         thin = rng.random() < config.thin_fraction
         u, v = rng.uniform(0.05 * w, 0.95 * w), rng.uniform(0.1 * h, 0.9 * h)
-        depth = fb / d + ahead  # depth at mid-sequence; nearest approach ~ fb / d
-        m_per_px = depth / fx
-        spin = 0.0
+        spin_px = 0.0  # pixels per second at the shape's rim
         tilt_x = tilt_y = 0.0
-        if thin:
+        if thin:  # sizes in pixels at mid-sequence
             kind = ("pole", "wire", "bar", "fence")[int(rng.integers(4))]
             if kind == "fence":
                 shape, angle = "fence", 0.0
-                a, b = rng.uniform(0.15, 0.4) * w * m_per_px, rng.uniform(0.06, 0.2) * h * m_per_px
-                c = rng.uniform(6.0, 20.0) * m_per_px
-                size = (a, b, c, min(rng.uniform(1.0, 2.5) * m_per_px, 0.3 * c))
+                period = rng.uniform(6.0, 20.0)
+                size_px = (rng.uniform(0.15, 0.4) * w, rng.uniform(0.06, 0.2) * h, period,
+                           min(rng.uniform(1.0, 2.5), 0.3 * period))
                 tilt_y = rng.uniform(-1, 1) * slant_max
             else:
                 shape = "rectangle"
                 long_px = rng.uniform(0.2, 0.6) * (h if kind == "pole" else w)
-                size = (rng.uniform(1.0, 3.0) * m_per_px, 0.5 * long_px * m_per_px, 0.0, 0.0)
+                size_px = (rng.uniform(1.0, 3.0), 0.5 * long_px, 0.0, 0.0)
                 angle = {"pole": rng.normal(0, 0.03), "wire": math.pi / 2 + rng.normal(0, 0.1),
                          "bar": rng.uniform(0, math.pi)}[kind]
         else:
             kind = "object"
             shape = ("disk", "ellipse", "rectangle", "triangle")[int(rng.integers(4))]
-            r = rng.uniform(0.05, 0.2) * min(h, w) * m_per_px
-            size = (r, r if shape == "disk" else r * rng.uniform(0.4, 1.0), 0.0, 0.0)
+            r_px = rng.uniform(0.05, 0.2) * min(h, w)
+            size_px = (r_px, r_px if shape == "disk" else r_px * rng.uniform(0.4, 1.0), 0.0, 0.0)
             angle = rng.uniform(0, 2 * math.pi)
-            spin = config.object_motion * rng.uniform(-1, 1) * 0.2 * speed / (r / m_per_px)
+            spin_px = config.object_motion * rng.uniform(-1, 1) * 0.2 * speed
             if rng.random() < 0.5:
                 tilt_x, tilt_y = rng.uniform(-1, 1, 2) * slant_max
-        reach = max(size[0], size[1])
-        depth += reach * max(abs(math.sin(tilt_x)), abs(math.sin(tilt_y)))  # the slanted near edge at fb / d
-        point = c_mid + r_mid @ np.array([(u - cx) * depth / fx, (v - cy) * depth / fx, depth])
+        # depth at mid-sequence: the nearest approach of the (slanted) near edge is ~ fb / d
+        lean = max(size_px[0], size_px[1]) * max(abs(math.sin(tilt_x)), abs(math.sin(tilt_y))) / fx
+        depth = (fb / d + ahead) / (1.0 - min(lean, 0.5))
+        m_per_px = depth / fx
+        size = tuple(x * m_per_px for x in size_px)
+        spin = spin_px / size_px[0]
+        point = c_mid + r_mid @ np.array([(u - cx) * m_per_px, (v - cy) * m_per_px, depth])
         grounded = floor_y is not None and kind in ("pole", "fence", "object") and rng.random() < (0.9 if kind == "pole" else 0.4)
         if grounded:  # stands on the floor
             half = size[1] * abs(math.cos(angle)) if kind == "pole" else size[1]
