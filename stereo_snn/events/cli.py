@@ -23,6 +23,9 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--ego-motion": ("ego_motion", float, "scale of the rig's rotations and oscillations (0 = translation only)"),
     "--object-motion": ("object_motion", float, "scale of the objects' own motion and spin (0 = static objects)"),
     "--gt-rate": ("gt_rate_hz", float, "ground-truth maps per second (default 10)"),
+    "--windows-only": ("gt_window_ms", float, "render only the MS milliseconds before each ground-truth map "
+                       "(plus --warmup-ms); faster, no events elsewhere"),
+    "--warmup-ms": ("warmup_ms", float, "with --windows-only: lead-in rendered before each window (default 10)"),
     "--render-rate": ("render_rate_hz", str, "rendered frames per second fed to the event model, or 'auto' "
                       "(lowest multiple of 50 Hz within the per-frame motion limit; the presets' choice)"),
     "--threshold": ("threshold_pos", float, "contrast threshold C+ and C- (log intensity)"),

@@ -211,3 +211,23 @@ def test_no_stereo_benchmark_photographs_among_textures():
     assert names and not any("motorcycle" in n or "disp" in n or "stereo" in n for n in names)
     if (folder / "motorcycle_left.png").is_file():  # the Middlebury pair ships, yet is not used
         assert folder / "motorcycle_left.png" not in bundled_photos()
+
+
+def test_windows_only_renders_the_spans_before_each_ground_truth_map():
+    from stereo_snn.events.simulator.api import merge_spans, span_frames
+
+    assert merge_spans([(50, 100), (0, 20), (90, 130), (140, 150)]) == [(0, 20), (50, 130), (140, 150)]
+    assert span_frames(35, 100, 0, 20) == [35, 40, 60, 80, 100]
+    cfg = SimConfig(height=H, width=W, duration_ms=300, seed=4, speed_px_s=120.0, start_time_us=1_000_000)
+    full = simulate_stereo(cfg)
+    part = simulate_stereo(dataclasses.replace(cfg, gt_window_ms=30.0, warmup_ms=10.0))
+    np.testing.assert_array_equal(part.gt_timestamps_us, full.gt_timestamps_us)
+    np.testing.assert_array_equal(part.gt_disparity, full.gt_disparity)
+    for ev, ref in ((part.left, full.left), (part.right, full.right)):
+        since = (ev.t[:, None] - full.gt_timestamps_us[None, :] + 40_000)
+        assert np.all(((since >= 0) & (since <= 40_000)).any(axis=1))  # only inside the spans
+        assert np.all(np.diff(ev.t) >= 0)
+        for g in full.gt_timestamps_us[1:]:  # each 30 ms window: about as many events as the full run
+            n_part = np.count_nonzero((ev.t >= g - 30_000) & (ev.t < g))
+            n_full = np.count_nonzero((ref.t >= g - 30_000) & (ref.t < g))
+            assert n_full > 100 and abs(n_part - n_full) < 0.25 * n_full

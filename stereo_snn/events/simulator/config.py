@@ -23,6 +23,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "duration_ms": (0, 3_600_000),
     "render_rate_hz": (0, 1_000_000),
     "gt_rate_hz": (0, 1000),
+    "gt_window_ms": (1, 3_600_000),
+    "warmup_ms": (0, 10_000),
     "start_time_us": (0, 2**53),
     "fx": (1, 100_000),
     "baseline_m": (1e-3, 100),
@@ -65,6 +67,10 @@ class SimConfig:
             picks per sequence the lowest multiple of 50 Hz that keeps the scene's motion
             within the per-frame limit (see :func:`~.api.simulate_stereo`).
         gt_rate_hz: ground-truth disparity maps per second (DSEC: 10).
+        gt_window_ms: ``None``: render the whole span; else render only the frames of the
+            ``gt_window_ms + warmup_ms`` before each ground-truth time (faster; the events of
+            the other times are missing).
+        warmup_ms: lead-in of each rendered span before its window (settles the event model).
         start_time_us: absolute time of the first frame (µs); also the recording's t_offset.
         fx: rectified focal length in pixels (default 0.9 * width).
         baseline_m: stereo baseline in metres.
@@ -100,6 +106,8 @@ class SimConfig:
     duration_ms: float = 1000.0
     render_rate_hz: float | None = 1000.0
     gt_rate_hz: float = 10.0
+    gt_window_ms: float | None = None
+    warmup_ms: float = 10.0
     start_time_us: int = 0
     fx: float | None = None
     baseline_m: float = 0.6

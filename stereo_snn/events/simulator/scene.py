@@ -133,13 +133,24 @@ _COLUMNS = 20
 
 
 @numba.njit(cache=True, fastmath=True, inline="always")
-def _render_pixel(u, v, layers, shape_ids, tex_ids, textures, focal_baseline, w_max, cw, ck, ca, cx_, cy_, cf):
+def _metres_per_pixel(layers, k, w, qx, qy):
+    """Lengths (metres) that one pixel step along u and along v covers on surface ``k`` at the
+    point (qx, qy) with inverse depth ``w`` (columns of the homography's Jacobian)."""
+    jxu = (layers[k, 0] - qx * layers[k, 6]) / w
+    jyu = (layers[k, 3] - qy * layers[k, 6]) / w
+    jxv = (layers[k, 1] - qx * layers[k, 7]) / w
+    jyv = (layers[k, 4] - qy * layers[k, 7]) / w
+    return math.sqrt(jxu * jxu + jyu * jyu), math.sqrt(jxv * jxv + jyv * jyv)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _render_pixel(u, v, layers, shape_ids, tex_ids, textures, focal_baseline, w_max, cw, ck, ca, cx_, cy_):
     """Intensity and disparity seen at rectified position (u, v).
 
     Surfaces hit by the ray (in front of the camera and behind the near clip ``w_max`` =
     1 / nearest depth) are sorted by depth and composited near to far with soft edges. The
     disparity is that of the nearest surface covering at least half the pixel (0 if none).
-    ``cw, ck, ca, cx_, cy_, cf`` are scratch arrays of one entry per surface.
+    ``cw, ck, ca, cx_, cy_`` are scratch arrays of one entry per surface.
     """
     n = 0
     for k in range(layers.shape[0]):
@@ -150,15 +161,9 @@ def _render_pixel(u, v, layers, shape_ids, tex_ids, textures, focal_baseline, w_
             continue  # behind the camera or nearer than the near clip
         qx = (layers[k, 0] * u + layers[k, 1] * v + layers[k, 2]) / w
         qy = (layers[k, 3] * u + layers[k, 4] * v + layers[k, 5]) / w
-        # metres per pixel along u and v (Jacobian of the homography)
-        jxu = (layers[k, 0] - qx * layers[k, 6]) / w
-        jyu = (layers[k, 3] - qy * layers[k, 6]) / w
-        jxv = (layers[k, 1] - qx * layers[k, 7]) / w
-        jyv = (layers[k, 4] - qy * layers[k, 7]) / w
-        mu = math.sqrt(jxu * jxu + jyu * jyu)
-        mv = math.sqrt(jxv * jxv + jyv * jyv)
         alpha = 1.0
         if shape_ids[k] != 0:
+            mu, mv = _metres_per_pixel(layers, k, w, qx, qy)
             px_per_m = 1.0 / max(math.sqrt(mu * mv), 1e-12)
             sd = _sdf(shape_ids[k], qx, qy, layers[k, 9], layers[k, 10], layers[k, 11], layers[k, 12])
             alpha = min(max(0.5 + sd * px_per_m, 0.0), 1.0)
@@ -172,14 +177,12 @@ def _render_pixel(u, v, layers, shape_ids, tex_ids, textures, focal_baseline, w_
             ca[j] = ca[j - 1]
             cx_[j] = cx_[j - 1]
             cy_[j] = cy_[j - 1]
-            cf[j] = cf[j - 1]
             j -= 1
         cw[j] = w
         ck[j] = k
         ca[j] = alpha
         cx_[j] = qx
         cy_[j] = qy
-        cf[j] = max(mu, mv)
         n += 1
     acc = 0.0
     trans = 1.0
@@ -191,7 +194,8 @@ def _render_pixel(u, v, layers, shape_ids, tex_ids, textures, focal_baseline, w_
         if disp == 0.0 and alpha >= 0.5:
             disp = focal_baseline * cw[j]
         s = layers[k, 13]
-        val = _sample_mip(textures, tex_ids[k], cx_[j] * s + half, cy_[j] * s + half, cf[j] * s)
+        mu, mv = _metres_per_pixel(layers, k, cw[j], cx_[j], cy_[j])
+        val = _sample_mip(textures, tex_ids[k], cx_[j] * s + half, cy_[j] * s + half, max(mu, mv) * s)
         acc += trans * alpha * (layers[k, 15] + layers[k, 14] * val)
         trans *= 1.0 - alpha
         if trans <= 1e-6:
@@ -207,10 +211,9 @@ def _render_row(r, sample_x, sample_y, layers, shape_ids, tex_ids, textures, foc
     ca = np.empty(n)
     cx_ = np.empty(n)
     cy_ = np.empty(n)
-    cf = np.empty(n)
     for c in range(sample_x.shape[1]):
         out_i[r, c], out_d[r, c] = _render_pixel(sample_x[r, c], sample_y[r, c], layers, shape_ids, tex_ids, textures,
-                                                 focal_baseline, w_max, cw, ck, ca, cx_, cy_, cf)
+                                                 focal_baseline, w_max, cw, ck, ca, cx_, cy_)
 
 
 @numba.njit(cache=True)
@@ -365,19 +368,23 @@ class Scene:
         bounded = np.flatnonzero(self.shape_ids != 0)
         if len(bounded):
             ext = self._extent()[bounded]
-            signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], np.float64)
+            signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], np.float64)  # around the rectangle
             corners = (origin[bounded, None, :] + (signs[None, :, 0:1] * ext[:, None, 0:1]) * e1[bounded, None, :]
                        + (signs[None, :, 1:2] * ext[:, None, 1:2]) * e2[bounded, None, :])  # (m, 4, 3)
             cam = (corners - centre) @ rot  # camera coordinates
-            z = cam[..., 2]
-            ahead = np.all(z > 1e-6, axis=1)
-            zs = np.where(z > 1e-6, z, 1.0)
-            u = self.fx * cam[..., 0] / zs + self.cx
-            v = self.fx * cam[..., 1] / zs + self.cy
-            box = np.stack([u.min(1) - 2, u.max(1) + 2, v.min(1) - 2, v.max(1) + 2], axis=1)
-            box[~ahead] = (-_FAR, _FAR, -_FAR, _FAR)  # partly behind the camera: no box
-            table[bounded, _UMIN:_VMAX + 1] = box
+            near = self.focal_baseline / self.max_disparity  # nothing nearer is drawn
+            for i, k in enumerate(bounded):
+                table[k, _UMIN:_VMAX + 1] = self._image_box(_clip_near(cam[i], near))
         return table
+
+    def _image_box(self, points: np.ndarray) -> tuple[float, float, float, float]:
+        """[u_min, u_max, v_min, v_max] (pixels, 2 px margin) of camera-frame points in front
+        of the camera; an empty box when there are none."""
+        if len(points) == 0:
+            return (_FAR, -_FAR, _FAR, -_FAR)
+        u = self.fx * points[:, 0] / points[:, 2] + self.cx
+        v = self.fx * points[:, 1] / points[:, 2] + self.cy
+        return (u.min() - 2, u.max() + 2, v.min() - 2, v.max() + 2)
 
     def _extent(self) -> np.ndarray:
         """(n, 2) half extents of each shape along e1 and e2 (metres)."""
@@ -425,6 +432,19 @@ class Scene:
             depth = np.maximum(dist / math.hypot(1.0, radius_px / self.fx), near)
             rig = rig + float(np.max(obj[moving] * (self.fx + radius_px) / depth))
         return float(rig.max())
+
+
+def _clip_near(polygon: np.ndarray, near: float) -> np.ndarray:
+    """The part of a convex camera-frame polygon ((k, 3), in order) with depth z >= ``near``
+    (Sutherland-Hodgman against one plane); (0, 3) when none of it is."""
+    out = []
+    for i in range(len(polygon)):
+        a, b = polygon[i], polygon[(i + 1) % len(polygon)]
+        if a[2] >= near:
+            out.append(a)
+        if (a[2] >= near) != (b[2] >= near):
+            out.append(a + (b - a) * ((near - a[2]) / (b[2] - a[2])))
+    return np.array(out).reshape(-1, 3)
 
 
 def mip_levels(texture: np.ndarray, levels: int = MIP_LEVELS) -> np.ndarray:
