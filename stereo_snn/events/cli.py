@@ -18,7 +18,7 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--fx": ("fx", float, "rectified focal length (pixels; default 0.9*width)"),
     "--speed": ("speed_px_s", float, "image speed of the nearest point (pixels/s; default 1.0*width)"),
     "--objects": ("num_objects", int, "most foreground objects per sequence (each draws N/2 to N; default 14)"),
-    "--thin-fraction": ("thin_fraction", float, "fraction of objects that are thin: poles, wires, bars, fences (default 0.3)"),
+    "--thin-fraction": ("thin_fraction", float, "fraction of objects that are thin: poles, wires, bars, fences (default 0; presets 0.3)"),
     "--slant-max": ("slant_max_deg", float, "largest tilt of a slanted object (degrees; default 60)"),
     "--ego-motion": ("ego_motion", float, "scale of the rig's rotations and oscillations (0 = translation only)"),
     "--object-motion": ("object_motion", float, "scale of the objects' own motion and spin (0 = static objects)"),
@@ -48,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "complete DSEC sequence folders or MVSEC files with ground-truth disparity at 10 Hz.",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per sequence)")
-    p.add_argument("--preset", help="named settings at a real dataset's size and layout: dsec (640x480, "
-                   "up to 126 px) or mvsec (346x260, up to 63 px); other flags override them")
+    p.add_argument("--preset", help="named settings at a real dataset's native size, disparity range and file "
+                   "layout: dsec or mvsec (YAML files in stereo_snn/events/simulator/presets/); other flags "
+                   "override them")
     p.add_argument("--format", choices=("dsec", "mvsec"),
                    help="output layout (default: the preset's, else dsec)")
     p.add_argument("--sequences", type=int, default=1, help="number of sequences (default 1)")

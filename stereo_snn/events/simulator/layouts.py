@@ -3,8 +3,9 @@ occluding objects (some thin, some slanted) and a rig motion (driving, sideways,
 
 Disparities are planned against the rig's path: every object's nearest approach is at a
 disparity drawn from [min_disparity, max_disparity] (one object close to the maximum), the far
-background sits at ``min_disparity``, and ground, walls and ceiling are placed so that they
-reach 40-90 % of ``max_disparity`` at the image border. The renderer's near clip keeps the
+background sits at ``min_disparity``, and ground (50-90 %), ceiling (40-90 %), room walls
+(30-90 %) and street facades (15-80 %) are placed to reach those fractions of
+``max_disparity`` at the image border, outside the rig's whole path. The renderer's near clip keeps the
 ground truth at or below ``max_disparity`` whatever the motion does.
 """
 
