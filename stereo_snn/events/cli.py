@@ -17,15 +17,23 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--baseline": ("baseline_m", float, "stereo baseline (metres)"),
     "--fx": ("fx", float, "rectified focal length (pixels; default 0.9*width)"),
     "--speed": ("speed_px_s", float, "image speed of the nearest point (pixels/s; default 1.0*width)"),
-    "--objects": ("num_objects", int, "number of foreground objects"),
-    "--ego-motion": ("ego_motion", float, "scale of the rig's jitter, forward motion and roll (0 = pure translation)"),
+    "--objects": ("num_objects", int, "most foreground objects per sequence (each draws N/2 to N; default 14)"),
+    "--thin-fraction": ("thin_fraction", float, "fraction of objects that are thin: poles, wires, bars, fences (default 0; presets 0.3)"),
+    "--slant-max": ("slant_max_deg", float, "largest tilt of a slanted object (degrees; default 60)"),
+    "--ego-motion": ("ego_motion", float, "scale of the rig's rotations and oscillations (0 = translation only)"),
     "--object-motion": ("object_motion", float, "scale of the objects' own motion and spin (0 = static objects)"),
     "--gt-rate": ("gt_rate_hz", float, "ground-truth maps per second (default 10)"),
-    "--render-rate": ("render_rate_hz", float, "rendered frames per second fed to the event model"),
+    "--windows-only": ("gt_window_ms", float, "render only the MS milliseconds before each ground-truth map "
+                       "(plus --warmup-ms); faster, no events elsewhere"),
+    "--warmup-ms": ("warmup_ms", float, "with --windows-only: lead-in rendered before each window (default 10)"),
+    "--render-rate": ("render_rate_hz", str, "rendered frames per second fed to the event model, or 'auto' "
+                      "(lowest multiple of 50 Hz within the per-frame motion limit; the presets' choice)"),
     "--threshold": ("threshold_pos", float, "contrast threshold C+ and C- (log intensity)"),
     "--threshold-sigma": ("threshold_sigma", float, "per-pixel threshold mismatch (std, log intensity)"),
     "--refractory-us": ("refractory_us", int, "pixel refractory period (microseconds)"),
-    "--noise-rate": ("noise_rate_hz", float, "shot-noise events per pixel per second"),
+    "--noise-rate": ("noise_rate_hz", float, "background-activity events per pixel per second (default 0.1)"),
+    "--hot-pixels": ("hot_pixel_fraction", float, "fraction of hot pixels per camera (default 1e-4)"),
+    "--hot-pixel-rate": ("hot_pixel_rate_hz", float, "events per second of each hot pixel (default 200)"),
     "--warp": ("warp", float, "strength of the raw-to-rectified camera warp (0 = identity maps)"),
     "--start-us": ("start_time_us", int, "absolute time of the first frame (microseconds)"),
 }
@@ -40,9 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "complete DSEC sequence folders or MVSEC files with ground-truth disparity at 10 Hz.",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per sequence)")
-    p.add_argument("--format", choices=("dsec", "mvsec"), default="dsec", help="output layout (default dsec)")
+    p.add_argument("--preset", help="named settings at a real dataset's native size, disparity range and file "
+                   "layout: dsec or mvsec (YAML files in stereo_snn/events/simulator/presets/); other flags "
+                   "override them")
+    p.add_argument("--format", choices=("dsec", "mvsec"),
+                   help="output layout (default: the preset's, else dsec)")
     p.add_argument("--sequences", type=int, default=1, help="number of sequences (default 1)")
     p.add_argument("--textures", help="comma-separated texture kinds (noise,checkers,stripes,blobs,photo)")
+    p.add_argument("--layouts", help="comma-separated scene layouts to draw from (open,street,room; repeats weight)")
+    p.add_argument("--motions", help="comma-separated rig motions to draw from (drive,sideways,sway; repeats weight)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     for flag, (_, kind, text) in _FLAGS.items():
         p.add_argument(flag, type=kind, help=text)
@@ -51,25 +65,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .simulator import SimConfig, summarize, write_sequences
+    from .simulator import SimConfig, load_preset, summarize, write_sequences
 
-    settings: dict[str, object] = {}
+    fmt, settings = load_preset(args.preset) if args.preset is not None else ("dsec", {})
+    if args.format is not None:
+        fmt = args.format
     for flag, (field, _, _) in _FLAGS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             settings[field] = value
     if args.threshold is not None:
         settings["threshold_neg"] = args.threshold
-    if args.textures is not None:
-        settings["textures"] = args.textures
+    for key in ("textures", "layouts", "motions"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     config = SimConfig.from_dict(settings)
 
     def report(recording, path: Path) -> None:
         print(f"{summarize(recording)} -> {path}", flush=True)
 
-    paths = write_sequences(config, args.out, args.format, count=args.sequences,
+    paths = write_sequences(config, args.out, fmt, count=args.sequences,
                             progress=not args.no_progress, on_done=report)
-    print(f"wrote {len(paths)} {args.format.upper()} sequence(s) under {args.out}")
+    print(f"wrote {len(paths)} {fmt.upper()} sequence(s) under {args.out}")
     return 0
 
 

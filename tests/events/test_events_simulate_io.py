@@ -105,7 +105,7 @@ def test_cli_mvsec_and_errors(tmp_path, capsys):
     blocker.write_text("x")
     cases = [
         (["--out", str(blocker)], "not a folder"),
-        (["--out", str(tmp_path / "a"), "--width", "4"], "height/width"),
+        (["--out", str(tmp_path / "a"), "--width", "4"], "width"),
         (["--out", str(tmp_path / "b"), "--textures", "marble"], "marble"),
         (["--out", str(tmp_path / "c"), "--sequences", "0"], "sequences"),
         (["--out", str(tmp_path / "d"), "--render-rate", "10"], "render_rate_hz"),

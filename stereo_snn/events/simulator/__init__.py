@@ -10,10 +10,12 @@ settings dataclass.
 from .api import make_demo_sequences, scene_for, simulate_stereo, summarize, write_sequences
 from .config import SimConfig
 from .esim import EventGenerator
-from .scene import Scene, build_scene, make_rectify_map
+from .layouts import build_scene
+from .presets import PRESETS, load_preset
+from .scene import LAYOUTS, MOTIONS, Scene, make_rectify_map
 from .textures import TEXTURE_KINDS, bundled_photos, make_texture
 
 __all__ = [
     "SimConfig", "simulate_stereo", "make_demo_sequences", "write_sequences", "summarize", "scene_for",
-    "EventGenerator", "Scene", "build_scene", "make_rectify_map", "TEXTURE_KINDS", "bundled_photos", "make_texture",
+    "EventGenerator", "Scene", "build_scene", "LAYOUTS", "MOTIONS", "PRESETS", "load_preset", "make_rectify_map", "TEXTURE_KINDS", "bundled_photos", "make_texture",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +16,8 @@ from ...errors import ConfigError, OutputError
 from ..recording import Events, StereoRecording
 from .config import SimConfig
 from .esim import EventGenerator
-from .scene import Scene, build_scene, make_rectify_map
+from .layouts import build_scene
+from .scene import Scene, make_rectify_map
 
 __all__ = ["simulate_stereo", "plan_sequences", "make_demo_sequences", "write_sequences", "summarize", "scene_for", "MAX_MOTION_PX_PER_FRAME"]
 
@@ -37,7 +39,10 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
     pixels, sampled through that camera's rectify map) and streamed into one
     :class:`~.esim.EventGenerator` per camera; only the current frame is kept in memory.
     Ground-truth disparity is rendered at ``config.gt_rate_hz`` from the first frame's time
-    (inclusive) to the end of the span (inclusive) in the rectified left frame.
+    (inclusive) to the end of the span (inclusive) in the rectified left frame. With
+    ``config.gt_window_ms`` set, only the frames of the ``gt_window_ms + warmup_ms`` before
+    each ground-truth time are rendered (the event model restarts from settled reference
+    levels at the start of each such span), so events exist only in those spans.
 
     Args:
         config: simulator settings (``None`` fields are resolved from the image size).
@@ -54,8 +59,11 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
     root = np.random.SeedSequence(cfg.seed)
     scene_ss, lmap_ss, rmap_ss, lev_ss, rev_ss = root.spawn(5)
     scene = build_scene(cfg, np.random.default_rng(scene_ss))
+    speed = scene.max_image_speed(cfg.duration_us * 1e-6)
+    if cfg.render_rate_hz is None:
+        cfg = dataclasses.replace(cfg, render_rate_hz=auto_render_rate(speed, cfg.gt_rate_hz))
     dt_us = cfg.frame_interval_us
-    motion = scene.max_image_speed() * dt_us * 1e-6
+    motion = speed * dt_us * 1e-6
     if motion > MAX_MOTION_PX_PER_FRAME:
         raise ConfigError(
             f"render_rate_hz: scene points move up to {motion:.2f} px per frame at {cfg.render_rate_hz} Hz "
@@ -71,29 +79,37 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
             h, w, threshold_pos=cfg.threshold_pos, threshold_neg=cfg.threshold_neg,
             threshold_sigma=cfg.threshold_sigma, refractory_us=cfg.refractory_us,
             noise_rate_hz=cfg.noise_rate_hz, log_eps=cfg.log_eps, rng=np.random.default_rng(ss),
+            hot_pixel_fraction=cfg.hot_pixel_fraction, hot_pixel_rate_hz=cfg.hot_pixel_rate_hz,
         )
         for cam, ss in zip(_CAMERAS, (lev_ss, rev_ss))
     }
     t0 = int(cfg.start_time_us)
-    n_frames = -(-cfg.duration_us // dt_us)  # ceil: the last frame reaches the end of the span
-    frame_times = [min(t0 + k * dt_us, t0 + cfg.duration_us) for k in range(n_frames + 1)]
-    samples = {cam: (np.ascontiguousarray(maps[cam][..., 0]), np.ascontiguousarray(maps[cam][..., 1])) for cam in _CAMERAS}
-    chunks: dict[str, list[Events]] = {cam: [] for cam in _CAMERAS}
-    buffers = {cam: (np.empty((h, w), np.float32), np.empty((h, w), np.float32)) for cam in _CAMERAS}
-    for k, t_us in enumerate(tqdm(frame_times, desc=cfg.name, unit="frame", disable=not progress, leave=False)):
-        t_s = (t_us - t0) * 1e-6
-        for cam in _CAMERAS:
-            intensity, _ = scene.render(cam, *samples[cam], t_s, *buffers[cam])
-            if k == 0:
-                gens[cam].reset(intensity, t_us)
-            else:
-                chunks[cam].append(gens[cam].step(intensity, t_us))
-
     gt_period_us = 1e6 / cfg.gt_rate_hz
     gt_times = np.array(
         [t0 + int(round(i * gt_period_us)) for i in range(int(np.floor(cfg.duration_us / gt_period_us + 1e-9)) + 1)],
         np.int64,
     )
+    if cfg.gt_window_ms is None:
+        spans = [(t0, t0 + cfg.duration_us)]
+    else:
+        before_us = int(round((cfg.gt_window_ms + cfg.warmup_ms) * 1000))
+        spans = merge_spans([(max(t0, int(g) - before_us), int(g)) for g in gt_times])
+    samples = {cam: (np.ascontiguousarray(maps[cam][..., 0]), np.ascontiguousarray(maps[cam][..., 1])) for cam in _CAMERAS}
+    chunks: dict[str, list[Events]] = {cam: [] for cam in _CAMERAS}
+    buffers = {cam: (np.empty((h, w), np.float32), np.empty((h, w), np.float32)) for cam in _CAMERAS}
+    frames = [span_frames(a, b, t0, dt_us) for a, b in spans]
+    bar = tqdm(total=sum(map(len, frames)), desc=cfg.name, unit="frame", disable=not progress, leave=False)
+    for span in frames:
+        for k, t_us in enumerate(span):
+            t_s = (t_us - t0) * 1e-6
+            for cam in _CAMERAS:
+                intensity, _ = scene.render(cam, *samples[cam], t_s, *buffers[cam])
+                if k == 0:  # each span starts from settled reference levels
+                    gens[cam].reset(intensity, t_us)
+                else:
+                    chunks[cam].append(gens[cam].step(intensity, t_us))
+            bar.update()
+    bar.close()
     gt = np.stack([scene.ground_truth((t - t0) * 1e-6) for t in gt_times]).astype(np.float32)
     return StereoRecording(
         name=cfg.name, height=h, width=w,
@@ -103,6 +119,34 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
         fx=scene.fx, fy=scene.fx, cx=scene.cx, cy=scene.cy, baseline_m=scene.baseline_m,
         t_offset_us=t0,
     )
+
+
+def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of closed time spans [a, b] (µs) as sorted, disjoint spans."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def span_frames(a: int, b: int, t0: int, dt_us: int) -> list[int]:
+    """Frame times (µs) covering [a, b]: the points of the grid ``t0 + k * dt_us`` inside it,
+    plus ``a`` and ``b`` themselves."""
+    first = t0 + -(-(a - t0) // dt_us) * dt_us
+    grid = list(range(first, b + 1, dt_us))
+    return sorted({a, b, *grid})
+
+
+def auto_render_rate(speed_px_s: float, gt_rate_hz: float) -> float:
+    """The lowest multiple of 50 Hz (at least ``gt_rate_hz``) at which points moving at
+    ``speed_px_s`` move at most :data:`MAX_MOTION_PX_PER_FRAME` per frame."""
+    rate = 50.0 * math.ceil(speed_px_s / MAX_MOTION_PX_PER_FRAME / 50.0 - 1e-9)
+    if rate > 1e6:
+        raise ConfigError(f"render_rate_hz: auto would need {rate:g} Hz (above 1 MHz); lower speed_px_s/ego_motion/object_motion")
+    return max(rate, float(gt_rate_hz))
 
 
 def scene_for(config: SimConfig) -> Scene:

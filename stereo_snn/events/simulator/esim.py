@@ -10,8 +10,10 @@ Model (Rebecq et al., "ESIM", CoRL 2018, and the usual DVS pixel model):
   several thresholds emits several events at linearly interpolated timestamps;
 * refractory period: an event less than ``refractory_us`` after the pixel's previous emitted
   event is dropped (the reference still moves, as in ESIM);
-* shot noise: events of random polarity at a Poisson rate per pixel; they obey the refractory
-  period but do not move the reference level.
+* background activity (shot noise): events of random polarity at a Poisson rate per pixel;
+  they obey the refractory period but do not move the reference level;
+* hot pixels: a fixed random set of pixels (chosen once per generator, i.e. per camera and
+  sequence) that fire noise events at a much higher Poisson rate.
 
 The pixel reference levels start at the first frame's log intensity minus a uniform offset in
 (-C-, C+), so the first frame produces no burst of events.
@@ -139,10 +141,12 @@ class EventGenerator:
         refractory_us: refractory period in microseconds (0 disables it).
         noise_rate_hz: shot-noise event rate per pixel per second (0 disables it).
         log_eps: ``eps`` in ``log(I + eps)``; intensities are expected in [0, 1].
-        rng: random generator for thresholds, initial references and noise.
+        rng: random generator for thresholds, hot pixels, initial references and noise.
+        hot_pixel_fraction: fraction of the pixels that are hot (rounded to a whole number).
+        hot_pixel_rate_hz: noise event rate of each hot pixel per second.
 
     Attributes (read-only use): ``c_pos``, ``c_neg`` (float64, H*W), ``ref`` (current
-    reference log levels, float64, H*W).
+    reference log levels, float64, H*W), ``hot_pixels`` (flat indices y * W + x, sorted).
     """
 
     def __init__(
@@ -157,6 +161,8 @@ class EventGenerator:
         noise_rate_hz: float,
         log_eps: float,
         rng: np.random.Generator,
+        hot_pixel_fraction: float = 0.0,
+        hot_pixel_rate_hz: float = 0.0,
     ) -> None:
         self.height, self.width = int(height), int(width)
         n = self.height * self.width
@@ -165,6 +171,8 @@ class EventGenerator:
         self.refractory_us = int(refractory_us)
         self.noise_rate_hz = float(noise_rate_hz)
         self.log_eps = float(log_eps)
+        self.hot_pixels = np.sort(rng.choice(n, int(round(hot_pixel_fraction * n)), replace=False)).astype(np.int64)
+        self.hot_pixel_rate_hz = float(hot_pixel_rate_hz)
         self._rng = rng
         self.ref = np.zeros(n, np.float64)
         self._tlast = np.full(n, _NEVER, np.int64)
@@ -226,6 +234,10 @@ class EventGenerator:
         """Shot-noise events of one interval grouped per pixel (CSR: starts, times, polarities)."""
         total = int(self._rng.poisson(self.noise_rate_hz * dt * 1e-6 * n)) if self.noise_rate_hz > 0 else 0
         pix = self._rng.integers(0, n, total)
+        if len(self.hot_pixels) and self.hot_pixel_rate_hz > 0:
+            hot = np.repeat(self.hot_pixels, self._rng.poisson(self.hot_pixel_rate_hz * dt * 1e-6, len(self.hot_pixels)))
+            pix = np.concatenate([pix, hot])
+            total = len(pix)
         t = t0 + self._rng.integers(0, dt, total).astype(np.int64)
         p = self._rng.integers(0, 2, total).astype(np.int8)
         order = np.lexsort((t, pix))
