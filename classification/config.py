@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from stereo_snn.errors import ConfigError
 from stereo_snn.search.dgs import DGSConfig
-from stereo_snn.settings import build_typed, check_like, load_mapping, parse_overrides
+from stereo_snn.settings import build_typed, load_mapping, parse_overrides
 
 __all__ = [
     "ClassifyConfig",
@@ -79,7 +79,6 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str, _pref
                 raise ConfigError(f"{source}: setting {name!r} must be a mapping, got {value!r}")
             out[key] = merge(out[key], value, source, f"{name}.")
         else:
-            check_like(out[key], value, name, source)
             out[key] = copy.deepcopy(value)
     return out
 
@@ -93,9 +92,6 @@ def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict
         for part in reversed(key.split(".")):
             nested = {part: nested}
         out = merge(out, nested, f"--set {item}")
-    threads = out.get("threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
-        raise ConfigError(f"threads {threads!r}: must be a whole number of threads >= 0, or null for torch's default")
     return out
 
 

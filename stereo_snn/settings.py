@@ -20,7 +20,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["load_mapping", "parse_overrides", "check_field_types", "check_value_type", "check_like", "yaml_problem",
+__all__ = ["load_mapping", "parse_overrides", "check_field_types", "check_value_type", "yaml_problem",
            "add_run_options", "build_typed"]
 
 
@@ -89,19 +89,6 @@ def check_value_type(value: Any, hint: Any, key: str, source: str) -> None:
     """
     if not _fits(value, hint):
         raise ConfigError(f"{source}: {key} must be {_describe(hint)}, got {value!r} ({type(value).__name__})")
-
-
-def check_like(default: Any, value: Any, key: str, source: str) -> None:
-    """Raise :class:`ConfigError` when ``value`` is not of the kind of ``default`` (the setting's
-    documented default): numbers stay numbers, text stays text, lists stay lists. A null
-    default or value is not checked (null means "automatic" for such settings)."""
-    if default is None or value is None:
-        return
-    kind = next((k for k in (bool, int, float, str) if isinstance(default, k)), None)
-    if kind is not None:
-        check_value_type(value, kind, key, source)
-    elif isinstance(default, list) and not isinstance(value, list):
-        raise ConfigError(f"{source}: {key} must be a list, got {value!r} ({type(value).__name__})")
 
 
 def check_field_types(obj: Any, source: str, prefix: str = "") -> None:

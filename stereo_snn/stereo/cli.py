@@ -401,7 +401,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="stereo-snn-demo", help="output folder (default ./stereo-snn-demo)")
     p.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
     p.add_argument("--size", type=_size, help="frame size HxW (default: the model's training size)")
-    p.add_argument("--duration-ms", type=float, default=1000.0, help="sequence length (default 1000 ms)")
+    p.add_argument("--duration-ms", type=float, default=600.0, help="sequence length (default 600 ms: 5 windows)")
     p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"simulation seed (default {DEMO_SEED})")
     p.add_argument("--device", default=None)
     p.add_argument("--no-progress", action="store_true")

@@ -24,11 +24,23 @@ def test_bench_stereo_measures_a_frame_of_the_bundled_model(tmp_path, capsys) ->
     assert main(["--height", "24", "--width", "36", "--events", "3000", "--repeats", "1",
                  "--device", "cpu", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
-    assert figures["output_shape"] == [24, 36] and figures["checkpoint"] == "bundled"
-    assert figures["frame_s"] > 0 and figures["peak_rss_mib"] > 0 and figures["device"] == "cpu"
+    (frame,) = figures["frames"]
+    assert frame["output_shape"] == [24, 36] and frame["checkpoint"] == "bundled dsec"
+    assert frame["frame_s"] > 0 and frame["fps"] > 0 and figures["peak_rss_mib"] > 0 and frame["device"] == "cpu"
     assert "frame 24x36, 3,000 events per camera" in capsys.readouterr().out
+
+
+def test_bench_stereo_defaults_to_every_bundled_model_at_its_sensor_size() -> None:
+    from stereo_snn.bench.stereo import build_parser, frames_to_measure
+
+    todo = frames_to_measure(build_parser().parse_args([]))
+    sizes = {label: (h, w, n) for _, label, h, w, n in todo}
+    assert sizes["bundled dsec"] == (480, 640, 500_000)
+    assert sizes["bundled mvsec"][:2] == (260, 346) and 140_000 < sizes["bundled mvsec"][2] < 150_000
 
 
 def test_bench_stereo_rejects_impossible_sizes() -> None:
     with pytest.raises(ConfigError, match="--height"):
-        main(["--height", "0", "--device", "cpu"])
+        main(["--height", "0", "--width", "10", "--device", "cpu"])
+    with pytest.raises(ConfigError, match="both --height and --width"):
+        main(["--height", "10", "--device", "cpu"])
