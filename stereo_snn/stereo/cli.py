@@ -50,9 +50,9 @@ def _overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML/JSON config file or preset name: bundled (the settings that made "
-                   "the bundled model), small (a smaller network), tiny (tests and quick smoke runs); "
-                   "default: the genotype's own settings (train), else bundled")
+    p.add_argument("--config", help="YAML/JSON config file or preset name: dsec / mvsec (the settings of the "
+                   "bundled 640x480 / 346x260 models), tiny (tests and quick smoke runs), small / bundled "
+                   "(the earlier 96x128 toy models); default: the genotype's own settings (train), else dsec")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting, e.g. --set train.epochs=20 --set max_disparity=36 (repeatable)")
 

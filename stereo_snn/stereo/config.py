@@ -29,9 +29,9 @@ __all__ = [
 ]
 
 PRESETS_DIR = Path(__file__).resolve().parent / "configs"
-#: the preset used when no config is given: the settings that made the bundled model (known to
-#: reach its quality on simulated data); ``tiny`` is the one for tests and smoke runs
-DEFAULT_PRESET = "bundled"
+#: the preset used when no config is given: the settings of the bundled DSEC model (640x480,
+#: 0-128 px); ``tiny`` is the one for tests and smoke runs
+DEFAULT_PRESET = "dsec"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from ..errors import CheckpointError, ConfigError, GenotypeError
 from .config import StereoConfig
 
 __all__ = [
-    "concat_cost_volume", "soft_argmin", "correlation_volume", "local_correlation", "StereoNet",
+    "concat_cost_volume", "soft_argmin", "coincidence_volume", "local_coincidence", "shift_columns", "StereoNet",
     "PyramidStereoNet", "coarse_levels", "trellis_configs", "build_supernet",
     "build_network", "load_state_checked", "LoadedModel", "read_checkpoint", "load_model", "make_dgs",
     "BUNDLED_MODEL",
@@ -69,12 +69,15 @@ def soft_argmin(cost: torch.Tensor, max_disparity: int, size: tuple[int, int]) -
     return {"disparity": disparity, "log_prob": log_prob}
 
 
-def correlation_volume(left: torch.Tensor, right: torch.Tensor, levels: int, groups: int) -> torch.Tensor:
-    """Group-wise correlation volume over ``levels`` integer shifts (feature pixels).
+def coincidence_volume(left: torch.Tensor, right: torch.Tensor, levels: int, groups: int) -> torch.Tensor:
+    """Group-wise coincidence volume over ``levels`` integer shifts (feature pixels).
 
-    left, right: [..., C, H, W] features of the two views (C divisible by ``groups``).
-    Returns [..., groups, levels, H, W]: candidate d holds the mean over each group's channels
-    of left(x) * right(x - d); columns x < d (no right pixel) are zero.
+    left, right: [..., C, H, W] spikes (or values in [0, 1]) of the two views, C divisible by
+    ``groups``. Returns [..., groups, levels, H, W]: candidate d holds, per group, the
+    probabilistic OR over the group's channels of left(x) AND right(x - d), i.e.
+    ``1 - prod_c (1 - l_c(x) r_c(x - d))``: binary for spike inputs (1 where some channel of
+    the group fires in both views), so the matching net sees spikes; differentiable in both.
+    Columns x < d (no right pixel) are zero.
     """
     if left.shape != right.shape:
         raise ValueError(f"left features {tuple(left.shape)} and right {tuple(right.shape)} differ")
@@ -85,31 +88,39 @@ def correlation_volume(left: torch.Tensor, right: torch.Tensor, levels: int, gro
     rg = right.reshape(*lead, groups, c // groups, h, w)
     vol = left.new_zeros(*lead, groups, levels, h, w)
     for d in range(min(levels, w)):
-        vol[..., d, :, d:] = (lg[..., :, :, d:] * rg[..., :, :, : w - d]).mean(dim=-3)
+        vol[..., d, :, d:] = 1.0 - torch.prod(1.0 - lg[..., :, :, d:] * rg[..., :, :, : w - d], dim=-3)
     return vol
 
 
-def local_correlation(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor, radius: int,
-                      groups: int) -> torch.Tensor:
-    """Group-wise correlation of left(x) with right(x - disparity(x) - k), k = -radius..radius.
+def shift_columns(right: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """right(x - shift(x)) for integer ``shift`` [N, H, W] (feature pixels); zero outside the image.
 
-    left, right: [N, C, H, W] features; disparity: [N, H, W] in feature pixels (sub-pixel;
-    right features are sampled bilinearly, zero outside the image).
-    Returns [N, groups * (2 * radius + 1), H, W] (group-major).
+    right: [N, C, H, W]. Nearest-pixel sampling keeps spikes binary.
+    """
+    n, c, h, w = right.shape
+    xs = torch.arange(w, device=right.device).view(1, 1, w)
+    idx = xs - shift
+    inside = (idx >= 0) & (idx < w)
+    picked = torch.gather(right, 3, idx.clamp(0, w - 1).unsqueeze(1).expand(n, c, h, w))
+    return picked * inside.unsqueeze(1).to(right.dtype)
+
+
+def local_coincidence(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor, radius: int,
+                      groups: int) -> torch.Tensor:
+    """Group-wise coincidence (see :func:`coincidence_volume`) of left(x) with right(x - D(x) - k),
+    k = -radius..radius, D = ``disparity`` [N, H, W] rounded to whole feature pixels.
+
+    left, right: [N, C, H, W]. Returns [N, groups * (2 * radius + 1), H, W] (group-major).
     """
     n, c, h, w = left.shape
     if c % groups:
         raise ValueError(f"{c} feature channels do not split into {groups} groups")
-    xs = torch.arange(w, device=left.device, dtype=left.dtype).view(1, 1, w)
-    ys = torch.arange(h, device=left.device, dtype=left.dtype).view(1, h, 1).expand(n, h, w)
-    gy = 2.0 * ys / max(h - 1, 1) - 1.0
+    base = torch.round(disparity).long()
     lg = left.reshape(n, groups, c // groups, h, w)
     out = []
     for k in range(-radius, radius + 1):
-        gx = 2.0 * (xs - disparity - k) / max(w - 1, 1) - 1.0
-        warped = F.grid_sample(right, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="zeros",
-                               align_corners=True)
-        out.append((lg * warped.reshape(n, groups, c // groups, h, w)).mean(dim=2))
+        warped = shift_columns(right, base + k).reshape(n, groups, c // groups, h, w)
+        out.append(1.0 - torch.prod(1.0 - lg * warped, dim=2))
     return torch.stack(out, dim=2).reshape(n, groups * (2 * radius + 1), h, w)
 
 
@@ -163,15 +174,15 @@ class PyramidStereoNet(nn.Module):
     """Coarse-to-fine spiking stereo network for full sensor scale (``network.design: pyramid``).
 
     1. feature trellis (2D, spiking, shared by both views): [T, B, C, H, W] -> [T, B, F, H/3, W/3];
-    2. features average-pooled by ``coarse_scale`` (s) and a group-wise correlation volume over
-       every shift of the coarse grid: [T, B, G, D_c, H/3s, W/3s], D_c candidates 3s px apart
-       covering 0..max_disparity;
+    2. features max-pooled by ``coarse_scale`` (s; spikes stay spikes) and a group-wise
+       coincidence volume over every shift of the coarse grid: [T, B, G, D_c, H/3s, W/3s], D_c
+       candidates 3s px apart covering 0..max_disparity (binary: the matching net sees spikes);
     3. matching trellis (3D, spiking or ANN per cell) -> per-step 3D conv head -> mean over T
        -> soft-argmin: the coarse disparity;
     4. refinement trellis (2D, spiking or ANN per cell) at 1/3 resolution on the local group-wise
-       correlation of the left features with the right features warped by the (detached)
-       coarse disparity over offsets -R..R, plus the left features -> per-step conv head ->
-       mean over T -> softmax over the 2R+1 offsets -> residual (soft-argmin);
+       coincidences of the left features with the right features shifted by the (detached,
+       rounded) coarse disparity over offsets -R..R, plus the left features (all spikes) ->
+       per-step conv head -> mean over T -> softmax over the 2R+1 offsets -> residual;
     5. bilinear upsampling x3 of the refined 1/3-resolution disparity.
 
     forward(left, right) -> ``{"disparity": [B, H, W], "coarse": [B, H, W]}`` in full-resolution
@@ -207,18 +218,18 @@ class PyramidStereoNet(nn.Module):
         feats = self.feature(torch.cat([left, right], dim=1))  # [T, 2B, F, H3, W3]
         h3, w3 = feats.shape[-2:]
         s = self.coarse_scale
-        pooled = F.avg_pool2d(feats.flatten(0, 1), s, ceil_mode=True) if s > 1 else feats.flatten(0, 1)
-        pooled = pooled.view(t, 2 * b, *pooled.shape[1:])
-        volume = correlation_volume(pooled[:, :b], pooled[:, b:], self.levels, self.groups)
+        pooled = F.max_pool2d(feats.flatten(0, 1), s, ceil_mode=True) if s > 1 else feats.flatten(0, 1)
+        pooled = pooled.view(t, 2 * b, *pooled.shape[1:])  # max-pooled spikes stay spikes
+        volume = coincidence_volume(pooled[:, :b], pooled[:, b:], self.levels, self.groups)
         match = self.matching(volume)
         cost = self.head(match.flatten(0, 1))
         cost = cost.view(t, b, *cost.shape[2:]).mean(0).squeeze(1)  # [B, D_c, Hc, Wc]
         cand = torch.arange(cost.shape[1], device=cost.device, dtype=cost.dtype).view(1, -1, 1, 1)
         coarse = (torch.softmax(-cost, dim=1) * cand).sum(1, keepdim=True)  # coarse pixels
         d3 = s * F.interpolate(coarse, size=(h3, w3), mode="bilinear", align_corners=False)  # 1/3 pixels
-        guide = d3.detach().squeeze(1)
+        guide = torch.round(d3.detach().squeeze(1))
         left_f, right_f = feats[:, :b].flatten(0, 1), feats[:, b:].flatten(0, 1)
-        corr = local_correlation(left_f, right_f, guide.repeat(t, 1, 1), self.radius, self.groups)
+        corr = local_coincidence(left_f, right_f, guide.repeat(t, 1, 1), self.radius, self.groups)
         ref_in = torch.cat([corr, left_f], dim=1).view(t, b, -1, h3, w3)
         logits = self.refine_head(self.refine(ref_in).flatten(0, 1))
         logits = logits.view(t, b, *logits.shape[1:]).mean(0)

@@ -73,3 +73,16 @@ def test_the_commands_refuse_a_checkpoint_trained_for_another_sensor_size(traine
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "trained on 64x48 recordings" in err[0] and "--any-size" in err[0]
     assert main(["evaluate", str(other), "--checkpoint", ckpt, "--any-size", "--no-progress"]) == 0
+
+
+def test_the_installed_bundled_models_match_their_index_entries():
+    from stereo_snn.stereo.network import load_model
+
+    models = {m.name: m for m in bundled_models()}
+    assert set(models) == {"dsec", "mvsec"}
+    ranges = {"dsec": 128, "mvsec": 64}
+    for name, m in models.items():
+        loaded = load_model(m.path, device="cpu")
+        assert loaded.config.network.design == "pyramid"
+        assert loaded.config.max_disparity == ranges[name]
+        assert list(loaded.info["data_size"]) == [m.height, m.width]

@@ -84,7 +84,7 @@ def test_config_presets_and_errors(tmp_path):
     with pytest.raises(ConfigError, match="preset"):
         load_config("no_such_preset")
     # no config: the settings that made the bundled model
-    assert load_config(None) == load_config("bundled") != load_config("small")
+    assert load_config(None) == load_config("dsec") != load_config("mvsec")
 
 
 def test_network_max_skip_caps_the_skips_of_every_derived_cell():

@@ -1,4 +1,4 @@
-"""The coarse-to-fine (pyramid) stereo network: correlation volumes, shapes, disparity range,
+"""The coarse-to-fine (pyramid) stereo network: coincidence volumes, shapes, disparity range,
 genotype round trip and the deep-supervision loss."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from stereo_snn.search import Genotype
 from stereo_snn.stereo.config import load_config
 from stereo_snn.stereo.losses import disparity_loss, smooth_l1_disparity
 from stereo_snn.stereo.network import (
-    build_network, build_supernet, coarse_levels, correlation_volume, load_state_checked, local_correlation)
+    build_network, build_supernet, coarse_levels, coincidence_volume, load_state_checked, local_coincidence,
+    shift_columns)
 
 PYRAMID = {"network.design": "pyramid", "network.groups": 4, "network.refine_channels": 4,
            "network.refine_radius": 2, "network.refine_levels": 2}
@@ -21,37 +22,46 @@ def pyramid_cfg(**extra):
     return load_config("tiny", {**PYRAMID, **extra})
 
 
-def test_correlation_volume_is_the_group_mean_of_left_x_times_right_x_minus_d():
+def test_coincidence_volume_is_the_group_or_of_left_x_and_right_x_minus_d():
     torch.manual_seed(0)
-    left, right = torch.randn(2, 1, 4, 3, 9), torch.randn(2, 1, 4, 3, 9)
-    vol = correlation_volume(left, right, levels=4, groups=2)
+    left = (torch.rand(2, 1, 4, 3, 9) < 0.4).float()
+    right = (torch.rand(2, 1, 4, 3, 9) < 0.4).float()
+    vol = coincidence_volume(left, right, levels=4, groups=2)
     assert vol.shape == (2, 1, 2, 4, 3, 9)
+    assert set(vol.unique().tolist()) <= {0.0, 1.0}  # spikes in, spikes out
     for d in range(4):
         for x in range(9):
             if x < d:
                 assert torch.count_nonzero(vol[..., d, :, x]) == 0
                 continue
-            prod = left[..., x] * right[..., x - d]  # [2, 1, 4, 3]
-            want = prod.view(2, 1, 2, 2, 3).mean(3)
-            assert torch.allclose(vol[..., d, :, x], want, atol=1e-6)
+            both = (left[..., x] * right[..., x - d]).view(2, 1, 2, 2, 3)
+            assert torch.equal(vol[..., d, :, x], both.amax(3))
     with pytest.raises(ValueError, match="groups"):
-        correlation_volume(left, right, levels=2, groups=3)
+        coincidence_volume(left, right, levels=2, groups=3)
 
 
-@pytest.mark.parametrize("base", [0.0, 2.0, 3.0])
-def test_local_correlation_at_integer_disparity_matches_the_full_volume(base):
+def test_shift_columns_reads_right_x_minus_shift_and_zero_outside():
+    right = torch.arange(12.0).view(1, 1, 2, 6)
+    shift = torch.tensor([[[0, 1, 2, 3, 7, -1], [2, 2, 2, 2, 2, 2]]])
+    out = shift_columns(right, shift)
+    assert out[0, 0, 0].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # x - s: 0, 0, 0, 0, -3 (out), 6 (out)
+    assert out[0, 0, 1].tolist() == [0.0, 0.0, 6.0, 7.0, 8.0, 9.0]
+
+
+@pytest.mark.parametrize("base", [0.0, 2.0, 2.6])
+def test_local_coincidence_at_the_rounded_disparity_matches_the_full_volume(base):
     torch.manual_seed(1)
-    left, right = torch.randn(1, 4, 5, 16), torch.randn(1, 4, 5, 16)
-    full = correlation_volume(left, right, levels=8, groups=2)  # [1, 2, 8, 5, 16]
-    local = local_correlation(left, right, torch.full((1, 5, 16), base), radius=2, groups=2)
+    left = (torch.rand(1, 4, 5, 16) < 0.5).float()
+    right = (torch.rand(1, 4, 5, 16) < 0.5).float()
+    full = coincidence_volume(left, right, levels=8, groups=2)  # [1, 2, 8, 5, 16]
+    local = local_coincidence(left, right, torch.full((1, 5, 16), base), radius=2, groups=2)
     assert local.shape == (1, 2 * 5, 5, 16)
     local = local.view(1, 2, 5, 5, 16)
     for j, k in enumerate(range(-2, 3)):
-        d = int(base) + k
+        d = round(base) + k
         if d < 0:
             continue
-        # interior columns only: there both sample the same right pixel
-        assert torch.allclose(local[:, :, j, :, d:], full[:, :, d, :, d:], atol=1e-5)
+        assert torch.equal(local[:, :, j, :, d:], full[:, :, d, :, d:])
 
 
 @pytest.mark.parametrize("max_disp,scale", [(128, 2), (192, 2), (64, 2), (12, 1)])
