@@ -102,6 +102,59 @@ def make_rig_motion(kind: str, speed_px_s: float, ego: float, near_m: float, fx:
     )
 
 
+_STRUCTURE = ("ground", "ceiling", "wall", "facade")
+_STRUCTURE_LIMIT = 0.95  # largest disparity of ground, walls, ceiling and facades, as a fraction of the maximum
+
+
+def _keep_beyond(origin: np.ndarray, normal: np.ndarray, rig: RigMotion, ts: np.ndarray, corners: np.ndarray,
+                 fx: float, cx: float, cy: float, baseline_m: float, limit_px: float) -> np.ndarray:
+    """Move a plane (``origin``, ``normal``) away from the rig's path until its disparity stays
+    below ``limit_px`` at the image corners at the times ``ts`` for both cameras (the rig's
+    rotations turn planes placed for a level rig towards the cameras). The disparity of a plane
+    is affine in the pixel, so its largest value over the image is at a corner."""
+    normal = normal / np.linalg.norm(normal)
+    kinv = np.array([[1 / fx, 0, -cx / fx], [0, 1 / fx, -cy / fx], [0, 0, 1]])
+    rays = [rig.rotation(t) @ kinv @ corners.T for t in ts]  # (3, 4) world directions per time
+    centres = rig.position(ts)
+    offsets = [np.zeros(3)] + [rig.rotation(t)[:, 0] * baseline_m for t in ts]
+    for _ in range(8):
+        peak, gap = 0.0, np.inf
+        for i, t in enumerate(ts):
+            for offset in (np.zeros(3), offsets[i + 1]):
+                h = float(normal @ (origin - centres[i] - offset))
+                w = (normal @ rays[i]) / h  # 1 / depth at the corners
+                peak = max(peak, float(fx * baseline_m * w.max()))
+                gap = min(gap, abs(h))
+        if peak <= limit_px:
+            break
+        side = 1.0 if normal @ (origin - centres.mean(axis=0)) > 0 else -1.0
+        origin = origin + side * normal * gap * (peak / limit_px - 1.0)
+    return origin
+
+
+_OBJECT_LIMIT = 0.97  # largest disparity of an object's corners, as a fraction of the maximum
+
+
+def _corner_peak(origin: np.ndarray, vel: np.ndarray, e1: np.ndarray, e2: np.ndarray, spin: float, ext: np.ndarray,
+                 rig: RigMotion, ts: np.ndarray, focal_baseline: float) -> float:
+    """Largest disparity (pixels) of the corners of a moving, spinning shape's bounding
+    rectangle (half extents ``ext`` along e1, e2) at the times ``ts`` (the disparity over a
+    planar shape peaks at a corner; depth along the optical axis is the same for both
+    cameras); ``inf`` when a corner gets behind the cameras."""
+    peak = 0.0
+    for t in ts:
+        rot = rig.rotation(t)
+        c, s = math.cos(spin * t), math.sin(spin * t)
+        d1, d2 = c * e1 + s * e2, -s * e1 + c * e2
+        centre = origin + vel * t
+        corners = np.array([centre + i * ext[0] * d1 + j * ext[1] * d2 for i in (-1, 1) for j in (-1, 1)])
+        depth = (corners - rig.position(t)) @ rot[:, 2]  # the same for both cameras
+        if np.any(depth <= 0):
+            return math.inf
+        peak = max(peak, focal_baseline / float(depth.min()))
+    return peak
+
+
 def _object_disparities(n: int, min_d: float, max_d: float, rng: np.random.Generator) -> np.ndarray:
     """Nearest-approach disparities of ``n`` objects, near to far: one in [0.85, 0.97] of the
     maximum, the rest uniform over [max(2, 1.5 min), 0.97 max] (with a third of them drawn
@@ -174,6 +227,16 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
             x = (hi[0] + dist) if side > 0 else (lo[0] - dist)
             surf.add("wall", "plane", (x, 0.0, rng.uniform(-50, 50)), _Z, _Y, texel_at(dist * fx / (0.25 * w)))
 
+    corners = np.array([[0.0, 0.0, 1.0], [w - 1.0, 0.0, 1.0], [0.0, h - 1.0, 1.0], [w - 1.0, h - 1.0, 1.0]])
+    for k, kind in enumerate(surf.kind):
+        if kind in _STRUCTURE:
+            surf.origin[k] = _keep_beyond(surf.origin[k], np.cross(surf.e1[k], surf.e2[k]), rig, ts, corners,
+                                          fx, cx, cy, base, _STRUCTURE_LIMIT * max_d)
+            if kind == "ground":
+                floor_y = float(surf.origin[k][1])
+            elif kind == "ceiling":
+                ceiling_y = float(surf.origin[k][1])
+
     # ---------------------------------------------------------------- objects
     n_max = config.num_objects
     n_obj = int(rng.integers((n_max + 1) // 2, n_max + 1)) if n_max else 0
@@ -210,16 +273,8 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
         # depth at mid-sequence: the nearest approach of the (slanted) near edge is ~ fb / d
         lean = max(size_px[0], size_px[1]) * max(abs(math.sin(tilt_x)), abs(math.sin(tilt_y))) / fx
         depth = (fb / d + ahead) / (1.0 - min(lean, 0.5))
-        m_per_px = depth / fx
-        size = tuple(x * m_per_px for x in size_px)
         spin = spin_px / size_px[0]
-        point = c_mid + r_mid @ np.array([(u - cx) * m_per_px, (v - cy) * m_per_px, depth])
         grounded = floor_y is not None and kind in ("pole", "fence", "object") and rng.random() < (0.9 if kind == "pole" else 0.4)
-        if grounded:  # stands on the floor
-            half = size[1] * abs(math.cos(angle)) if kind == "pole" else size[1]
-            point[1] = floor_y - half
-        if kind == "wire" and ceiling_y is not None:
-            point[1] = max(point[1], ceiling_y + size[0])
         # in-plane axes: fronto-parallel, tilted about x then y, then turned by `angle`
         tilt = rotation_matrix(tilt_y, tilt_x, 0.0)
         a1, a2 = tilt @ _X, tilt @ _Y
@@ -227,7 +282,22 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
         e1, e2 = ca * a1 + sa * a2, -sa * a1 + ca * a2
         obj_px = config.object_motion * rng.uniform(0.0, 0.4) * speed if kind == "object" else 0.0
         direction = rng.uniform(0, 2 * math.pi)
-        vel = obj_px * m_per_px * (r_mid @ np.array([math.cos(direction), math.sin(direction), 0.0]))
+        look = r_mid @ np.array([(u - cx) / fx, (v - cy) / fx, 1.0])  # mid-sequence ray through (u, v)
+        move = r_mid @ np.array([math.cos(direction), math.sin(direction), 0.0])
+        ext = (size_px[0], size_px[0] if shape in ("disk", "triangle") else size_px[1])
+        for _ in range(8):  # the rig's rotations may bring the object nearer than planned: push it back
+            m_per_px = depth / fx
+            point = c_mid + look * depth
+            if grounded:  # stands on the floor
+                point[1] = floor_y - size_px[1] * m_per_px * (abs(math.cos(angle)) if kind == "pole" else 1.0)
+            if kind == "wire" and ceiling_y is not None:
+                point[1] = max(point[1], ceiling_y + size_px[0] * m_per_px)
+            vel = obj_px * m_per_px * move
+            peak = _corner_peak(point - vel * t_mid, vel, e1, e2, spin, np.array(ext) * m_per_px, rig, ts, fb)
+            if peak <= _OBJECT_LIMIT * max_d:
+                break
+            depth *= min(peak / (_OBJECT_LIMIT * max_d), 4.0)
+        size = tuple(x * m_per_px for x in size_px)
         surf.add(kind, shape, point - vel * t_mid, e1, e2, texel_at(depth), size=size, vel=vel, spin=spin)
 
     # ---------------------------------------------------------------- order, textures, shading
