@@ -281,7 +281,8 @@ def open_source(path: str | os.PathLike, fmt: str = "auto", right: str | os.Path
 
 
 def open_sources(root: str | os.PathLike, fmt: str = "dsec") -> list[StereoSource]:
-    """All sequences under a folder: DSEC sequence folders, or MVSEC ``*_data.hdf5`` files (sorted).
+    """All sequences under a folder: DSEC sequence folders, or MVSEC ``*_data.hdf5`` files (sorted;
+    directly in the folder, else one level down, one folder per recording).
 
     ``root`` may also be one sequence / file itself.
     """
@@ -300,9 +301,10 @@ def open_sources(root: str | os.PathLike, fmt: str = "dsec") -> list[StereoSourc
     if fmt == "mvsec":
         if r.is_file():
             return [MVSECSource(r)]
-        files = sorted(r.glob("*_data.hdf5"))
+        # the files themselves, or one folder per recording (as `stereo-snn simulate` writes them)
+        files = sorted(r.glob("*_data.hdf5")) or sorted(r.glob("*/*_data.hdf5"))
         if not files:
-            raise DatasetError(f"{r}: no MVSEC *_data.hdf5 files found")
+            raise DatasetError(f"{r}: no MVSEC *_data.hdf5 files found (in the folder or its sub-folders)")
         return [MVSECSource(f) for f in files]
     raise DatasetError(f"{r}: unknown format {fmt!r} for a data folder (dsec, mvsec)")
 

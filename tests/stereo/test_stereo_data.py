@@ -119,3 +119,15 @@ def test_source_errors(tmp_path, sim_root):
         open_source(tmp_path / "x.h5", fmt="generic")
     with pytest.raises(DatasetError, match="no DSEC sequence"):
         open_sources(tmp_path)
+
+
+def test_mvsec_recordings_are_found_in_one_folder_per_recording(tmp_path):
+    from stereo_snn.events.simulator import write_sequences
+    from stereo_snn.events.simulator.config import SimConfig
+
+    write_sequences(SimConfig(height=40, width=56, duration_ms=150.0, seed=3), tmp_path, count=2, fmt="mvsec")
+    sources = open_sources(tmp_path, "mvsec")
+    assert [s.layout for s in sources] == ["mvsec", "mvsec"] and len({s.name for s in sources}) == 2
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="sub-folders"):
+        open_sources(tmp_path / "empty", "mvsec")
