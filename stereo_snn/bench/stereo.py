@@ -65,7 +65,7 @@ def synthetic_pair(n: int, height: int, width: int, shift: float, window_us: int
 def frames_to_measure(args: argparse.Namespace) -> list[tuple[Any, str, int, int, int]]:
     """(checkpoint path, label, height, width, events per camera) of every frame to measure."""
     from ..errors import ConfigError
-    from ..stereo.models import bundled_models
+    from ..stereo.models import bundled_models, default_checkpoint
 
     if (args.height is None) != (args.width is None):
         raise ConfigError("bench stereo: give both --height and --width, or neither")
@@ -82,7 +82,7 @@ def frames_to_measure(args: argparse.Namespace) -> list[tuple[Any, str, int, int
         return int(args.events) if args.events is not None else max(1, int(round(args.events_per_pixel * h * w)))
 
     if args.height is not None:
-        ckpt = args.checkpoint or next(m.path for m in bundled_models() if m.layout == "dsec")
+        ckpt = args.checkpoint or default_checkpoint()
         return [(ckpt, args.checkpoint or "bundled dsec", args.height, args.width, events(args.height, args.width))]
     models = bundled_models()
     if args.checkpoint:

@@ -51,8 +51,7 @@ def _overrides(items: list[str] | None) -> dict[str, Any]:
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML/JSON config file or preset name: dsec / mvsec (the settings of the "
-                   "bundled 640x480 / 346x260 models), tiny (tests and quick smoke runs), small / bundled "
-                   "(the earlier 96x128 toy models); default: the genotype's own settings (train), else dsec")
+                   "bundled 640x480 / 346x260 models), tiny (tests and quick smoke runs); default: the genotype's own settings (train), else dsec")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting, e.g. --set train.epochs=20 --set max_disparity=36 (repeatable)")
 
@@ -270,10 +269,10 @@ def _cmd_energy(args: argparse.Namespace) -> int:
             predictor, loaded = _predictor(args, [source])
         else:
             from ..events.simulator import make_demo_sequences
-            from .models import bundled_models
+            from .models import default_checkpoint
 
             if args.checkpoint is None:
-                args.checkpoint = str(bundled_models()[0].path)
+                args.checkpoint = str(default_checkpoint())
             predictor, loaded = _predictor(args, [])
             size = args.size or tuple(loaded.info.get("data_size") or (120, 160))
             source = DSECSource(make_demo_sequences(tmp, 1, seed=args.seed, size=size, duration_ms=300.0)[0])

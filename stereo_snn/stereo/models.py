@@ -16,7 +16,7 @@ from typing import Protocol, Sequence
 
 from ..errors import CheckpointError
 
-__all__ = ["BUNDLED_DIR", "BundledModel", "ModelChoiceError", "bundled_models", "choose_checkpoint",
+__all__ = ["BUNDLED_DIR", "BundledModel", "ModelChoiceError", "bundled_models", "choose_checkpoint", "default_checkpoint",
            "check_sensor_size"]
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
@@ -58,6 +58,15 @@ def bundled_models(index: str | Path | None = None) -> list[BundledModel]:
         raise CheckpointError(f"{path}: the bundled model index is missing from this installation") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: unreadable bundled model index ({exc})") from exc
+
+
+def default_checkpoint(index: str | Path | None = None) -> Path:
+    """The first bundled model of the index (the DSEC one): the model of last resort, e.g. for
+    the energy of a simulated frame. CheckpointError when its file is missing."""
+    path = bundled_models(index)[0].path
+    if not path.is_file():
+        raise CheckpointError(f"{path}: the bundled model is missing from this installation")
+    return path
 
 
 def _sizes(recordings: Sequence[Recording]) -> set[tuple[str, int, int]]:

@@ -9,6 +9,7 @@ disparity is their expectation (soft-argmin), in full-resolution pixels.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -24,7 +25,6 @@ __all__ = [
     "concat_cost_volume", "soft_argmin", "coincidence_volume", "local_coincidence", "shift_columns", "StereoNet",
     "PyramidStereoNet", "coarse_levels", "trellis_configs", "build_supernet",
     "build_network", "load_state_checked", "LoadedModel", "read_checkpoint", "load_model", "make_dgs",
-    "BUNDLED_MODEL",
 ]
 
 
@@ -323,6 +323,13 @@ def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
                 f"stereo genotype: components.{name}.config.in_channels is {have} but the config gives "
                 f"{tc.in_channels} (representation {dict(cfg.representation)}, time_steps={cfg.time_steps}, "
                 f"network settings)")
+        differ = [f.name for f in dataclasses.fields(tc) if getattr(tc, f.name) != getattr(comps[name].config, f.name)]
+        if differ:
+            raise GenotypeError(
+                f"stereo genotype: components.{name} was searched with " + ", ".join(
+                    f"{k}={getattr(comps[name].config, k)!r}" for k in differ) + " but the config gives " + ", ".join(
+                    f"{k}={getattr(tc, k)!r}" for k in differ) + " (network.* settings): use the genotype's own "
+                "settings (no --config) or a config that matches them")
     return _assemble(cfg, {name: SpikingTrellis.from_genotype(comps[name]) for name in want})
 
 
@@ -345,9 +352,6 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], sour
             parts.append("shape mismatch: " + few([f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes]))
         raise CheckpointError(f"{source}: checkpoint does not fit the genotype's network; " + "; ".join(parts))
     model.load_state_dict(state)
-
-
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "data" / "model" / "model.pt"
 
 
 @dataclass
@@ -378,7 +382,8 @@ def read_checkpoint(path: str | Path, keys: Sequence[str], what: str) -> tuple[d
 
 def load_model(checkpoint: str | Path | None = None, device: str | torch.device | None = None,
                genotype_path: str | Path | None = None) -> LoadedModel:
-    """Load a trained stereo model (the bundled one when ``checkpoint`` is None).
+    """Load a trained stereo model (the bundled DSEC model when ``checkpoint`` is None; the
+    commands choose by the recording's layout, :func:`~.models.choose_checkpoint`).
 
     The checkpoint carries its config and genotype; ``genotype_path`` builds the network
     from another genotype file instead (CheckpointError naming keys if the weights do not fit).
@@ -386,9 +391,12 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     from ..runtime import resolve_device
     from ..search import genotype_from_dict, load_genotype
 
-    path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
-    if checkpoint is None and not path.is_file():
-        raise CheckpointError(f"{path}: the bundled model is missing from this installation")
+    if checkpoint is None:
+        from .models import default_checkpoint
+
+        path = default_checkpoint()
+    else:
+        path = Path(checkpoint)
     state, cfg = read_checkpoint(path, ("model", "config", "genotype"), "stereo checkpoint")
     genotype = load_genotype(genotype_path) if genotype_path else genotype_from_dict(state["genotype"], f"{path}: genotype")
     model = build_network(cfg, genotype)

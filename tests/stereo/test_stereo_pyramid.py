@@ -135,3 +135,13 @@ def test_pyramid_settings_are_validated(key, value, match):
 def test_groups_must_divide_the_feature_channels():
     with pytest.raises(ConfigError, match="network.groups"):
         build_supernet(pyramid_cfg(**{"network.groups": 3}))
+
+
+def test_a_config_whose_network_differs_from_the_genotypes_is_refused_naming_the_setting():
+    torch.manual_seed(4)
+    cfg = pyramid_cfg()
+    sup = build_supernet(cfg)
+    genotype = Genotype({name: part.derive() for name, part in sup.components().items()})
+    with pytest.raises(GenotypeError, match="components.matching was searched with layers=2 but the config gives layers=3"):
+        build_network(pyramid_cfg(**{"network.matching_layers": 3}), genotype)
+    build_network(pyramid_cfg(**{"max_disparity": 24}), genotype)  # the range is not part of the genotype
