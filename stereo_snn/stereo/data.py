@@ -24,13 +24,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 from ..events.recording import Events
 from .config import StereoConfig
 
 __all__ = [
     "Entry",
     "StereoSource",
+    "split_validation",
     "DSECSource",
     "MVSECSource",
     "EventFilesSource",
@@ -307,6 +308,27 @@ def open_sources(root: str | os.PathLike, fmt: str = "dsec") -> list[StereoSourc
     raise DatasetError(f"{r}: unknown format {fmt!r} for a data folder (dsec, mvsec)")
 
 
+def split_validation(sources: Sequence[StereoSource], val_count: int = 0, val_data: str | os.PathLike | None = None,
+                     fmt: str = "auto", mvsec_root: str | os.PathLike | None = None,
+                     mvsec_split: int | None = None) -> tuple[list[StereoSource], list[StereoSource]]:
+    """Training and validation sources, by the first rule that applies: the sequences under
+    ``val_data`` (layout ``fmt``); the "val" frames of MVSEC split ``mvsec_split`` under
+    ``mvsec_root``; the last ``val_count`` of ``sources`` (with at least two); no validation.
+
+    Raises ConfigError when ``val_count`` would leave no training sequence.
+    """
+    sources = list(sources)
+    if val_data:
+        return sources, open_sources(val_data, fmt)
+    if mvsec_split:
+        return sources, mvsec_protocol_sources(mvsec_root, mvsec_split, "val")
+    if len(sources) >= 2 and val_count > 0:
+        if val_count >= len(sources):
+            raise ConfigError(f"--val-count {val_count}: leaves no training sequence out of {len(sources)}")
+        return sources[:-val_count], sources[-val_count:]
+    return sources, []
+
+
 def mvsec_protocol_sources(root: str | os.PathLike, split: int, part: str, seed: int | None = None,
                            protocol: dict[str, Any] | None = None) -> list[StereoSource]:
     """The MVSEC indoor_flying protocol (DDES): the frames of ``part`` ("train", "val" or
@@ -339,13 +361,7 @@ class Representer:
 
         self.rep = make_representation(dict(cfg.representation))
         self.steps = cfg.time_steps
-        if self.rep.channels % self.steps:
-            from ..errors import ConfigError
-
-            raise ConfigError(
-                f"representation {dict(cfg.representation)} has {self.rep.channels} channels, "
-                f"not divisible by time_steps={self.steps}")
-        self.channels = self.rep.channels // self.steps
+        self.channels = cfg.input_channels
 
     def __call__(self, events: Events, height: int, width: int) -> np.ndarray:
         from ..events.represent import to_time_steps

@@ -17,7 +17,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import CheckpointError, ConfigError, GenotypeError
+from ..errors import CheckpointError, ConfigError, DatasetError, GenotypeError
+from ..runtime import load_checkpoint, resolve_device
+from ..search import DGSConfig, SpikingTrellis, SurrogateSearch, TrellisConfig, genotype_from_dict, load_genotype
+from ..spiking import NeuronConfig, reset
 from .config import StereoConfig
 
 __all__ = [
@@ -126,8 +129,6 @@ def local_coincidence(left: torch.Tensor, right: torch.Tensor, disparity: torch.
 
 def _check_inputs(left: torch.Tensor, right: torch.Tensor) -> None:
     if left.shape != right.shape:
-        from ..errors import DatasetError
-
         raise DatasetError(f"left input {tuple(left.shape)} and right input {tuple(right.shape)} differ in size")
     if left.dim() != 5:
         raise ValueError(f"expected inputs [T, B, C, H, W], got {tuple(left.shape)}")
@@ -157,8 +158,6 @@ class StereoNet(nn.Module):
         return {"feature": self.feature, "matching": self.matching}
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
-        from ..spiking import reset
-
         _check_inputs(left, right)
         reset(self)
         t, b = left.shape[:2]
@@ -209,8 +208,6 @@ class PyramidStereoNet(nn.Module):
         return {"feature": self.feature, "matching": self.matching, "refine": self.refine}
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
-        from ..spiking import reset
-
         _check_inputs(left, right)
         reset(self)
         t, b = left.shape[:2]
@@ -250,9 +247,6 @@ def coarse_levels(max_disparity: int, coarse_scale: int) -> int:
 def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     """Engine TrellisConfig of each searched component by name: ``feature`` (2D, stride-3 stem,
     spiking), ``matching`` (3D) and, for the pyramid design, ``refine`` (2D, 1/3 resolution)."""
-    from ..search import TrellisConfig
-    from ..spiking import NeuronConfig
-
     n = cfg.network
     try:
         neuron = NeuronConfig(**dict(n.neuron))
@@ -280,13 +274,6 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     return {"feature": feature, "matching": matching, "refine": refine}
 
 
-def input_channels(cfg: StereoConfig) -> int:
-    """Channels per time step of the representation (representation channels / T)."""
-    from .data import Representer
-
-    return Representer(cfg).channels
-
-
 def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
     n = cfg.network
     if n.design == "concat":
@@ -297,9 +284,7 @@ def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
 
 def build_supernet(cfg: StereoConfig) -> nn.Module:
     """The search supernet: every candidate op, every trellis path, neuron-type/hybrid mixtures."""
-    from ..search import SpikingTrellis
-
-    configs = trellis_configs(cfg, input_channels(cfg))
+    configs = trellis_configs(cfg, cfg.input_channels)
     return _assemble(cfg, {name: SpikingTrellis(c) for name, c in configs.items()})
 
 
@@ -308,9 +293,7 @@ def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
 
     Raises GenotypeError when the genotype does not fit the config (components, input channels).
     """
-    from ..search import SpikingTrellis
-
-    want = trellis_configs(cfg, input_channels(cfg))
+    want = trellis_configs(cfg, cfg.input_channels)
     comps = getattr(genotype, "components", None) or {}
     missing = [name for name in want if name not in comps]
     if missing:
@@ -367,8 +350,6 @@ class LoadedModel:
 def read_checkpoint(path: str | Path, keys: Sequence[str], what: str) -> tuple[dict[str, Any], StereoConfig]:
     """A stereo run's checkpoint (``weights_only`` load) and its StereoConfig; CheckpointError
     "not a <what>" naming the first of ``keys`` it lacks."""
-    from ..runtime import load_checkpoint
-
     state = load_checkpoint(path)
     for key in keys:
         if key not in state:
@@ -383,9 +364,6 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     The checkpoint carries its config and genotype; ``genotype_path`` builds the network
     from another genotype file instead (CheckpointError naming keys if the weights do not fit).
     """
-    from ..runtime import resolve_device
-    from ..search import genotype_from_dict, load_genotype
-
     path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
     if checkpoint is None and not path.is_file():
         raise CheckpointError(f"{path}: the bundled model is missing from this installation")
@@ -400,7 +378,5 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
 
 def make_dgs(model: nn.Module, cfg: StereoConfig, every: int | None = None, max_batches: int | None = None) -> Any:
     """The engine's DGS controller for ``model`` (rounds every ``train.dgs_every`` epochs)."""
-    from ..search import DGSConfig, SurrogateSearch
-
     return SurrogateSearch(model, DGSConfig(every=every or cfg.train.dgs_every,
                                             max_batches=max_batches or cfg.train.dgs_batches))

@@ -19,10 +19,13 @@ from torch.utils.data import DataLoader, Subset
 from .. import distributed
 from ..atomic import atomic_path
 from ..errors import DatasetError
+from ..fit import prepare_run_dir, write_history_scalars
 from ..runtime import RunDir, resolve_device, save_checkpoint, seed_everything
+from ..search import BilevelConfig, DGSConfig, Genotype, Searcher, SurrogateSearch, save_genotype
 from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate
 from .losses import disparity_loss
+from .network import build_supernet, load_state_checked, read_checkpoint
 
 __all__ = ["run_search", "derive_from_supernet", "plot_genotype", "plot_curves"]
 
@@ -56,10 +59,6 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs). A
     non-empty ``out_dir`` is refused unless ``overwrite`` (:func:`stereo_snn.fit.prepare_run_dir`).
     """
-    from ..fit import prepare_run_dir, write_history_scalars
-    from ..search import BilevelConfig, DGSConfig, Searcher, SurrogateSearch, save_genotype
-    from .network import build_supernet
-
     sc = cfg.search
     _, dev = distributed.setup(resolve_device(device))
     main, log = distributed.is_main(), distributed.main_only(log)
@@ -109,9 +108,6 @@ def derive_from_supernet(supernet: str | Path, out_dir: str | Path, overrides: M
     ``network.max_skip``; settings that change the supernet's parameters do not fit its
     weights and raise CheckpointError). Writes ``out_dir/genotype.json`` and
     ``out_dir/figures/genotype.png``; returns the Genotype."""
-    from ..search import Genotype, save_genotype
-    from .network import build_supernet, load_state_checked, read_checkpoint
-
     state, cfg = read_checkpoint(supernet, ("model", "config"), "stereo supernet")
     if overrides:
         cfg = cfg.replace(**overrides)
