@@ -46,6 +46,27 @@ class Predictor:
     """Runs a trained stereo network on event windows (one at a time, no gradients).
 
     predict_events(left, right, height, width) -> float32 (H, W) disparity in pixels.
+
+    Example (an untrained tiny network on random events of a 48x64 sensor; a trained one
+    comes from :func:`~stereo_snn.stereo.network.load_model`):
+
+    >>> import numpy as np
+    >>> from stereo_snn.events import Events
+    >>> from stereo_snn.search import Genotype
+    >>> from stereo_snn.stereo.config import load_config
+    >>> from stereo_snn.stereo.infer import Predictor
+    >>> from stereo_snn.stereo.network import build_network, build_supernet
+    >>> cfg = load_config("tiny")
+    >>> supernet = build_supernet(cfg)
+    >>> genotype = Genotype(components={"feature": supernet.feature.derive(), "matching": supernet.matching.derive()})
+    >>> predictor = Predictor(build_network(cfg, genotype), cfg, device="cpu")
+    >>> rng = np.random.default_rng(0)
+    >>> def random_events(n=2000):  # x, y in pixels, t in microseconds, p in {0, 1}
+    ...     return Events(rng.uniform(0, 63, n).astype(np.float32), rng.uniform(0, 47, n).astype(np.float32),
+    ...                   np.sort(rng.integers(0, 50_000, n)), rng.integers(0, 2, n).astype(np.int8))
+    >>> disparity = predictor.predict_events(random_events(), random_events(), 48, 64)
+    >>> disparity.shape, disparity.dtype
+    ((48, 64), dtype('float32'))
     """
 
     def __init__(self, model: torch.nn.Module, cfg: StereoConfig, device: torch.device | str | None = None):

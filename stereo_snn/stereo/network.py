@@ -363,6 +363,25 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
 
     The checkpoint carries its config and genotype; ``genotype_path`` builds the network
     from another genotype file instead (CheckpointError naming keys if the weights do not fit).
+
+    Example (a checkpoint of an untrained tiny network with a genotype derived from a fresh
+    supernet, in the layout training writes):
+
+    >>> import tempfile
+    >>> from stereo_snn.runtime import save_checkpoint
+    >>> from stereo_snn.search import Genotype, genotype_to_dict
+    >>> from stereo_snn.stereo.config import load_config
+    >>> from stereo_snn.stereo.network import build_network, build_supernet, load_model
+    >>> cfg = load_config("tiny")
+    >>> supernet = build_supernet(cfg)
+    >>> genotype = Genotype(components={"feature": supernet.feature.derive(), "matching": supernet.matching.derive()})
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> state = {"model": build_network(cfg, genotype).state_dict(), "config": cfg.to_dict(),
+    ...          "genotype": genotype_to_dict(genotype)}
+    >>> loaded = load_model(save_checkpoint(f"{tmp.name}/model.pt", state), device="cpu")
+    >>> loaded.config.max_disparity, loaded.model.training
+    (12, False)
+    >>> tmp.cleanup()
     """
     path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
     if checkpoint is None and not path.is_file():

@@ -58,6 +58,22 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     cfg.search sets epochs, batch size, weight lr (cosine to lr_min), arch lr and weight
     decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs). A
     non-empty ``out_dir`` is refused unless ``overwrite`` (:func:`stereo_snn.fit.prepare_run_dir`).
+
+    Example (one epoch of one batch on a tiny simulated sequence; a real search runs for hours):
+
+    >>> import tempfile
+    >>> from stereo_snn.events.simulator import make_demo_sequences
+    >>> from stereo_snn.stereo.config import load_config
+    >>> from stereo_snn.stereo.data import open_sources
+    >>> from stereo_snn.stereo.search import run_search
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = make_demo_sequences(f"{tmp.name}/data", 1, size=(24, 36), duration_ms=200.0)
+    >>> cfg = load_config("tiny").replace(**{"search.epochs": 1, "search.warmup_epochs": 0})
+    >>> genotype = run_search(cfg, open_sources(f"{tmp.name}/data"), f"{tmp.name}/search", max_batches=1,
+    ...                       log=lambda line: None)
+    >>> sorted(genotype.components)  # written to <out_dir>/genotype.json as well
+    ['feature', 'matching']
+    >>> tmp.cleanup()
     """
     sc = cfg.search
     _, dev = distributed.setup(resolve_device(device))

@@ -1,0 +1,18 @@
+"""Doctest collection for the packages (pytest's ``--doctest-modules``, set in pyproject.toml).
+
+Only modules whose text holds a ``>>>`` example are imported for doctests: the others are
+never imported at collection time, so a module that needs an optional dependency (or is slow
+to import) costs nothing and cannot break collection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGES = tuple(Path(__file__).parent / name for name in ("stereo_snn", "classification"))
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    if collection_path.suffix != ".py" or not any(collection_path.is_relative_to(p) for p in PACKAGES):
+        return None
+    return ">>>" not in collection_path.read_text(encoding="utf-8")
