@@ -28,9 +28,9 @@ def _what(text: str) -> list[str]:
 def _cmd_visualize(args: argparse.Namespace) -> int:
     from ..atomic import check_output_path, ensure_dir
     from ..viz import visualize_sequence
+    from ..windows import read_windows, skip_summary
     from .cli import _timestamps
     from .data import open_source
-    from ..windows import read_windows, skip_summary
 
     if not 0 < args.window_ms < float("inf"):
         raise ConfigError(f"--window-ms must be a positive, finite number of milliseconds, got {args.window_ms}")

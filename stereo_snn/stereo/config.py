@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from ..errors import ConfigError
 from ..settings import check_field_types, load_mapping
 

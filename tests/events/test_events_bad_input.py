@@ -138,7 +138,7 @@ def test_missing_mvsec_gt_is_reported_as_missing_not_as_unknown_scene(mvsec_file
     mvsec_files.with_name(mvsec_files.name.replace("_data", "_gt")).unlink()
     with MVSECRecording(mvsec_files) as rec:
         with pytest.raises(DatasetError, match="_gt.hdf5 not found") as err:
-            rec.focal_baseline
+            _ = rec.focal_baseline
     assert "unknown scene" not in str(err.value)
 
 
@@ -186,7 +186,7 @@ def test_unreadable_files_are_permission_problems(seq_dir, deny, rel):
         with DSECSequence(seq_dir) as seq:
             seq.events("left", *seq.time_range_us("left"))
             seq.disparity_timestamps_us()
-            seq.calibration
+            _ = seq.calibration
 
 
 def test_unreadable_mvsec_file_is_a_permission_problem(mvsec_files, deny):
