@@ -155,14 +155,15 @@ def test_generic_files_larger_than_the_given_size_are_refused_not_cropped(tmp_pa
     assert len(fits.events("left", t0, t0 + 100_000)) > 0
 
 
-def test_file_where_a_folder_is_expected(tmp_path, seq_dir):
+@pytest.mark.parametrize("reader", ["DSECSequence", "DSECSplit", "open_sources"])
+def test_file_where_a_folder_is_expected(tmp_path, reader):
     from stereo_snn.stereo.data import open_sources
 
     afile = tmp_path / "file.txt"
     afile.write_text("x")
-    for call in (lambda: DSECSequence(afile), lambda: DSECSplit(afile), lambda: open_sources(afile, "dsec")):
-        with pytest.raises(DatasetError, match="file.txt: is a file"):
-            call()
+    call = {"DSECSequence": DSECSequence, "DSECSplit": DSECSplit, "open_sources": lambda p: open_sources(p, "dsec")}
+    with pytest.raises(DatasetError, match="file.txt: is a file"):
+        call[reader](afile)
 
 
 @pytest.fixture
