@@ -11,13 +11,17 @@ from typing import Any, Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
+from stereo_snn import distributed
 from stereo_snn.errors import CheckpointError
 from stereo_snn.runtime import load_checkpoint, resolve_device
 from stereo_snn.search import EnergyReport, ann_twin, energy_report, genotype_from_dict
 from stereo_snn.spiking import reset
 
 from .config import ClassifyConfig
+from .data import build_data
+from .network import build_from_meta
 
 __all__ = ["evaluate", "load_trained", "evaluate_checkpoint", "ClassifierEnergy", "measure_energy", "energy_checkpoint"]
 
@@ -31,10 +35,6 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
     Inside a torchrun process group each process scores rows ``rank, rank + W, ...`` of every
     batch and the counts are summed over the processes.
     """
-    from tqdm import tqdm
-
-    from stereo_snn import distributed
-
     was_training = model.training
     model.eval()
     world, rank = distributed.world_size(), distributed.rank()
@@ -66,8 +66,6 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
 
 def load_trained(path: str | Path, device: torch.device | str | None = "cpu") -> tuple[nn.Module, ClassifyConfig, dict[str, Any]]:
     """Rebuild a trained classifier from a training checkpoint: ``(model, settings, checkpoint)``."""
-    from .network import build_from_meta
-
     state = load_checkpoint(path)
     for key in ("model", "genotype", "meta", "config"):
         if key not in state:
@@ -83,8 +81,6 @@ def load_trained(path: str | Path, device: torch.device | str | None = "cpu") ->
 
 
 def _test_data(cfg: ClassifyConfig, batch_size: int) -> Any:
-    from .data import build_data
-
     return build_data(cfg.data, batch_size, cfg.seed, eval_batch_size=batch_size)
 
 

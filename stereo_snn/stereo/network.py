@@ -395,7 +395,8 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     return LoadedModel(model.to(dev).eval(), cfg, genotype, info)
 
 
-def make_dgs(model: nn.Module, cfg: StereoConfig, every: int | None = None, max_batches: int | None = None) -> Any:
+def make_dgs(model: nn.Module, cfg: StereoConfig, every: int | None = None,
+             max_batches: int | None = None) -> SurrogateSearch:
     """The engine's DGS controller for ``model`` (rounds every ``train.dgs_every`` epochs)."""
     return SurrogateSearch(model, DGSConfig(every=every or cfg.train.dgs_every,
                                             max_batches=max_batches or cfg.train.dgs_batches))

@@ -52,7 +52,7 @@ def _split_loaders(dataset: StereoWindowDataset, batch_size: int, seed: int) -> 
 
 def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str | Path, seed: int = 0,
                device: str | None = None, max_batches: int | None = None, overwrite: bool = False,
-               log: Callable[[str], None] = print) -> Any:
+               log: Callable[[str], None] = print) -> Genotype:
     """Search the feature and matching cells/paths on ``sources``; returns the derived Genotype.
 
     cfg.search sets epochs, batch size, weight lr (cosine to lr_min), arch lr and weight
