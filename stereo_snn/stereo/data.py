@@ -25,7 +25,12 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DatasetError
-from ..events.recording import Events
+from ..events.dsec import DSECSequence
+from ..events.files import open_events
+from ..events.mvsec import MVSECRecording, mvsec_split
+from ..events.pair import run_pair
+from ..events.recording import Events, empty_events
+from ..events.represent import make_representation, to_time_steps
 from .config import StereoConfig
 
 __all__ = [
@@ -100,8 +105,6 @@ class StereoSource(abc.ABC):
     def window(self, entry: Entry, window_us: int) -> tuple[Events, Events]:
         """Left and right events of the ``window_us`` microseconds before ``entry.t_us``
         (the two cameras read and rectified at the same time, :func:`run_pair`)."""
-        from ..events.pair import run_pair
-
         t0, t1 = int(entry.t_us) - int(window_us), int(entry.t_us)
         return run_pair(lambda: self.events("left", t0, t1), lambda: self.events("right", t0, t1))
 
@@ -118,8 +121,6 @@ class DSECSource(StereoSource):
     layout = "dsec"
 
     def __init__(self, path: str | os.PathLike, test_csv: str | os.PathLike | None = None):
-        from ..events.dsec import DSECSequence
-
         self.path = Path(path)
         self.seq = DSECSequence(self.path, test_csv=test_csv)
         self.name = self.seq.name
@@ -160,8 +161,6 @@ class MVSECSource(StereoSource):
     layout = "mvsec"
 
     def __init__(self, data_path: str | os.PathLike, frames: Sequence[int] | None = None):
-        from ..events.mvsec import MVSECRecording
-
         self.path = Path(data_path)
         self.rec = MVSECRecording(self.path)
         self.name = str(self.rec.name)
@@ -209,7 +208,6 @@ class EventFilesSource(StereoSource):
 
     def __init__(self, left: str | os.PathLike, right: str | os.PathLike,
                  height: int | None = None, width: int | None = None, window_us: int = 50_000):
-        from ..events.files import open_events
 
         self.left_path, self.right_path = Path(left), Path(right)
         paths = {"left": self.left_path, "right": self.right_path}
@@ -240,8 +238,6 @@ class EventFilesSource(StereoSource):
         lo, hi = f.time_range_us
         a, b = max(int(t_start_us), int(lo)), min(int(t_end_us), int(hi))
         if b <= a:
-            from ..events.recording import empty_events
-
             return empty_events()
         return f.slice(a, b)
 
@@ -336,8 +332,6 @@ def mvsec_protocol_sources(root: str | os.PathLike, split: int, part: str, seed:
 
     ``protocol`` defaults to the packaged split file (``stereo_snn.events.mvsec.mvsec_split``).
     """
-    from ..events.mvsec import mvsec_split
-
     frames = mvsec_split(int(split), seed=seed, protocol=protocol)
     if part not in frames:
         raise DatasetError(f"MVSEC split part {part!r}: expected one of {sorted(frames)}")
@@ -357,21 +351,15 @@ class Representer:
     """Turns a window of events into the network's input [T, C, H, W] (float32 numpy)."""
 
     def __init__(self, cfg: StereoConfig):
-        from ..events.represent import make_representation
-
         self.rep = make_representation(dict(cfg.representation))
         self.steps = cfg.time_steps
         self.channels = cfg.input_channels
 
     def __call__(self, events: Events, height: int, width: int) -> np.ndarray:
-        from ..events.represent import to_time_steps
-
         return to_time_steps(self.rep(events, height, width), self.steps)
 
     def pair(self, left: Events, right: Events, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Both views' inputs, computed at the same time (:func:`run_pair`)."""
-        from ..events.pair import run_pair
-
         return run_pair(lambda: self(left, height, width), lambda: self(right, height, width))
 
 
