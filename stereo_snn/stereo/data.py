@@ -31,6 +31,7 @@ from ..events.mvsec import MVSECRecording, mvsec_split
 from ..events.pair import run_pair
 from ..events.recording import Events, empty_events
 from ..events.represent import make_representation, to_time_steps
+from ..windows import before_first_event
 from .config import StereoConfig
 
 __all__ = [
@@ -400,7 +401,8 @@ class StereoWindowDataset(Dataset):
             ents = entries[src.name] if entries and src.name in entries else src.entries()
             if require_gt:
                 start, _ = src.time_range_us()
-                ents = [e for e in ents if e.gt_row is not None and e.t_us - self.window_us >= start]
+                ents = [e for e in ents if e.gt_row is not None
+                        and not before_first_event(e.t_us, self.window_us, start, whole_window=True)]
             self.items.extend((si, e) for e in ents)
         if require_gt and not self.items:
             names = ", ".join(s.name for s in self.sources)
