@@ -94,11 +94,10 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 
     _check_json(args)
     result = energy_checkpoint(args.checkpoint, args.images, args.overrides, device=args.device)
-    snn_table, ann_table = result.pop("snn_table"), result.pop("ann_table")
-    _write_json(args.json, result)
-    per = result["per_image"]
-    print(f"SNN ({result['dataset']}, T={result['time_steps']}, {result['images']} images)\n{snn_table}\n")
-    print(f"ANN twin\n{ann_table}\n")
+    _write_json(args.json, result.to_dict())
+    per = result.per_image()
+    print(f"SNN ({result.dataset}, T={result.time_steps}, {result.images} images)\n{result.snn.table()}\n")
+    print(f"ANN twin\n{result.ann.table()}\n")
     ratio = per["ann_over_snn_compute"]
     print(f"per image, compute (MAC+AC): SNN {per['snn']['compute_mj'] * 1e3:.4f} uJ, ANN twin {per['ann']['compute_mj'] * 1e3:.4f} uJ"
           + (f" (ANN/SNN {ratio:.2f}x)" if ratio else ""))

@@ -37,7 +37,7 @@ def run_demo(out: str | Path, overrides: Iterable[str] = (), progress: bool = Tr
     ckpt = trained.run.checkpoints / "last.pt"
     ev = evaluate_checkpoint(ckpt, progress=False)
     energy = energy_checkpoint(ckpt)
-    per = energy["per_image"]
+    per = energy.per_image()
     summary = {
         "test_top1": ev["top1"],
         "test_top5": ev["top5"],

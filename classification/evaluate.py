@@ -3,21 +3,27 @@ report (the engine's ``energy_report``) of a checkpoint and of its all-ANN twin.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
+from stereo_snn import distributed
 from stereo_snn.errors import CheckpointError
 from stereo_snn.runtime import load_checkpoint, resolve_device
-from stereo_snn.search import ann_twin, energy_report, genotype_from_dict
+from stereo_snn.search import EnergyReport, ann_twin, energy_report, genotype_from_dict
 from stereo_snn.spiking import reset
 
 from .config import ClassifyConfig
+from .data import build_data
+from .network import build_from_meta
 
-__all__ = ["evaluate", "load_trained", "evaluate_checkpoint", "measure_energy", "energy_checkpoint"]
+__all__ = ["evaluate", "load_trained", "evaluate_checkpoint", "ClassifierEnergy", "measure_energy", "energy_checkpoint"]
 
 
 @torch.no_grad()
@@ -29,10 +35,6 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
     Inside a torchrun process group each process scores rows ``rank, rank + W, ...`` of every
     batch and the counts are summed over the processes.
     """
-    from tqdm import tqdm
-
-    from stereo_snn import distributed
-
     was_training = model.training
     model.eval()
     world, rank = distributed.world_size(), distributed.rank()
@@ -64,8 +66,6 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
 
 def load_trained(path: str | Path, device: torch.device | str | None = "cpu") -> tuple[nn.Module, ClassifyConfig, dict[str, Any]]:
     """Rebuild a trained classifier from a training checkpoint: ``(model, settings, checkpoint)``."""
-    from .network import build_from_meta
-
     state = load_checkpoint(path)
     for key in ("model", "genotype", "meta", "config"):
         if key not in state:
@@ -81,8 +81,6 @@ def load_trained(path: str | Path, device: torch.device | str | None = "cpu") ->
 
 
 def _test_data(cfg: ClassifyConfig, batch_size: int) -> Any:
-    from .data import build_data
-
     return build_data(cfg.data, batch_size, cfg.seed, eval_batch_size=batch_size)
 
 
@@ -100,32 +98,48 @@ def evaluate_checkpoint(path: str | Path, overrides: Iterable[str] = (), device:
             "num_classes": data.num_classes, "time_steps": model.time_steps, **result}
 
 
-@torch.no_grad()
-def measure_energy(model: nn.Module, images: torch.Tensor) -> dict[str, Any]:
-    """Measured energy of ``model`` and of its all-ANN twin on ``images`` [N, C, H, W].
+@dataclass(frozen=True)
+class ClassifierEnergy:
+    """Measured energy of a classifier and of its all-ANN twin on ``images`` test images.
 
-    Both are the engine's :class:`EnergyReport` (a real forward pass through spikingjelly's
-    op counters); per-image figures divide the batch totals by N. Compute energy (MAC + AC)
-    is the headline; the memory-access term is reported beside it.
+    ``snn`` and ``ann`` are the engine's :class:`EnergyReport` of the whole batch (a real
+    forward pass through spikingjelly's op counters); :meth:`per_image` divides by the image
+    count. Compute energy (MAC + AC) is the headline; the memory-access term is beside it.
+    ``checkpoint``, ``dataset`` and ``time_steps`` say what was measured when known.
     """
+
+    images: int
+    snn: EnergyReport
+    ann: EnergyReport
+    checkpoint: str | None = None
+    dataset: str | None = None
+    time_steps: int | None = None
+
+    def per_image(self) -> dict[str, Any]:
+        """``{"snn": {...}, "ann": {...}, "ann_over_snn_compute"}``: mJ, MACs and ACs per image."""
+        n = self.images
+        snn, ann = ({"compute_mj": r.compute_mj / n, "memory_mj": r.memory_mj / n, "macs": r.macs / n,
+                     "acs": r.acs / n} for r in (self.snn, self.ann))
+        return {"snn": snn, "ann": ann,
+                "ann_over_snn_compute": ann["compute_mj"] / snn["compute_mj"] if snn["compute_mj"] else None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: what was measured (when known), ``images``, ``per_image``, both reports."""
+        head = {k: v for k, v in (("checkpoint", self.checkpoint), ("dataset", self.dataset),
+                                  ("time_steps", self.time_steps)) if v is not None}
+        return {**head, "images": self.images, "per_image": self.per_image(), "snn": self.snn.to_dict(),
+                "ann": self.ann.to_dict()}
+
+
+@torch.no_grad()
+def measure_energy(model: nn.Module, images: torch.Tensor) -> ClassifierEnergy:
+    """Measured energy of ``model`` and of its all-ANN twin on ``images`` [N, C, H, W]."""
     model.eval()
-    n = images.shape[0]
-    snn = energy_report(model, images)
-    ann = energy_report(ann_twin(model).eval(), images)
-    per = lambda r: {"compute_mj": r.compute_mj / n, "memory_mj": r.memory_mj / n, "macs": r.macs / n, "acs": r.acs / n}  # noqa: E731
-    snn_img, ann_img = per(snn), per(ann)
-    return {
-        "images": n,
-        "per_image": {"snn": snn_img, "ann": ann_img,
-                      "ann_over_snn_compute": ann_img["compute_mj"] / snn_img["compute_mj"] if snn_img["compute_mj"] else None},
-        "snn": snn.to_dict(),
-        "ann": ann.to_dict(),
-        "snn_table": snn.table(),
-        "ann_table": ann.table(),
-    }
+    return ClassifierEnergy(images.shape[0], energy_report(model, images), energy_report(ann_twin(model).eval(), images))
 
 
-def energy_checkpoint(path: str | Path, images: int | None = None, overrides: Iterable[str] = (), device: str | None = None) -> dict[str, Any]:
+def energy_checkpoint(path: str | Path, images: int | None = None, overrides: Iterable[str] = (),
+                      device: str | None = None) -> ClassifierEnergy:
     """Energy report of a checkpoint on the first ``images`` test images (default: ``energy.images``)."""
     dev = resolve_device(device)
     model, cfg, _ = load_trained(path, dev)
@@ -133,4 +147,5 @@ def energy_checkpoint(path: str | Path, images: int | None = None, overrides: It
     n = int(images or cfg.energy.images)
     data = _test_data(cfg, n)
     x, _ = next(iter(data.test.batches(0)))
-    return {"checkpoint": str(path), "dataset": data.name, "time_steps": model.time_steps, **measure_energy(model, x.to(dev))}
+    measured = measure_energy(model, x.to(dev))
+    return dataclasses.replace(measured, checkpoint=str(path), dataset=data.name, time_steps=model.time_steps)

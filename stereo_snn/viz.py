@@ -16,13 +16,19 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import cv2
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import ConfigError, OutputError
+from .errors import ConfigError, DatasetError, OutputError, StereoSNNError
+from .events.geometry import disparity_to_depth
+from .images import as_image, dsec_valid_mask, to_numpy
+from .windows import read_windows
+
+if TYPE_CHECKING:  # types only: the stereo layer imports this module
+    from .stereo.data import Entry, StereoSource
 
 __all__ = [
     "COLORMAPS",
@@ -107,8 +113,6 @@ def colorize(
 
 
 def _as_2d(array: Any, name: str) -> np.ndarray:
-    from .stereo.metrics import as_image
-
     return as_image(array, name, error=ConfigError, what="a 2-D (H, W) array")
 
 
@@ -123,7 +127,7 @@ def events_image(events: Any, height: int, width: int, saturation: float = 95.0)
     Returns:
         uint8 BGR (height, width, 3).
     """
-    from .events.represent import histogram
+    from .events.represent import histogram  # numba: only when drawing
 
     if int(height) < 1 or int(width) < 1:
         raise ConfigError(f"events_image: size must be positive, got height={height}, width={width}")
@@ -170,7 +174,6 @@ def error_map(
     Returns:
         (float32 (H, W) error, uint8 BGR (H, W, 3)).
     """
-    from .stereo.metrics import dsec_valid_mask
 
     p = _as_2d(pred, "prediction")
     g = _as_2d(gt, "ground truth")
@@ -256,7 +259,6 @@ def voxel_figure(voxel: Any, path: str | os.PathLike, title: str | None = None, 
 
     Returns the written path.
     """
-    from .stereo.metrics import to_numpy
 
     v = to_numpy(voxel)
     if v.ndim == 2:
@@ -313,7 +315,6 @@ def disparity_figure(
     Returns:
         the written path.
     """
-    from .stereo.metrics import dsec_valid_mask
 
     if not max_disp > 0:
         raise ConfigError(f"max_disp must be positive pixels, got {max_disp}")
@@ -458,9 +459,9 @@ def _prediction_path(prediction_dir: Path, source_name: str, index: int) -> Path
 
 
 def visualize_sequence(
-    source: Any,
+    source: StereoSource,
     out_dir: str | os.PathLike,
-    entries: Sequence[Any] | None = None,
+    entries: Sequence[Entry] | None = None,
     what: Sequence[str] = ("events", "disparity", "panel"),
     window_us: int = 50_000,
     prediction_dir: str | os.PathLike | None = None,
@@ -507,10 +508,8 @@ def visualize_sequence(
     """
     from tqdm import tqdm
 
-    from .errors import DatasetError, StereoSNNError
-    from .events.dsec import read_disparity_png
-    from .events.geometry import disparity_to_depth
-    from .events.represent import voxel_grid
+    from .events.dsec import read_disparity_png  # h5py, hdf5plugin: only when drawing
+    from .events.represent import voxel_grid  # numba
 
     items = list(dict.fromkeys(what))
     unknown = [w for w in items if w not in VISUALIZE_ITEMS]
@@ -538,7 +537,7 @@ def visualize_sequence(
     report = VisualizeReport()
     h, w = int(source.height), int(source.width)
 
-    def prediction(entry: Any) -> np.ndarray | None:
+    def prediction(entry: Entry) -> np.ndarray | None:
         if pred_root is None:
             return None
         path = _prediction_path(pred_root, source.name, int(entry.index))
@@ -562,17 +561,18 @@ def visualize_sequence(
     layout: list[str] = []  # animation tiles, in order
 
     def frames() -> Iterable[np.ndarray]:
-        for entry in tqdm(todo, desc=f"visualize {source.name}", unit="win", disable=not progress):
+        def read(entry: Entry) -> tuple[Any, Any, Any, Any]:
+            left, _right = source.window(entry, int(window_us))
+            gt = source.disparity(entry)
+            pred = prediction(entry)
+            basis = pred if pred is not None else gt
+            depth = None if depth_fn is None or basis is None else np.asarray(depth_fn(basis), np.float32)
+            return left, gt, pred, depth
+
+        bar = tqdm(todo, desc=f"visualize {source.name}", unit="win", disable=not progress)
+        for window in read_windows(bar, read, report.skipped):
+            entry, (left, gt, pred, depth) = window.entry, window.value
             name = f"{int(entry.index):06d}.png"
-            try:
-                left, _right = source.window(entry, int(window_us))
-                gt = source.disparity(entry)
-                pred = prediction(entry)
-                basis = pred if pred is not None else gt
-                depth = None if depth_fn is None or basis is None else np.asarray(depth_fn(basis), np.float32)
-            except StereoSNNError as exc:
-                report.skipped.append({"index": int(entry.index), "t_us": int(entry.t_us), "reason": str(exc)})
-                continue
             ev_img = events_image(left, h, w)
             disp_imgs = {k: colorize(v, 0.0, max_disp, invalid_mask=v <= 0) for k, v in
                          (("Prediction", pred), ("Ground truth", gt)) if v is not None}

@@ -31,9 +31,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..atomic import write_json
-from . import machine_description
 from ..errors import ConfigError
 from ..events.recording import Events
+from . import machine_description
 
 WINDOW_US = 50_000
 LAYOUTS = ("uniform", "edges")

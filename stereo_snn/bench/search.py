@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from ..atomic import write_json
-from . import peak_rss_mib
 from ..runtime import resolve_device, seed_everything
-from ..search import DGSConfig, BilevelConfig, Searcher, SpikingTrellis, SurrogateSearch, TrellisConfig
+from ..search import BilevelConfig, DGSConfig, Searcher, SpikingTrellis, SurrogateSearch, TrellisConfig
+from . import peak_rss_mib
 
 __all__ = ["build_parser", "main", "run"]
 

@@ -236,6 +236,20 @@ class DSECSequence:
     """One DSEC sequence folder (train or test).
 
     Files are opened lazily and kept open; call :meth:`close` or use ``with``.
+
+    Example (a tiny simulated sequence, 24x32 pixels, 100 ms):
+
+    >>> import tempfile
+    >>> from stereo_snn.events import DSECSequence
+    >>> from stereo_snn.events.simulator import make_demo_sequences
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> [folder] = make_demo_sequences(tmp.name, 1, size=(24, 32), duration_ms=100.0)
+    >>> with DSECSequence(folder) as seq:
+    ...     t0, t1 = seq.time_range_us("left")
+    ...     left = seq.events("left", t1 - 50_000, t1)  # rectified, float32 pixels
+    ...     print(seq.height, seq.width, seq.disparity_timestamps_us(), seq.disparity(1).shape, len(left) > 0)
+    24 32 [     0 100000] (24, 32) True
+    >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike, test_csv: str | os.PathLike | None = None) -> None:

@@ -547,6 +547,20 @@ def open_events(
     Raises:
         EventFileError: missing/unreadable/truncated file, missing dataset, wrong dtypes or
             lengths, unsorted timestamps, a compression filter missing (names hdf5plugin).
+
+    Example (three events written to a temporary DSEC-style file, then a window read back):
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from stereo_snn.events import Events, open_events, write_event_h5
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> events = Events(x=np.array([1, 5, 9], np.uint16), y=np.array([2, 2, 3], np.uint16),
+    ...                 t=np.array([1000, 1500, 2500]), p=np.array([1, 0, 1], np.uint8))
+    >>> path = write_event_h5(f"{tmp.name}/events.h5", events, sensor_size=(8, 16))
+    >>> with open_events(path) as f:
+    ...     print(f.sensor_size, f.slice(1000, 2000).t)  # microseconds, half-open window
+    (8, 16) [1000 1500]
+    >>> tmp.cleanup()
     """
     return EventFile(path, sensor_size=sensor_size, outside=outside)
 

@@ -108,6 +108,19 @@ class MVSECRecording(ReopenOnPickle):
             attribute (written by :func:`write_mvsec_recording`), else the file name without
             its trailing number (``indoor_flying1`` -> ``indoor_flying``).
         focal_baseline: pixel-metres, overrides the file attribute and the scene table.
+
+    Example (a tiny simulated recording in MVSEC layout, 24x32 pixels, 100 ms):
+
+    >>> import tempfile
+    >>> from stereo_snn.events import MVSECRecording
+    >>> from stereo_snn.events.simulator import SimConfig, write_sequences
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> cfg = SimConfig.from_dict({"name": "indoor_flying1", "height": 24, "width": 32, "duration_ms": 100.0})
+    >>> [data_file] = write_sequences(cfg, tmp.name, "mvsec")
+    >>> with MVSECRecording(data_file) as rec:
+    ...     print(rec.sensor_size, rec.depth_timestamps_us(), rec.disparity(1).shape)
+    (24, 32) [     0 100000] (24, 32)
+    >>> tmp.cleanup()
     """
 
     def __init__(

@@ -619,7 +619,14 @@ def mixed_density_stack(
 
 @dataclass(frozen=True)
 class VoxelGrid:
-    """DSEC voxel grid with ``bins`` channels (see :func:`voxel_grid`)."""
+    """DSEC voxel grid with ``bins`` channels (see :func:`voxel_grid`).
+
+    >>> import numpy as np
+    >>> from stereo_snn.events import Events, VoxelGrid
+    >>> events = Events(*map(np.array, ([0, 3, 3, 7], [0, 1, 1, 2], [0, 100, 200, 300], [1, 0, 1, 1])))  # x, y, t us, p
+    >>> VoxelGrid(bins=4)(events, 3, 8).shape  # [bins, height, width], float32
+    (4, 3, 8)
+    """
 
     bins: int = 10
     normalize: bool = True
@@ -641,7 +648,14 @@ class VoxelGrid:
 
 @dataclass(frozen=True)
 class SBT:
-    """Stacked binary time frames with ``frames`` channels (see :func:`sbt`)."""
+    """Stacked binary time frames with ``frames`` channels (see :func:`sbt`).
+
+    >>> import numpy as np
+    >>> from stereo_snn.events import Events, SBT
+    >>> events = Events(*map(np.array, ([0, 3, 3, 7], [0, 1, 1, 2], [0, 100, 200, 300], [1, 0, 1, 1])))  # x, y, t us, p
+    >>> SBT(frames=2)(events, 3, 8).shape  # [frames, height, width], float32
+    (2, 3, 8)
+    """
 
     frames: int = 5
 
@@ -667,7 +681,14 @@ class SBT:
 
 @dataclass(frozen=True)
 class Histogram:
-    """Per-polarity count image with 2 channels (OFF, ON) (see :func:`histogram`)."""
+    """Per-polarity count image with 2 channels (OFF, ON) (see :func:`histogram`).
+
+    >>> import numpy as np
+    >>> from stereo_snn.events import Events, Histogram
+    >>> events = Events(*map(np.array, ([0, 3, 3, 7], [0, 1, 1, 2], [0, 100, 200, 300], [1, 0, 1, 1])))  # x, y, t us, p
+    >>> Histogram()(events, 3, 8)[:, 1, 3]  # pixel (x=3, y=1): one OFF and one ON event
+    array([1., 1.], dtype=float32)
+    """
 
     @property
     def channels(self) -> int:
@@ -681,7 +702,14 @@ class Histogram:
 
 @dataclass(frozen=True)
 class MixedDensity:
-    """se-cff mixed-density stacks with ``stacks`` channels (see :func:`mixed_density_stack`)."""
+    """se-cff mixed-density stacks with ``stacks`` channels (see :func:`mixed_density_stack`).
+
+    >>> import numpy as np
+    >>> from stereo_snn.events import Events, MixedDensity
+    >>> events = Events(*map(np.array, ([0, 3, 3, 7], [0, 1, 1, 2], [0, 100, 200, 300], [1, 0, 1, 1])))  # x, y, t us, p
+    >>> MixedDensity(stacks=3)(events, 3, 8).shape  # [stacks, height, width], float32
+    (3, 3, 8)
+    """
 
     stacks: int = 10
 
@@ -717,6 +745,15 @@ def make_representation(spec: str | Mapping[str, Any]) -> Representation:
 
     Raises:
         RepresentationError: unknown name, unknown or impossible parameters.
+
+    >>> import numpy as np
+    >>> from stereo_snn.events import Events, make_representation, to_time_steps
+    >>> events = Events(*map(np.array, ([0, 3, 3, 7], [0, 1, 1, 2], [0, 100, 200, 300], [1, 0, 1, 1])))  # x, y, t us, p
+    >>> rep = make_representation({"name": "voxel_grid", "bins": 10})
+    >>> rep, rep.channels
+    (VoxelGrid(bins=10, normalize=True), 10)
+    >>> to_time_steps(rep(events, 3, 8), 5).shape  # [T, C / T, H, W]: the network's input
+    (5, 2, 3, 8)
     """
     if isinstance(spec, str):
         name, params = spec, {}

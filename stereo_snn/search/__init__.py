@@ -39,7 +39,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import MOVES, TrellisConfig
     from .dgs import DGSConfig, SurrogateSearch
     from .energy import EnergyReport, LayerEnergy, ann_twin, energy_report
-    from .genotype import (GENOTYPE_FORMAT, GENOTYPE_VERSION, CellGenotype, ComponentGenotype, Genotype, decode_cell,
-                           genotype_from_dict, genotype_to_dict, load_genotype, save_genotype, viterbi)
+    from .genotype import (
+        GENOTYPE_FORMAT,
+        GENOTYPE_VERSION,
+        CellGenotype,
+        ComponentGenotype,
+        Genotype,
+        decode_cell,
+        genotype_from_dict,
+        genotype_to_dict,
+        load_genotype,
+        save_genotype,
+        viterbi,
+    )
     from .ops import ALL_CANDIDATES, DEFAULT_CANDIDATES, OPS, OpSpec, SeqConvBN, make_op
     from .trellis import SpikingTrellis, is_arch_name, split_parameters, trellises

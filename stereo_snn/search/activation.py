@@ -27,7 +27,6 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..spiking import SPIKING_KINDS, NeuronConfig, grouped_multi_step, is_spiking, make_neuron
-from ..spiking.surrogate import Dspike
 
 __all__ = ["E_AC_PJ", "E_MAC_PJ", "CellNeurons", "NodeActivation", "group_key"]
 

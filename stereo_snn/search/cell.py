@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..spiking import NeuronConfig
 from .activation import CellNeurons, NodeActivation
 from .ops import OPS, SeqConvBN, check_candidates, make_op
 

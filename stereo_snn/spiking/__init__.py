@@ -27,7 +27,18 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .neurons import (
-        NEURON_KINDS, SPIKING_KINDS, SPIKING_TYPES, AnnActivation, ChannelLIFNode, NeuronConfig, firing_rates,
-        grouped_multi_step, is_spiking, make_neuron, neuron_tau, reset, spiking_modules,
+        NEURON_KINDS,
+        SPIKING_KINDS,
+        SPIKING_TYPES,
+        AnnActivation,
+        ChannelLIFNode,
+        NeuronConfig,
+        firing_rates,
+        grouped_multi_step,
+        is_spiking,
+        make_neuron,
+        neuron_tau,
+        reset,
+        spiking_modules,
     )
     from .surrogate import DSPIKE_HALF_WINDOW, Dspike, GroupedDspike, dspike_grad

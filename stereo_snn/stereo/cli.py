@@ -136,7 +136,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..fit import prepare_run_dir
     from ..runtime import set_threads
     from ..search import load_genotype
-    from .data import open_sources
+    from .data import open_sources, split_validation
     from .train import train_genotype
 
     if args.until_epoch is not None:
@@ -146,18 +146,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = _config(args, genotype)
     out = prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite).root
     sources = _sources(args, out) if not (args.resume and args.simulate) else open_sources(out / "data", "dsec")
-    if args.val_data:
-        val = open_sources(args.val_data, args.format)
-    elif args.mvsec_split:
-        from .data import mvsec_protocol_sources
-
-        val = mvsec_protocol_sources(args.data, args.mvsec_split, "val")
-    elif len(sources) >= 2 and args.val_count > 0:
-        if args.val_count >= len(sources):
-            raise ConfigError(f"--val-count {args.val_count}: leaves no training sequence out of {len(sources)}")
-        sources, val = sources[: -args.val_count], sources[-args.val_count:]
-    else:
-        val = []
+    sources, val = split_validation(sources, args.val_count, args.val_data, args.format, args.data, args.mvsec_split)
     res = train_genotype(cfg, genotype, sources, val, out, seed=args.seed, device=args.device, resume=args.resume,
                          progress=not args.no_progress, epochs_this_run=args.epochs_this_run,
                          overwrite=args.overwrite, init=args.init)
@@ -258,8 +247,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 
     from ..atomic import write_json
     from .data import DSECSource, open_source
-    from .energy import energy_table, measure_energy
-    from .infer import EmptyWindowError, before_first_event
+    from .energy import energy_table, first_window, measure_energy
 
     if args.json:
         check_output_path(args.json, [args.data, args.checkpoint, args.genotype], "--json")
@@ -276,26 +264,16 @@ def _cmd_energy(args: argparse.Namespace) -> int:
             predictor, loaded = _predictor(args, [])
             size = args.size or tuple(loaded.info.get("data_size") or (120, 160))
             source = DSECSource(make_demo_sequences(tmp, 1, seed=args.seed, size=size, duration_ms=300.0)[0])
-        start, _ = source.time_range_us()
-        entries = [e for e in source.entries()
-                   if not before_first_event(e.t_us, predictor.window_us, start, whole_window=True)]
-        for entry in entries:
-            try:
-                left, right = predictor.window(source, entry)
-            except EmptyWindowError:
-                continue
-            break
-        else:
-            raise EmptyWindowError(f"{source.name}: no window with events to measure on")
+        left, right = first_window(predictor, source)
         result = measure_energy(predictor, left, right, source.height, source.width)
     print("SNN (ours):")
-    print(result["tables"]["snn"])
+    print(result.snn.table())
     print("\nall-ANN twin:")
-    print(result["tables"]["ann"])
+    print(result.ann.table())
     print()
     print(energy_table(result))
     if args.json:
-        write_json(args.json, {k: v for k, v in result.items() if k != "tables"})
+        write_json(args.json, result.to_dict())
         print(f"written: {args.json}")
     return 0
 

@@ -28,9 +28,9 @@ def _what(text: str) -> list[str]:
 def _cmd_visualize(args: argparse.Namespace) -> int:
     from ..atomic import check_output_path, ensure_dir
     from ..viz import visualize_sequence
+    from ..windows import read_windows, skip_summary
     from .cli import _timestamps
     from .data import open_source
-    from .infer import BEFORE_FIRST_EVENT, before_first_event, skip_summary
 
     if not 0 < args.window_ms < float("inf"):
         raise ConfigError(f"--window-ms must be a positive, finite number of milliseconds, got {args.window_ms}")
@@ -49,12 +49,8 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
                          height=args.height, width=args.width, window_us=window_us)
     entries = source.entries_for(_timestamps(args.timestamps))[:: args.stride][: args.limit]
     start_us, _ = source.time_range_us()
-    quiet, todo = [], []
-    for e in entries:
-        if before_first_event(e.t_us, window_us, start_us):
-            quiet.append({"index": int(e.index), "t_us": int(e.t_us), "reason": BEFORE_FIRST_EVENT})
-        else:
-            todo.append(e)
+    quiet: list[dict] = []  # windows before the first event: counted, not drawn
+    todo = [w.entry for w in read_windows(entries, lambda e: e, quiet, start_us=start_us, window_us=window_us)]
     if entries and not todo:
         raise DatasetError(f"{source.name}: every window ends before the recording's first event ({start_us} us)")
     out = ensure_dir(args.out)

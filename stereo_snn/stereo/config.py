@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from ..errors import ConfigError
 from ..settings import check_field_types, load_mapping
 
@@ -139,6 +138,23 @@ class StereoConfig:
     def disparity_levels(self) -> int:
         """Disparity candidates in the 1/3-resolution cost volume: shifts 0, 3, ..., >= max_disparity - 1 px."""
         return -(-(self.max_disparity - 1) // 3) + 1
+
+    @property
+    def input_channels(self) -> int:
+        """Channels per time step of the network's input: the representation's channels / T.
+
+        Raises ConfigError when the representation's channels do not divide into ``time_steps``.
+
+        >>> StereoConfig(representation={"name": "voxel_grid", "bins": 10}, time_steps=5).input_channels
+        2
+        """
+        from ..events.represent import make_representation  # numba: only when a network is built
+
+        channels = make_representation(dict(self.representation)).channels
+        if channels % self.time_steps:
+            raise ConfigError(f"representation {dict(self.representation)} has {channels} channels, "
+                              f"not divisible by time_steps={self.time_steps}")
+        return channels // self.time_steps
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-python form (JSON/YAML serialisable) that :meth:`from_dict` reads back."""

@@ -24,13 +24,20 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DatasetError
-from ..events.recording import Events
+from ..errors import ConfigError, DatasetError
+from ..events.dsec import DSECSequence
+from ..events.files import open_events
+from ..events.mvsec import MVSECRecording, mvsec_split
+from ..events.pair import run_pair
+from ..events.recording import Events, empty_events
+from ..events.represent import make_representation, to_time_steps
+from ..windows import before_first_event
 from .config import StereoConfig
 
 __all__ = [
     "Entry",
     "StereoSource",
+    "split_validation",
     "DSECSource",
     "MVSECSource",
     "EventFilesSource",
@@ -99,8 +106,6 @@ class StereoSource(abc.ABC):
     def window(self, entry: Entry, window_us: int) -> tuple[Events, Events]:
         """Left and right events of the ``window_us`` microseconds before ``entry.t_us``
         (the two cameras read and rectified at the same time, :func:`run_pair`)."""
-        from ..events.pair import run_pair
-
         t0, t1 = int(entry.t_us) - int(window_us), int(entry.t_us)
         return run_pair(lambda: self.events("left", t0, t1), lambda: self.events("right", t0, t1))
 
@@ -117,8 +122,6 @@ class DSECSource(StereoSource):
     layout = "dsec"
 
     def __init__(self, path: str | os.PathLike, test_csv: str | os.PathLike | None = None):
-        from ..events.dsec import DSECSequence
-
         self.path = Path(path)
         self.seq = DSECSequence(self.path, test_csv=test_csv)
         self.name = self.seq.name
@@ -159,8 +162,6 @@ class MVSECSource(StereoSource):
     layout = "mvsec"
 
     def __init__(self, data_path: str | os.PathLike, frames: Sequence[int] | None = None):
-        from ..events.mvsec import MVSECRecording
-
         self.path = Path(data_path)
         self.rec = MVSECRecording(self.path)
         self.name = str(self.rec.name)
@@ -208,7 +209,6 @@ class EventFilesSource(StereoSource):
 
     def __init__(self, left: str | os.PathLike, right: str | os.PathLike,
                  height: int | None = None, width: int | None = None, window_us: int = 50_000):
-        from ..events.files import open_events
 
         self.left_path, self.right_path = Path(left), Path(right)
         paths = {"left": self.left_path, "right": self.right_path}
@@ -239,8 +239,6 @@ class EventFilesSource(StereoSource):
         lo, hi = f.time_range_us
         a, b = max(int(t_start_us), int(lo)), min(int(t_end_us), int(hi))
         if b <= a:
-            from ..events.recording import empty_events
-
             return empty_events()
         return f.slice(a, b)
 
@@ -309,6 +307,27 @@ def open_sources(root: str | os.PathLike, fmt: str = "dsec") -> list[StereoSourc
     raise DatasetError(f"{r}: unknown format {fmt!r} for a data folder (dsec, mvsec)")
 
 
+def split_validation(sources: Sequence[StereoSource], val_count: int = 0, val_data: str | os.PathLike | None = None,
+                     fmt: str = "auto", mvsec_root: str | os.PathLike | None = None,
+                     mvsec_split: int | None = None) -> tuple[list[StereoSource], list[StereoSource]]:
+    """Training and validation sources, by the first rule that applies: the sequences under
+    ``val_data`` (layout ``fmt``); the "val" frames of MVSEC split ``mvsec_split`` under
+    ``mvsec_root``; the last ``val_count`` of ``sources`` (with at least two); no validation.
+
+    Raises ConfigError when ``val_count`` would leave no training sequence.
+    """
+    sources = list(sources)
+    if val_data:
+        return sources, open_sources(val_data, fmt)
+    if mvsec_split:
+        return sources, mvsec_protocol_sources(mvsec_root, mvsec_split, "val")
+    if len(sources) >= 2 and val_count > 0:
+        if val_count >= len(sources):
+            raise ConfigError(f"--val-count {val_count}: leaves no training sequence out of {len(sources)}")
+        return sources[:-val_count], sources[-val_count:]
+    return sources, []
+
+
 def mvsec_protocol_sources(root: str | os.PathLike, split: int, part: str, seed: int | None = None,
                            protocol: dict[str, Any] | None = None) -> list[StereoSource]:
     """The MVSEC indoor_flying protocol (DDES): the frames of ``part`` ("train", "val" or
@@ -316,8 +335,6 @@ def mvsec_protocol_sources(root: str | os.PathLike, split: int, part: str, seed:
 
     ``protocol`` defaults to the packaged split file (``stereo_snn.events.mvsec.mvsec_split``).
     """
-    from ..events.mvsec import mvsec_split
-
     frames = mvsec_split(int(split), seed=seed, protocol=protocol)
     if part not in frames:
         raise DatasetError(f"MVSEC split part {part!r}: expected one of {sorted(frames)}")
@@ -337,27 +354,15 @@ class Representer:
     """Turns a window of events into the network's input [T, C, H, W] (float32 numpy)."""
 
     def __init__(self, cfg: StereoConfig):
-        from ..events.represent import make_representation
-
         self.rep = make_representation(dict(cfg.representation))
         self.steps = cfg.time_steps
-        if self.rep.channels % self.steps:
-            from ..errors import ConfigError
-
-            raise ConfigError(
-                f"representation {dict(cfg.representation)} has {self.rep.channels} channels, "
-                f"not divisible by time_steps={self.steps}")
-        self.channels = self.rep.channels // self.steps
+        self.channels = cfg.input_channels
 
     def __call__(self, events: Events, height: int, width: int) -> np.ndarray:
-        from ..events.represent import to_time_steps
-
         return to_time_steps(self.rep(events, height, width), self.steps)
 
     def pair(self, left: Events, right: Events, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Both views' inputs, computed at the same time (:func:`run_pair`)."""
-        from ..events.pair import run_pair
-
         return run_pair(lambda: self(left, height, width), lambda: self(right, height, width))
 
 
@@ -398,7 +403,8 @@ class StereoWindowDataset(Dataset):
             ents = entries[src.name] if entries and src.name in entries else src.entries()
             if require_gt:
                 start, _ = src.time_range_us()
-                ents = [e for e in ents if e.gt_row is not None and e.t_us - self.window_us >= start]
+                ents = [e for e in ents if e.gt_row is not None
+                        and not before_first_event(e.t_us, self.window_us, start, whole_window=True)]
             self.items.extend((si, e) for e in ents)
         if require_gt and not self.items:
             names = ", ".join(s.name for s in self.sources)

@@ -107,7 +107,7 @@ def run_demo(out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = 
     picture = disparity_figure(pred, gt, events_image(left, source.height, source.width), out / "demo.png",
                                cfg.max_disparity, max_error=error_scale(pred, gt), title=f"{source.name} entry {entry.index} (t = {entry.t_us / 1e6:.2f} s)")
     energy = measure_energy(predictor, left, right, source.height, source.width)
-    write_json(out / "energy.json", {k: v for k, v in energy.items() if k != "tables"})
+    write_json(out / "energy.json", energy.to_dict())
     log("")
     log(f"metrics on {len(result['per_image'])} unseen simulated windows (per image, averaged):")
     log(results_table(result))
@@ -116,5 +116,5 @@ def run_demo(out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = 
     log(energy_table(energy))
     log("")
     log(f"picture: {picture}")
-    return {"metrics": result["methods"], "energy": {k: v for k, v in energy.items() if k != "tables"},
+    return {"metrics": result["methods"], "energy": energy.to_dict(),
             "picture": str(picture), "sequence": str(seq_path), "written": len(report.written)}

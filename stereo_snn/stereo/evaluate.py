@@ -21,12 +21,16 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from ..atomic import write_json
 from ..errors import ConfigError, StereoSNNError
-from .data import MVSECSource, StereoSource
-from .infer import BEFORE_FIRST_EVENT, NO_GROUND_TRUTH, Predictor, before_first_event
+from ..events.recording import Events
+from ..windows import NO_GROUND_TRUTH, read_windows, skip_record
+from .baseline import sgbm_disparity
+from .data import Entry, MVSECSource, StereoSource
+from .infer import Predictor
 from .metrics import DSEC_KEYS, MVSEC_KEYS, MetricAccumulator, Regions, format_table
 
 __all__ = ["evaluate_sources", "metric_kind", "results_table", "range_warning"]
@@ -53,8 +57,6 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
     "beyond_range": [{"sequence", "index", "gt_max"}, ...], "max_disparity"}`` and writes it to
     ``out_json`` when given.
     """
-    from .baseline import sgbm_disparity
-
     if baseline not in (None, "sgbm"):
         raise ConfigError(f"evaluate: unknown baseline {baseline!r} (only 'sgbm')")
     regions = regions if regions is not None else Regions()
@@ -72,18 +74,17 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
             accs.setdefault(src.name, {})[m] = MetricAccumulator(kind, focal_baseline=fb, regions=regions)
         start, _ = src.time_range_us()
         entries = [e for e in src.entries() if e.gt_row is not None]
-        for entry in tqdm(entries, desc=f"evaluate {src.name}", disable=not progress, leave=False):
-            skip = {"sequence": src.name, "index": entry.index, "t_us": entry.t_us}
-            if before_first_event(entry.t_us, predictor.window_us, start, whole_window=True):
-                skipped.append({**skip, "reason": BEFORE_FIRST_EVENT})
-                continue
-            try:
-                left, right = predictor.window(src, entry)
-                preds = {"snn": predictor.predict_events(left, right, src.height, src.width)}
-            except (StereoSNNError, RuntimeError) as exc:
-                skipped.append({**skip, "reason": str(exc)})
-                log(f"skipped {src.name} entry {entry.index}: {exc}")
-                continue
+
+        def read(entry: Entry, src: StereoSource = src) -> tuple[Events, Events, np.ndarray]:
+            left, right = predictor.window(src, entry)
+            return left, right, predictor.predict_events(left, right, src.height, src.width)
+
+        bar = tqdm(entries, desc=f"evaluate {src.name}", disable=not progress, leave=False)
+        for window in read_windows(bar, read, skipped, start_us=start, window_us=predictor.window_us,
+                                   whole_window=True, errors=(StereoSNNError, RuntimeError), sequence=src.name,
+                                   log=log):
+            entry, (left, right, snn) = window.entry, window.value
+            preds = {"snn": snn}
             gt = src.disparity(entry)
             scene_max = _scene_max_disparity(gt)
             if scene_max > predictor.cfg.max_disparity:
@@ -99,7 +100,7 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
                 total[m].update(pred, gt)
                 row[m] = res
             if row["snn"] is None:
-                skipped.append({**skip, "reason": NO_GROUND_TRUTH})
+                skipped.append(skip_record(entry, NO_GROUND_TRUTH, src.name))
                 continue
             per_image.append(row)
     result = {
@@ -117,10 +118,8 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
     return result
 
 
-def _scene_max_disparity(gt: Any) -> float:
+def _scene_max_disparity(gt: np.ndarray | None) -> float:
     """Largest valid (finite, > 0) ground-truth disparity of a window in pixels; 0 without any."""
-    import numpy as np
-
     if gt is None:
         return 0.0
     g = np.asarray(gt, dtype=np.float64)

@@ -16,10 +16,9 @@ An output folder that cannot be written stops the run at once.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,41 +26,16 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path, ensure_dir
 from ..errors import DatasetError, OutputError, StereoSNNError
+from ..events.dsec import write_submission_png
 from ..events.recording import Events
+from ..runtime import resolve_device
+from ..viz import colorize, save_image
+from ..windows import BEFORE_FIRST_EVENT, NO_GROUND_TRUTH, before_first_event, read_windows, skip_summary
 from .config import StereoConfig
 from .data import Entry, Representer, StereoSource
 
 __all__ = ["Predictor", "InferReport", "infer_source", "EmptyWindowError", "BEFORE_FIRST_EVENT",
            "NO_GROUND_TRUTH", "before_first_event", "skip_summary"]
-
-#: skip reason of a window that lies (wholly, or for evaluation partly) before the first event
-BEFORE_FIRST_EVENT = "window before the first event"
-#: skip reason of an evaluation window whose ground-truth map has no valid pixel
-NO_GROUND_TRUTH = "no valid ground-truth pixel"
-#: expected skips: recorded and counted, never printed one by one
-QUIET_REASONS = (BEFORE_FIRST_EVENT, NO_GROUND_TRUTH)
-
-
-def before_first_event(t_us: int, window_us: int, start_us: int, whole_window: bool = False) -> bool:
-    """Whether the window ``[t_us - window_us, t_us)`` (microseconds) lies before the first
-    event ``start_us`` of the recording: entirely (``t_us <= start_us``, nothing to read), or,
-    with ``whole_window=True``, even partly (``t_us - window_us < start_us``: a window cut
-    short by the start of the recording, which evaluation leaves out as an unfair test)."""
-    return t_us - window_us < start_us if whole_window else t_us <= start_us
-
-
-def skip_summary(skipped: Sequence[Mapping[str, Any]]) -> str:
-    """``"skipped N"`` with the count per expected reason and of failures, e.g.
-    ``"skipped 3 (1 window before the first event, 2 failed, listed above)"``."""
-    if not skipped:
-        return "skipped 0"
-    counts = Counter(s["reason"] for s in skipped)
-    quiet = [(counts[r], r) for r in QUIET_REASONS if counts[r]]
-    failed = len(skipped) - sum(c for c, _ in quiet)
-    if not failed and len(quiet) == 1:
-        return f"skipped {len(skipped)} ({quiet[0][1]})"
-    parts = [f"{c} {r}" for c, r in quiet] + ([f"{failed} failed, listed above"] if failed else [])
-    return f"skipped {len(skipped)} ({', '.join(parts)})"
 
 
 class EmptyWindowError(DatasetError):
@@ -72,11 +46,30 @@ class Predictor:
     """Runs a trained stereo network on event windows (one at a time, no gradients).
 
     predict_events(left, right, height, width) -> float32 (H, W) disparity in pixels.
+
+    Example (an untrained tiny network on random events of a 48x64 sensor; a trained one
+    comes from :func:`~stereo_snn.stereo.network.load_model`):
+
+    >>> import numpy as np
+    >>> from stereo_snn.events import Events
+    >>> from stereo_snn.search import Genotype
+    >>> from stereo_snn.stereo.config import load_config
+    >>> from stereo_snn.stereo.infer import Predictor
+    >>> from stereo_snn.stereo.network import build_network, build_supernet
+    >>> cfg = load_config("tiny")
+    >>> supernet = build_supernet(cfg)
+    >>> genotype = Genotype(components={"feature": supernet.feature.derive(), "matching": supernet.matching.derive()})
+    >>> predictor = Predictor(build_network(cfg, genotype), cfg, device="cpu")
+    >>> rng = np.random.default_rng(0)
+    >>> def random_events(n=2000):  # x, y in pixels, t in microseconds, p in {0, 1}
+    ...     return Events(rng.uniform(0, 63, n).astype(np.float32), rng.uniform(0, 47, n).astype(np.float32),
+    ...                   np.sort(rng.integers(0, 50_000, n)), rng.integers(0, 2, n).astype(np.int8))
+    >>> disparity = predictor.predict_events(random_events(), random_events(), 48, 64)
+    >>> disparity.shape, disparity.dtype
+    ((48, 64), dtype('float32'))
     """
 
     def __init__(self, model: torch.nn.Module, cfg: StereoConfig, device: torch.device | str | None = None):
-        from ..runtime import resolve_device
-
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
         self.model = model.to(self.device).eval()
         self.cfg = cfg
@@ -132,9 +125,6 @@ def infer_source(predictor: Predictor, source: StereoSource, out_dir: str | os.P
     float32 metres (0 where the disparity is 0; needs a calibrated source); preview:
     ``<index>_color.png``.
     """
-    from ..events.dsec import write_submission_png
-    from ..viz import colorize, save_image
-
     report = report or InferReport()
     seq_dir = ensure_dir(Path(out_dir) / source.name)
     extra = ensure_dir(seq_dir / "extra") if (npy or depth or preview) else seq_dir
@@ -143,21 +133,13 @@ def infer_source(predictor: Predictor, source: StereoSource, out_dir: str | os.P
     todo = list(entries) if entries is not None else source.entries()
     start_us, _ = source.time_range_us()
     bar = tqdm(todo, desc=f"infer {source.name}", unit="window", disable=not progress)
-    for entry in bar:
-        if before_first_event(entry.t_us, predictor.window_us, start_us):
-            report.skipped.append({"sequence": source.name, "index": entry.index, "t_us": entry.t_us,
-                                   "reason": BEFORE_FIRST_EVENT})
-            continue
-        try:
-            left, right = predictor.window(source, entry)
-            disp = predictor.predict_events(left, right, source.height, source.width)
-        except (StereoSNNError, RuntimeError, ValueError) as exc:
-            if isinstance(exc, OutputError):
-                raise
-            reason = str(exc)
-            report.skipped.append({"sequence": source.name, "index": entry.index, "t_us": entry.t_us, "reason": reason})
-            log(f"skipped {source.name} entry {entry.index}: {reason}")
-            continue
+
+    def predict(entry: Entry) -> np.ndarray:
+        return predictor.predict_events(*predictor.window(source, entry), source.height, source.width)
+
+    for window in read_windows(bar, predict, report.skipped, start_us=start_us, window_us=predictor.window_us,
+                               errors=(StereoSNNError, RuntimeError, ValueError), sequence=source.name, log=log):
+        entry, disp = window.entry, window.value
         report.written.append(write_submission_png(out_dir, source.name, entry.index, disp))
         stem = extra / f"{entry.index:06d}"
         if npy:

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
+from ..images import as_image, dsec_valid_mask, to_numpy
 
 __all__ = [
     "to_numpy",
@@ -80,37 +81,12 @@ REGION_KEYS = tuple(f"{r}_{m}" for r in REGIONS for m in ("mae", "two_pe"))
 _DDES_EPS = 1e-7
 
 
-def to_numpy(array: Any) -> np.ndarray:
-    """Return ``array`` (numpy array, torch tensor, or nested sequence) as a float64 numpy
-    array, detached and on the CPU. torch is never imported here."""
-    if hasattr(array, "detach"):  # torch.Tensor without importing torch
-        array = array.detach().cpu().numpy()
-    return np.asarray(array, dtype=np.float64)
-
-
-def as_image(array: Any, name: str, error: type[Exception] = DatasetError,
-             what: str = "one disparity map of shape (H, W)") -> np.ndarray:
-    """Convert to float64 and squeeze leading singleton axes down to (H, W); raise ``error``
-    naming ``name`` when the array is not one 2-D map."""
-    a = to_numpy(array)
-    while a.ndim > 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2:
-        raise error(f"{name}: expected {what}, got shape {tuple(a.shape)}")
-    return a
-
-
 def _pair(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
     p = as_image(pred, "prediction")
     g = as_image(gt, "ground truth")
     if p.shape != g.shape:
         raise DatasetError(f"prediction shape {p.shape} does not match ground-truth shape {g.shape}")
     return p, g
-
-
-def dsec_valid_mask(gt: np.ndarray) -> np.ndarray:
-    """DSEC valid pixels: ground-truth disparity > 0 (0 = no ground truth; NaN is invalid too)."""
-    return np.isfinite(gt) & (gt > 0)
 
 
 def mvsec_valid_mask(gt: np.ndarray) -> np.ndarray:

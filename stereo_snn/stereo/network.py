@@ -18,7 +18,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import CheckpointError, ConfigError, GenotypeError
+from ..errors import CheckpointError, ConfigError, DatasetError, GenotypeError
+from ..runtime import load_checkpoint, resolve_device
+from ..search import DGSConfig, SpikingTrellis, SurrogateSearch, TrellisConfig, genotype_from_dict, load_genotype
+from ..spiking import NeuronConfig, reset
 from .config import StereoConfig
 
 __all__ = [
@@ -126,8 +129,6 @@ def local_coincidence(left: torch.Tensor, right: torch.Tensor, disparity: torch.
 
 def _check_inputs(left: torch.Tensor, right: torch.Tensor) -> None:
     if left.shape != right.shape:
-        from ..errors import DatasetError
-
         raise DatasetError(f"left input {tuple(left.shape)} and right input {tuple(right.shape)} differ in size")
     if left.dim() != 5:
         raise ValueError(f"expected inputs [T, B, C, H, W], got {tuple(left.shape)}")
@@ -157,8 +158,6 @@ class StereoNet(nn.Module):
         return {"feature": self.feature, "matching": self.matching}
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
-        from ..spiking import reset
-
         _check_inputs(left, right)
         reset(self)
         t, b = left.shape[:2]
@@ -209,8 +208,6 @@ class PyramidStereoNet(nn.Module):
         return {"feature": self.feature, "matching": self.matching, "refine": self.refine}
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
-        from ..spiking import reset
-
         _check_inputs(left, right)
         reset(self)
         t, b = left.shape[:2]
@@ -250,9 +247,6 @@ def coarse_levels(max_disparity: int, coarse_scale: int) -> int:
 def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     """Engine TrellisConfig of each searched component by name: ``feature`` (2D, stride-3 stem,
     spiking), ``matching`` (3D) and, for the pyramid design, ``refine`` (2D, 1/3 resolution)."""
-    from ..search import TrellisConfig
-    from ..spiking import NeuronConfig
-
     n = cfg.network
     try:
         neuron = NeuronConfig(**dict(n.neuron))
@@ -280,13 +274,6 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     return {"feature": feature, "matching": matching, "refine": refine}
 
 
-def input_channels(cfg: StereoConfig) -> int:
-    """Channels per time step of the representation (representation channels / T)."""
-    from .data import Representer
-
-    return Representer(cfg).channels
-
-
 def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
     n = cfg.network
     if n.design == "concat":
@@ -297,9 +284,7 @@ def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
 
 def build_supernet(cfg: StereoConfig) -> nn.Module:
     """The search supernet: every candidate op, every trellis path, neuron-type/hybrid mixtures."""
-    from ..search import SpikingTrellis
-
-    configs = trellis_configs(cfg, input_channels(cfg))
+    configs = trellis_configs(cfg, cfg.input_channels)
     return _assemble(cfg, {name: SpikingTrellis(c) for name, c in configs.items()})
 
 
@@ -308,9 +293,7 @@ def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
 
     Raises GenotypeError when the genotype does not fit the config (components, input channels).
     """
-    from ..search import SpikingTrellis
-
-    want = trellis_configs(cfg, input_channels(cfg))
+    want = trellis_configs(cfg, cfg.input_channels)
     comps = getattr(genotype, "components", None) or {}
     missing = [name for name in want if name not in comps]
     if missing:
@@ -371,8 +354,6 @@ class LoadedModel:
 def read_checkpoint(path: str | Path, keys: Sequence[str], what: str) -> tuple[dict[str, Any], StereoConfig]:
     """A stereo run's checkpoint (``weights_only`` load) and its StereoConfig; CheckpointError
     "not a <what>" naming the first of ``keys`` it lacks."""
-    from ..runtime import load_checkpoint
-
     state = load_checkpoint(path)
     for key in keys:
         if key not in state:
@@ -387,10 +368,26 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
 
     The checkpoint carries its config and genotype; ``genotype_path`` builds the network
     from another genotype file instead (CheckpointError naming keys if the weights do not fit).
-    """
-    from ..runtime import resolve_device
-    from ..search import genotype_from_dict, load_genotype
 
+    Example (a checkpoint of an untrained tiny network with a genotype derived from a fresh
+    supernet, in the layout training writes):
+
+    >>> import tempfile
+    >>> from stereo_snn.runtime import save_checkpoint
+    >>> from stereo_snn.search import Genotype, genotype_to_dict
+    >>> from stereo_snn.stereo.config import load_config
+    >>> from stereo_snn.stereo.network import build_network, build_supernet, load_model
+    >>> cfg = load_config("tiny")
+    >>> supernet = build_supernet(cfg)
+    >>> genotype = Genotype(components={"feature": supernet.feature.derive(), "matching": supernet.matching.derive()})
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> state = {"model": build_network(cfg, genotype).state_dict(), "config": cfg.to_dict(),
+    ...          "genotype": genotype_to_dict(genotype)}
+    >>> loaded = load_model(save_checkpoint(f"{tmp.name}/model.pt", state), device="cpu")
+    >>> loaded.config.max_disparity, loaded.model.training
+    (12, False)
+    >>> tmp.cleanup()
+    """
     if checkpoint is None:
         from .models import default_checkpoint
 
@@ -406,9 +403,8 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     return LoadedModel(model.to(dev).eval(), cfg, genotype, info)
 
 
-def make_dgs(model: nn.Module, cfg: StereoConfig, every: int | None = None, max_batches: int | None = None) -> Any:
+def make_dgs(model: nn.Module, cfg: StereoConfig, every: int | None = None,
+             max_batches: int | None = None) -> SurrogateSearch:
     """The engine's DGS controller for ``model`` (rounds every ``train.dgs_every`` epochs)."""
-    from ..search import DGSConfig, SurrogateSearch
-
     return SurrogateSearch(model, DGSConfig(every=every or cfg.train.dgs_every,
                                             max_batches=max_batches or cfg.train.dgs_batches))

@@ -19,10 +19,13 @@ from torch.utils.data import DataLoader, Subset
 from .. import distributed
 from ..atomic import atomic_path
 from ..errors import DatasetError
+from ..fit import prepare_run_dir, write_history_scalars
 from ..runtime import RunDir, resolve_device, save_checkpoint, seed_everything
+from ..search import BilevelConfig, DGSConfig, Genotype, Searcher, SurrogateSearch, save_genotype
 from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate
 from .losses import disparity_loss
+from .network import build_supernet, load_state_checked, read_checkpoint
 
 __all__ = ["run_search", "derive_from_supernet", "plot_genotype", "plot_curves"]
 
@@ -49,17 +52,29 @@ def _split_loaders(dataset: StereoWindowDataset, batch_size: int, seed: int) -> 
 
 def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str | Path, seed: int = 0,
                device: str | None = None, max_batches: int | None = None, overwrite: bool = False,
-               log: Callable[[str], None] = print) -> Any:
+               log: Callable[[str], None] = print) -> Genotype:
     """Search the feature and matching cells/paths on ``sources``; returns the derived Genotype.
 
     cfg.search sets epochs, batch size, weight lr (cosine to lr_min), arch lr and weight
     decay, warm-up epochs, the energy weight and DGS rounds (``dgs_every`` epochs). A
     non-empty ``out_dir`` is refused unless ``overwrite`` (:func:`stereo_snn.fit.prepare_run_dir`).
-    """
-    from ..fit import prepare_run_dir, write_history_scalars
-    from ..search import BilevelConfig, DGSConfig, Searcher, SurrogateSearch, save_genotype
-    from .network import build_supernet
 
+    Example (one epoch of one batch on a tiny simulated sequence; a real search runs for hours):
+
+    >>> import tempfile
+    >>> from stereo_snn.events.simulator import make_demo_sequences
+    >>> from stereo_snn.stereo.config import load_config
+    >>> from stereo_snn.stereo.data import open_sources
+    >>> from stereo_snn.stereo.search import run_search
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = make_demo_sequences(f"{tmp.name}/data", 1, size=(24, 36), duration_ms=200.0)
+    >>> cfg = load_config("tiny").replace(**{"search.epochs": 1, "search.warmup_epochs": 0})
+    >>> genotype = run_search(cfg, open_sources(f"{tmp.name}/data"), f"{tmp.name}/search", max_batches=1,
+    ...                       log=lambda line: None)
+    >>> sorted(genotype.components)  # written to <out_dir>/genotype.json as well
+    ['feature', 'matching']
+    >>> tmp.cleanup()
+    """
     sc = cfg.search
     _, dev = distributed.setup(resolve_device(device))
     main, log = distributed.is_main(), distributed.main_only(log)
@@ -109,9 +124,6 @@ def derive_from_supernet(supernet: str | Path, out_dir: str | Path, overrides: M
     ``network.max_skip``; settings that change the supernet's parameters do not fit its
     weights and raise CheckpointError). Writes ``out_dir/genotype.json`` and
     ``out_dir/figures/genotype.png``; returns the Genotype."""
-    from ..search import Genotype, save_genotype
-    from .network import build_supernet, load_state_checked, read_checkpoint
-
     state, cfg = read_checkpoint(supernet, ("model", "config"), "stereo supernet")
     if overrides:
         cfg = cfg.replace(**overrides)

@@ -23,10 +23,15 @@ from tqdm import tqdm
 
 from .. import distributed
 from ..errors import CheckpointError
+from ..fit import FitSettings, FitTask, StepLoss, fit, prepare_run_dir, read_run_state
 from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
+from ..search import genotype_to_dict, save_genotype
+from ..viz import colorize
 from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate
 from .losses import disparity_loss
+from .metrics import MetricAccumulator
+from .network import build_network, load_state_checked, make_dgs, read_checkpoint
 
 __all__ = ["TrainResult", "train_genotype", "evaluate_model", "make_loader", "rng_state", "set_rng_state"]
 
@@ -61,8 +66,6 @@ def evaluate_model(model: torch.nn.Module, dataset: StereoWindowDataset, device:
                    batch_size: int = 1, kind: str = "dsec", focal_baseline: float | None = None,
                    progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Mean metrics (per image, averaged) of ``model`` on ``dataset`` and the per-image rows."""
-    from .metrics import MetricAccumulator
-
     acc = MetricAccumulator(kind, focal_baseline=focal_baseline)
     model.eval()
     rows: list[dict[str, Any]] = []
@@ -79,7 +82,6 @@ def evaluate_model(model: torch.nn.Module, dataset: StereoWindowDataset, device:
 
 def _log_images(writer: Any, model: torch.nn.Module, dataset: StereoWindowDataset, device: torch.device,
                 epoch: int, max_disparity: int) -> None:
-    from ..viz import colorize
 
     model.eval()
     with torch.no_grad():
@@ -109,9 +111,6 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
     non-empty ``out_dir`` unless ``overwrite``. ``init`` starts a new run from the weights of
     another stereo checkpoint of the same network (fine-tuning, e.g. to another sensor's data).
     """
-    from ..fit import FitSettings, FitTask, StepLoss, fit, prepare_run_dir, read_run_state
-    from .network import build_network, load_state_checked, make_dgs
-
     _, dev = distributed.setup(resolve_device(device))
     log = distributed.main_only(log)
     tc = cfg.train
@@ -133,16 +132,12 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
             raise CheckpointError(f"{last_path}: the run's config differs from the given one; resume with the same settings")
         load_state_checked(model, state["model"], str(last_path))  # names the keys that do not fit
     if init is not None and not resume:
-        from .network import read_checkpoint
-
         start, _ = read_checkpoint(init, ("model",), "stereo checkpoint")
         load_state_checked(model, start["model"], str(init))  # names the keys that do not fit
         log(f"weights initialised from {init}")
     if not resume and distributed.is_main():
         run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "init": None if init is None else str(init),
                           "world_size": distributed.world_size(), "global_batch_size": tc.batch_size})
-        from ..search import save_genotype
-
         save_genotype(run.root / "genotype.json", genotype)
 
     train_ds = StereoWindowDataset(train_sources, cfg, crop=tc.crop, vflip=tc.vflip, seed=seed, cache=True)
@@ -175,6 +170,4 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
 
 
 def _genotype_dict(genotype: Any) -> dict[str, Any]:
-    from ..search import genotype_to_dict
-
     return genotype_to_dict(genotype)

@@ -10,13 +10,18 @@ from classification import config as C
 from stereo_snn.errors import ConfigError
 
 
-def test_every_preset_resolves_and_keeps_the_published_recipe():
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "imagenet", "digits"])
+def test_every_dataset_has_a_search_and_a_train_preset(dataset):
     names = C.available_presets()
-    for dataset in ("cifar10", "cifar100", "imagenet", "digits"):
-        assert f"{dataset}_search" in names and f"{dataset}_train" in names
-    for name in names:
-        cfg = C.resolve_config(preset=name)
-        assert cfg.data.name in name
+    assert f"{dataset}_search" in names and f"{dataset}_train" in names
+
+
+@pytest.mark.parametrize("name", C.available_presets())
+def test_every_preset_resolves_to_its_dataset(name):
+    assert C.resolve_config(preset=name).data.name in name
+
+
+def test_presets_keep_the_published_recipe():
     train = C.resolve_config(preset="cifar10", command="train")
     assert train.train.lr == 0.025 and train.train.batch_size == 50
     assert train.train.epochs == 600 and train.data.cutout == 16

@@ -76,8 +76,8 @@ def test_train_resume_is_bit_identical(digits_search, tmp_path):
     assert ev["num_classes"] == 10 and ev["images"] == 64 and 0.0 <= ev["top1"] <= ev["top5"] <= 100.0
     assert ev["top1"] == pytest.approx(straight.metrics["test_top1"])
     en = energy_checkpoint(tmp_path / "straight" / "checkpoints" / "best.pt", images=4)
-    per = en["per_image"]
-    assert en["images"] == 4 and per["snn"]["compute_mj"] > 0 and per["ann"]["compute_mj"] > 0
+    per = en.per_image()
+    assert en.images == 4 and en.to_dict()["per_image"] == per and per["snn"]["compute_mj"] > 0 and per["ann"]["compute_mj"] > 0
     assert per["ann"]["macs"] > per["snn"]["macs"]  # the ANN twin multiplies where the SNN adds
     with pytest.raises(CheckpointError, match="nothing to resume"):
         train_run(cfg, tmp_path / "nothing", resume=True, progress=False)

@@ -138,7 +138,7 @@ def test_missing_mvsec_gt_is_reported_as_missing_not_as_unknown_scene(mvsec_file
     mvsec_files.with_name(mvsec_files.name.replace("_data", "_gt")).unlink()
     with MVSECRecording(mvsec_files) as rec:
         with pytest.raises(DatasetError, match="_gt.hdf5 not found") as err:
-            rec.focal_baseline
+            _ = rec.focal_baseline
     assert "unknown scene" not in str(err.value)
 
 
@@ -155,14 +155,15 @@ def test_generic_files_larger_than_the_given_size_are_refused_not_cropped(tmp_pa
     assert len(fits.events("left", t0, t0 + 100_000)) > 0
 
 
-def test_file_where_a_folder_is_expected(tmp_path, seq_dir):
+@pytest.mark.parametrize("reader", ["DSECSequence", "DSECSplit", "open_sources"])
+def test_file_where_a_folder_is_expected(tmp_path, reader):
     from stereo_snn.stereo.data import open_sources
 
     afile = tmp_path / "file.txt"
     afile.write_text("x")
-    for call in (lambda: DSECSequence(afile), lambda: DSECSplit(afile), lambda: open_sources(afile, "dsec")):
-        with pytest.raises(DatasetError, match="file.txt: is a file"):
-            call()
+    call = {"DSECSequence": DSECSequence, "DSECSplit": DSECSplit, "open_sources": lambda p: open_sources(p, "dsec")}
+    with pytest.raises(DatasetError, match="file.txt: is a file"):
+        call[reader](afile)
 
 
 @pytest.fixture
@@ -186,7 +187,7 @@ def test_unreadable_files_are_permission_problems(seq_dir, deny, rel):
         with DSECSequence(seq_dir) as seq:
             seq.events("left", *seq.time_range_us("left"))
             seq.disparity_timestamps_us()
-            seq.calibration
+            _ = seq.calibration
 
 
 def test_unreadable_mvsec_file_is_a_permission_problem(mvsec_files, deny):

@@ -187,23 +187,25 @@ def test_files_load_with_their_disparity_scale(tmp_path):
     assert 0 <= pair.left.min() and pair.left.max() <= 1 and pair.right.shape == (PH, PW)
 
 
-def test_bad_inputs_raise_one_clear_error(tmp_path):
+@pytest.mark.parametrize(("files", "message"), [
+    (("missing.png", "l.png", "d.npy"), "missing.png: image not found"),
+    (("l.png", "junk.png", "d.npy"), "junk.png: cannot decode"),
+    (("l.png", "small.png", "d.npy"), "same height and width"),
+    (("l.png", "l.png", "zero.npy"), "zero.npy: no valid disparity"),
+    (("l.png", "l.png", "none.npy"), "none.npy: disparity file not found"),
+])
+def test_bad_pair_files_raise_one_clear_error(tmp_path, files, message):
     left, right, disp = _known_pair()
     cv2.imwrite(str(tmp_path / "l.png"), left)
     cv2.imwrite(str(tmp_path / "small.png"), right[:, :50])
     np.save(tmp_path / "d.npy", disp)
     np.save(tmp_path / "zero.npy", np.zeros_like(disp))
     (tmp_path / "junk.png").write_bytes(b"not an image")
-    cases = [
-        (("missing.png", "l.png", "d.npy"), "missing.png: image not found"),
-        (("l.png", "junk.png", "d.npy"), "junk.png: cannot decode"),
-        (("l.png", "small.png", "d.npy"), "same height and width"),
-        (("l.png", "l.png", "zero.npy"), "zero.npy: no valid disparity"),
-        (("l.png", "l.png", "none.npy"), "none.npy: disparity file not found"),
-    ]
-    for (lf, rf, df), message in cases:
-        with pytest.raises(DatasetError, match=message):
-            load_photo_pair(tmp_path / lf, tmp_path / rf, tmp_path / df)
+    with pytest.raises(DatasetError, match=message):
+        load_photo_pair(*(tmp_path / f for f in files))
+
+
+def test_bad_settings_raise_one_clear_error():
     with pytest.raises(ConfigError, match="pair: unknown"):
         bundled_pair("piano")
     with pytest.raises(ConfigError, match="format"):

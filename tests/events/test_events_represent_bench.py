@@ -38,11 +38,14 @@ def test_bench_events_through_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert "(edges)" in capsys.readouterr().out
 
 
-def test_synthetic_events_layouts() -> None:
-    for layout in ("uniform", "edges"):
-        ev = synthetic_events(5000, 30, 40, seed=1, layout=layout)
-        assert len(ev) == 5000 and np.all(np.diff(ev.t) >= 0)
-        assert ev.x.min() >= 0 and ev.x.max() <= 39 and ev.y.min() >= 0 and ev.y.max() <= 29
+@pytest.mark.parametrize("layout", ["uniform", "edges"])
+def test_synthetic_events_layouts(layout) -> None:
+    ev = synthetic_events(5000, 30, 40, seed=1, layout=layout)
+    assert len(ev) == 5000 and np.all(np.diff(ev.t) >= 0)
+    assert ev.x.min() >= 0 and ev.x.max() <= 39 and ev.y.min() >= 0 and ev.y.max() <= 29
+
+
+def test_synthetic_events_raw_coordinates_and_bad_layout() -> None:
     raw = synthetic_events(100, 30, 40, seed=1, float_coords=False)
     assert raw.x.dtype == np.uint16
     with pytest.raises(ConfigError, match="layout"):

@@ -95,25 +95,25 @@ def test_cli_writes_sequences_and_reports(tmp_path, capsys):
     assert (out / "sim_000" / "events" / "left" / "events.h5").stat().st_mtime_ns == stamp
 
 
-def test_cli_mvsec_and_errors(tmp_path, capsys):
+def test_cli_mvsec(tmp_path):
     out = tmp_path / "mv"
     assert main(["simulate", "--out", str(out), "--format", "mvsec", "--name", "flying", "--duration-ms", "100",
                  "--height", "32", "--width", "48", "--no-progress"]) == 0
     assert (out / "flying" / "flying_data.hdf5").is_file() and (out / "flying" / "flying_left_x_map.txt").is_file()
-    capsys.readouterr()
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    cases = [
-        (["--out", str(blocker)], "not a folder"),
-        (["--out", str(tmp_path / "a"), "--width", "4"], "width"),
-        (["--out", str(tmp_path / "b"), "--textures", "marble"], "marble"),
-        (["--out", str(tmp_path / "c"), "--sequences", "0"], "sequences"),
-        (["--out", str(tmp_path / "d"), "--render-rate", "10"], "render_rate_hz"),
-    ]
-    for extra, word in cases:
-        assert main(["simulate", "--no-progress", *extra]) == 2
-        err = capsys.readouterr().err
-        assert word in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("extra", "word"), [
+    (["--out", "{tmp}/file"], "not a folder"),
+    (["--out", "{tmp}/a", "--width", "4"], "width"),
+    (["--out", "{tmp}/b", "--textures", "marble"], "marble"),
+    (["--out", "{tmp}/c", "--sequences", "0"], "sequences"),
+    (["--out", "{tmp}/d", "--render-rate", "10"], "render_rate_hz"),
+])
+def test_cli_bad_options_give_one_line(tmp_path, capsys, extra, word):
+    (tmp_path / "file").write_text("x")
+    assert main(["simulate", "--no-progress", *(a.format(tmp=tmp_path) for a in extra)]) == 2
+    err = capsys.readouterr().err
+    assert word in err and err.count("\n") == 1
 
 
 def test_make_demo_sequences(tmp_path):

@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from stereo_snn.errors import ConfigError, GenotypeError
-from stereo_snn.search import (CellGenotype, ComponentGenotype, Genotype, SpikingTrellis, TrellisConfig, decode_cell,
-                               genotype_to_dict, load_genotype, save_genotype, viterbi)
+from stereo_snn.search import (
+    CellGenotype,
+    ComponentGenotype,
+    Genotype,
+    SpikingTrellis,
+    TrellisConfig,
+    decode_cell,
+    genotype_to_dict,
+    load_genotype,
+    save_genotype,
+    viterbi,
+)
 
 CANDS = ("skip_connect", "conv_3x3_b3", "conv_3x3_b5")
 

@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from stereo_snn.errors import ConfigError
-from stereo_snn.spiking import (AnnActivation, ChannelLIFNode, Dspike, NeuronConfig, firing_rates, make_neuron,
-                                neuron_tau, reset, spiking_modules)
+from stereo_snn.spiking import (
+    AnnActivation,
+    ChannelLIFNode,
+    Dspike,
+    NeuronConfig,
+    firing_rates,
+    make_neuron,
+    neuron_tau,
+    reset,
+    spiking_modules,
+)
 
 
 def test_lif_reproduces_spikedhs_update_by_hand():

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from stereo_snn.errors import ConfigError
-from stereo_snn.search import (ALL_CANDIDATES, OPS, CellNeurons, NodeActivation, SpikingTrellis, TrellisConfig,
-                               make_op)
+from stereo_snn.search import ALL_CANDIDATES, OPS, CellNeurons, NodeActivation, SpikingTrellis, TrellisConfig, make_op
 from stereo_snn.spiking import NeuronConfig
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from stereo_snn.cli import main
 from stereo_snn.events import validate_submission
 
@@ -63,31 +65,36 @@ def test_evaluate_infer_energy_commands(trained_run, sim_root, tmp_path, capsys)
     assert "ANN twin" in capsys.readouterr().out
 
 
-def test_bad_inputs_give_one_line_errors(trained_run, sim_root, genotype_file, tmp_path, capsys):
-    ckpt = str(trained_run / "checkpoints" / "best.pt")
-    seq = sorted(sim_root.iterdir())[0]
+BAD_INPUTS = [  # (arguments with {placeholders}, words of the one-line error)
+    pytest.param(["infer", "{seq}", "--checkpoint", "{ckpt}", "--out", "{blocker}/out"], "file", id="out-under-a-file"),
+    pytest.param(["infer", "{tmp}/missing", "--checkpoint", "{ckpt}", "--out", "{tmp}/o"], "no such", id="missing-data"),
+    pytest.param(["evaluate", "{seq}", "--checkpoint", "{blocker}"], "not a readable checkpoint", id="bad-checkpoint"),
+    pytest.param(["train", "--genotype", "{genotype}", "--out", "{tmp}/t"], "no data", id="train-without-data"),
+    pytest.param(["train", "--genotype", "{genotype}", "--data", "{seq}", "--out", "{tmp}/t", "--set", "train.loss=l3"],
+                 "train.loss", id="bad-setting"),
+    pytest.param(["infer", "{seq}", "--checkpoint", "{ckpt}", "--out", "{tmp}/o", "--timestamps", "a,b"], "--timestamps",
+                 id="bad-timestamps"),
+    # a run folder that holds a run is never overwritten without --overwrite
+    pytest.param(["train", "--genotype", "{genotype}", "--data", "{seq}", "--out", "{run}"],
+                 "the run folder is not empty", id="train-over-a-run"),
+    pytest.param(["search", "--simulate", "1", "--out", "{run}"], "the run folder is not empty", id="search-over-a-run"),
+    pytest.param(["train", "--genotype", "{genotype}", "--data", "{seq}", "--out", "{tmp}/u", "--until-epoch", "1"],
+                 "replaced by --epochs-this-run", id="until-epoch"),
+    pytest.param(["search", "--data", "{seq}", "--config", "tiny", "--out", "{tmp}/s0", "--max-batches", "0"],
+                 "search max_batches 0: must be an integer >= 1", id="max-batches-0"),
+    # each application refuses to resume the other's run, and says which command does
+    pytest.param(["classify", "train", "--resume", "--out", "{run}"], "a stereo run; resume it with `stereo-snn train",
+                 id="classify-resumes-a-stereo-run"),
+]
+
+
+@pytest.mark.parametrize(("template", "expected"), BAD_INPUTS)
+def test_bad_inputs_give_one_line_errors(template, expected, trained_run, sim_root, genotype_file, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    cases = [
-        (["infer", str(seq), "--checkpoint", ckpt, "--out", str(blocker / "out")], "file"),
-        (["infer", str(tmp_path / "missing"), "--checkpoint", ckpt, "--out", str(tmp_path / "o")], "no such"),
-        (["evaluate", str(seq), "--checkpoint", str(blocker)], "not a readable checkpoint"),
-        (["train", "--genotype", str(genotype_file), "--out", str(tmp_path / "t")], "no data"),
-        (["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(tmp_path / "t"),
-          "--set", "train.loss=l3"], "train.loss"),
-        (["infer", str(seq), "--checkpoint", ckpt, "--out", str(tmp_path / "o"), "--timestamps", "a,b"], "--timestamps"),
-        # a run folder that holds a run is never overwritten without --overwrite
-        (["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(trained_run)],
-         "the run folder is not empty"),
-        (["search", "--simulate", "1", "--out", str(trained_run)], "the run folder is not empty"),
-        (["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(tmp_path / "u"),
-          "--until-epoch", "1"], "replaced by --epochs-this-run"),
-        (["search", "--data", str(seq), "--config", "tiny", "--out", str(tmp_path / "s0"), "--max-batches", "0"],
-         "search max_batches 0: must be an integer >= 1"),
-        # each application refuses to resume the other's run, and says which command does
-        (["classify", "train", "--resume", "--out", str(trained_run)], "a stereo run; resume it with `stereo-snn train"),
-    ]
-    for args, expected in cases:
-        assert main(args) == 2, args
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and expected in err[0], (args, err)
+    paths = {"ckpt": trained_run / "checkpoints" / "best.pt", "seq": sorted(sim_root.iterdir())[0], "blocker": blocker,
+             "genotype": genotype_file, "tmp": tmp_path, "run": trained_run}
+    args = [a.format(**paths) for a in template]
+    assert main(args) == 2, args
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], (args, err)

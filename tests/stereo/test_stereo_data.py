@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from stereo_snn.errors import DatasetError
+from stereo_snn.errors import ConfigError, DatasetError
 from stereo_snn.stereo.data import (
     DSECSource,
     Entry,
@@ -15,6 +14,7 @@ from stereo_snn.stereo.data import (
     open_source,
     open_sources,
     pad_collate,
+    split_validation,
 )
 
 
@@ -131,3 +131,19 @@ def test_mvsec_recordings_are_found_in_one_folder_per_recording(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="sub-folders"):
         open_sources(tmp_path / "empty", "mvsec")
+
+
+@pytest.mark.parametrize(("val_count", "n_train", "n_val"), [(0, 3, 0), (1, 2, 1), (2, 1, 2)])
+def test_split_validation_keeps_the_last_sequences_for_validation(sim_root, val_count, n_train, n_val):
+    sources = open_sources(sim_root)
+    train, val = split_validation(sources, val_count)
+    assert (len(train), len(val)) == (n_train, n_val) and train + val == sources
+
+
+def test_split_validation_takes_a_separate_folder_and_refuses_to_leave_no_training(sim_root):
+    sources = open_sources(sim_root)
+    train, val = split_validation(sources[:1], 1, val_data=sim_root, fmt="dsec")
+    assert train == sources[:1] and [v.name for v in val] == [s.name for s in sources]
+    assert split_validation(sources[:1], 1) == (sources[:1], [])  # one sequence: nothing to hold out
+    with pytest.raises(ConfigError, match="--val-count 3: leaves no training sequence out of 3"):
+        split_validation(sources, 3)

@@ -131,8 +131,8 @@ def runs(tmp_path_factory, sim_root, genotype_file):
     """The jobs once with two processes (spawned, gloo) and once in this process."""
     import torch.multiprocessing as mp
 
-    from classification.network import build_supernet
     from classification import config as C
+    from classification.network import build_supernet
     from stereo_snn.search import Genotype, save_genotype
 
     root = tmp_path_factory.mktemp("ddp")

@@ -26,19 +26,21 @@ def test_cost_volume_pairs_left_x_with_right_x_minus_d():
                 assert torch.count_nonzero(vol[:, :, :, d, :, x]) == 0
 
 
-def test_soft_argmin_recovers_the_minimum_cost_disparity():
+@pytest.mark.parametrize("k", [1, 4, 6])
+def test_soft_argmin_recovers_the_minimum_cost_disparity(k):
     # a sharp minimum at candidate k (1/3 resolution) -> disparity 3k at full resolution
-    b, d3, h3, w3 = 1, 8, 2, 3
-    for k in (1, 4, 6):
-        cost = torch.full((b, d3, h3, w3), 60.0)
-        cost[:, k] = -60.0
-        out = soft_argmin(cost, max_disparity=21, size=(6, 9))
-        assert out["disparity"].shape == (1, 6, 9)
-        assert out["log_prob"].shape == (1, 21, 6, 9)
-        assert torch.allclose(out["log_prob"].exp().sum(1), torch.ones(1, 6, 9), atol=1e-5)
-        assert torch.allclose(out["disparity"], torch.full((1, 6, 9), 3.0 * k), atol=1e-3)
+    cost = torch.full((1, 8, 2, 3), 60.0)
+    cost[:, k] = -60.0
+    out = soft_argmin(cost, max_disparity=21, size=(6, 9))
+    assert out["disparity"].shape == (1, 6, 9)
+    assert out["log_prob"].shape == (1, 21, 6, 9)
+    assert torch.allclose(out["log_prob"].exp().sum(1), torch.ones(1, 6, 9), atol=1e-5)
+    assert torch.allclose(out["disparity"], torch.full((1, 6, 9), 3.0 * k), atol=1e-3)
+
+
+def test_soft_argmin_refuses_a_range_its_volume_does_not_cover():
     with pytest.raises(ValueError):
-        soft_argmin(cost, max_disparity=23, size=(6, 9))
+        soft_argmin(torch.zeros(1, 8, 2, 3), max_disparity=23, size=(6, 9))
 
 
 def test_smooth_l1_only_on_valid_pixels():

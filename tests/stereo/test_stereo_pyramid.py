@@ -11,8 +11,14 @@ from stereo_snn.search import Genotype
 from stereo_snn.stereo.config import load_config
 from stereo_snn.stereo.losses import disparity_loss, smooth_l1_disparity
 from stereo_snn.stereo.network import (
-    build_network, build_supernet, coarse_levels, coincidence_volume, load_state_checked, local_coincidence,
-    shift_columns)
+    build_network,
+    build_supernet,
+    coarse_levels,
+    coincidence_volume,
+    load_state_checked,
+    local_coincidence,
+    shift_columns,
+)
 
 PYRAMID = {"network.design": "pyramid", "network.groups": 4, "network.refine_channels": 4,
            "network.refine_radius": 2, "network.refine_levels": 2}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 import torch
@@ -83,7 +82,7 @@ def test_init_starts_a_new_run_from_another_checkpoints_weights(trained_run, tin
                                                                   tmp_path):
     import torch
 
-    from stereo_snn.errors import CheckpointError, GenotypeError
+    from stereo_snn.errors import CheckpointError
     from stereo_snn.search import Genotype
     from stereo_snn.stereo.data import open_sources
     from stereo_snn.stereo.network import build_supernet

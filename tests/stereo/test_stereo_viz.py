@@ -251,15 +251,23 @@ def test_visualize_command_end_to_end(sim_root, tmp_path, capsys):
     code = main(["visualize", str(seq_dir), "--out", str(tmp_path / "ts"), "--timestamps", f"{int(stamps[2])}",
                  "--what", "events", "--no-progress"])
     assert code == 0 and len(list((tmp_path / "ts" / "events").glob("*.png"))) == 1
-    for argv, message in (
-        (["visualize", str(tmp_path / "nope"), "--out", str(out)], "no such file"),
-        (["visualize", str(seq_dir), "--out", str(out), "--what", "events,rainbow"], "unknown item"),
-        (["visualize", str(seq_dir), "--out", str(out), "--what", "error"], "--prediction"),
-        (["visualize", str(seq_dir), "--out", str(out), "--animation", "x.avi"], ".gif or .mp4"),
-        (["visualize", str(seq_dir), "--out", str(out), "--window-ms", "0"], "--window-ms"),
-    ):
-        assert main(argv) == 2
-        assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--what", "events,rainbow"], "unknown item"),
+    (["--what", "error"], "--prediction"),
+    (["--animation", "x.avi"], ".gif or .mp4"),
+    (["--window-ms", "0"], "--window-ms"),
+    (["--source", "nope"], "no such file"),
+])
+def test_visualize_command_bad_options(sim_root, tmp_path, capsys, options, message):
+    from stereo_snn.cli import main
+
+    seq_dir = sorted(p for p in sim_root.iterdir() if p.is_dir())[0]
+    source = str(tmp_path / "nope") if options[0] == "--source" else str(seq_dir)
+    extra = [] if options[0] == "--source" else options
+    assert main(["visualize", source, "--out", str(tmp_path / "out"), *extra]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_visualize_command_mvsec(tmp_path, capsys):

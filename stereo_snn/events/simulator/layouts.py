@@ -119,7 +119,7 @@ def _keep_beyond(origin: np.ndarray, normal: np.ndarray, rig: RigMotion, ts: np.
     offsets = [np.zeros(3)] + [rig.rotation(t)[:, 0] * baseline_m for t in ts]
     for _ in range(8):
         peak, gap = 0.0, np.inf
-        for i, t in enumerate(ts):
+        for i in range(len(ts)):
             for offset in (np.zeros(3), offsets[i + 1]):
                 h = float(normal @ (origin - centres[i] - offset))
                 w = (normal @ rays[i]) / h  # 1 / depth at the corners

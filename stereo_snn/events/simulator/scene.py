@@ -27,16 +27,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numba
 import numpy as np
-
-from .textures import make_texture
-
-if TYPE_CHECKING:
-    from .config import SimConfig
 
 __all__ = [
     "Scene", "RigMotion", "make_rectify_map", "mip_levels", "rotation_matrix",
