@@ -18,12 +18,21 @@ __all__ = ["register"]
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default=None,
-                   help="shipped recipe: cifar10, cifar100, imagenet, digits (the command picks NAME_search / NAME_train) "
-                        "or a full name such as cifar10_train; default: digits unless --config is given")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="shipped recipe: cifar10, cifar100, imagenet, digits (the command picks NAME_search / NAME_train) "
+        "or a full name such as cifar10_train; default: digits unless --config is given",
+    )
     p.add_argument("--config", default=None, metavar="FILE", help="YAML settings file applied after the preset")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="change one setting, e.g. --set train.epochs=10 --set data.root=datasets/cifar10 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one setting, e.g. --set train.epochs=10 --set data.root=datasets/cifar10 (repeatable)",
+    )
 
 
 def _resolve(args: argparse.Namespace, command: str) -> Any:
@@ -53,12 +62,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = _resolve(args, "train")
         if args.genotype:
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, genotype=args.genotype))
-    result = train_run(cfg, args.out, resume=args.resume, epochs_this_run=args.epochs_this_run,
-                       progress=not args.no_progress, overwrite=args.overwrite)
+    result = train_run(
+        cfg,
+        args.out,
+        resume=args.resume,
+        epochs_this_run=args.epochs_this_run,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+    )
     m = result.metrics
     state = "finished" if result.finished else f"stopped after epoch {m['epochs_done']} (continue with --resume)"
-    print(f"{state}: test top-1 {m['test_top1']:.2f}%  top-5 {m['test_top5']:.2f}%  (best top-1 {m['best_test_top1']:.2f}%) "
-          f"-> {result.run.root}")
+    print(
+        f"{state}: test top-1 {m['test_top1']:.2f}%  top-5 {m['test_top5']:.2f}%  (best top-1 {m['best_test_top1']:.2f}%) "
+        f"-> {result.run.root}"
+    )
     return 0
 
 
@@ -99,10 +116,14 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     print(f"SNN ({result.dataset}, T={result.time_steps}, {result.images} images)\n{result.snn.table()}\n")
     print(f"ANN twin\n{result.ann.table()}\n")
     ratio = per["ann_over_snn_compute"]
-    print(f"per image, compute (MAC+AC): SNN {per['snn']['compute_mj'] * 1e3:.4f} uJ, ANN twin {per['ann']['compute_mj'] * 1e3:.4f} uJ"
-          + (f" (ANN/SNN {ratio:.2f}x)" if ratio else ""))
-    print(f"per image, memory-access term (beside it): SNN {per['snn']['memory_mj'] * 1e3:.4f} uJ, "
-          f"ANN twin {per['ann']['memory_mj'] * 1e3:.4f} uJ")
+    print(
+        f"per image, compute (MAC+AC): SNN {per['snn']['compute_mj'] * 1e3:.4f} uJ, ANN twin {per['ann']['compute_mj'] * 1e3:.4f} uJ"
+        + (f" (ANN/SNN {ratio:.2f}x)" if ratio else "")
+    )
+    print(
+        f"per image, memory-access term (beside it): SNN {per['snn']['memory_mj'] * 1e3:.4f} uJ, "
+        f"ANN twin {per['ann']['memory_mj'] * 1e3:.4f} uJ"
+    )
     return 0
 
 
@@ -116,8 +137,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the ``classify`` command and its subcommands to the ``stereo-snn`` parser."""
-    top = subparsers.add_parser("classify", help="image classification with searched spiking networks (CIFAR, ImageNet, digits)",
-                                description="Search, train, evaluate and measure spiking image classifiers.")
+    top = subparsers.add_parser(
+        "classify",
+        help="image classification with searched spiking networks (CIFAR, ImageNet, digits)",
+        description="Search, train, evaluate and measure spiking image classifiers.",
+    )
     sub = top.add_subparsers(dest="classify_command", metavar="SUBCOMMAND")
     top.set_defaults(func=lambda a: (top.print_help(sys.stderr), 2)[1])
 
@@ -135,12 +159,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
 
-    for name, helptext, func in (("evaluate", "top-1/top-5 of a checkpoint on the test split", _cmd_evaluate),
-                                 ("energy", "measured energy of a checkpoint and of its all-ANN twin", _cmd_energy)):
+    for name, helptext, func in (
+        ("evaluate", "top-1/top-5 of a checkpoint on the test split", _cmd_evaluate),
+        ("energy", "measured energy of a checkpoint and of its all-ANN twin", _cmd_energy),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("checkpoint", help="a training checkpoint (RUN/checkpoints/last.pt or best.pt)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="change a setting of the checkpoint's run, e.g. data.root=/data/cifar10")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="change a setting of the checkpoint's run, e.g. data.root=/data/cifar10",
+        )
         p.add_argument("--device", default=None, help="auto (default), cpu, cuda, ...")
         p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
         if name == "energy":
@@ -149,9 +181,17 @@ def register(subparsers: Any) -> None:
             p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("demo", help="search + train on the bundled digits (a few minutes on a CPU); prints accuracy and energy")
+    p = sub.add_parser(
+        "demo", help="search + train on the bundled digits (a few minutes on a CPU); prints accuracy and energy"
+    )
     p.add_argument("--out", default="runs/classify-demo", help="run folder (default: runs/classify-demo)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="change a setting of both the search and the training, e.g. threads=2")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a setting of both the search and the training, e.g. threads=2",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)

@@ -73,7 +73,9 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str, _pref
     for key, value in update.items():
         name = f"{_prefix}{key}"
         if key not in out:
-            raise ConfigError(f"{source}: unknown setting {name!r} (known: {', '.join(_prefix + k for k in sorted(out))})")
+            raise ConfigError(
+                f"{source}: unknown setting {name!r} (known: {', '.join(_prefix + k for k in sorted(out))})"
+            )
         if isinstance(out[key], dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: setting {name!r} must be a mapping, got {value!r}")
@@ -288,4 +290,3 @@ class ClassifyConfig:
     def with_overrides(self, overrides: Iterable[str]) -> "ClassifyConfig":
         """A copy changed by ``key.sub=value`` strings."""
         return ClassifyConfig.from_dict(apply_overrides(self.to_dict(), overrides), "settings")
-

@@ -202,7 +202,9 @@ def _as_dict(obj: Any, source: str) -> Mapping[bytes, Any]:
     return {(k.encode() if isinstance(k, str) else k): v for k, v in obj.items()}
 
 
-def load_cifar(root: str | os.PathLike, variant: str = "cifar10", split: str = "train", label: str = "fine") -> LabeledImages:
+def load_cifar(
+    root: str | os.PathLike, variant: str = "cifar10", split: str = "train", label: str = "fine"
+) -> LabeledImages:
     """Read a CIFAR split from the python-pickle archive (folder or .tar.gz).
 
     ``variant`` is ``"cifar10"`` or ``"cifar100"``; ``split`` ``"train"`` or ``"test"``;
@@ -229,12 +231,19 @@ def load_cifar(root: str | os.PathLike, variant: str = "cifar10", split: str = "
             raw, source = reader.read(member)
             batch = _as_dict(safe_unpickle(raw, source), source)
             data = batch.get(b"data")
-            if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            if (
+                not isinstance(data, np.ndarray)
+                or data.dtype != np.uint8
+                or data.ndim != 2
+                or data.shape[1] != 3 * 32 * 32
+            ):
                 got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
                 raise DatasetError(f"{source}: 'data' must be a uint8 array [N, 3072], got {got}")
             key = next((k for k in _CIFAR_LABEL_KEYS[label] if k in batch), None)
             if key is None:
-                raise DatasetError(f"{source}: no {' or '.join(repr(k.decode()) for k in _CIFAR_LABEL_KEYS[label])} labels")
+                raise DatasetError(
+                    f"{source}: no {' or '.join(repr(k.decode()) for k in _CIFAR_LABEL_KEYS[label])} labels"
+                )
             lab = np.asarray(batch[key], dtype=np.int64)
             if lab.shape != (data.shape[0],):
                 raise DatasetError(f"{source}: {lab.shape[0] if lab.ndim else 0} labels for {data.shape[0]} images")
@@ -316,7 +325,11 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def random_resized_crop(
-    img: np.ndarray, size: int, rng: np.random.Generator, scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (0.75, 4 / 3)
+    img: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (0.75, 4 / 3),
 ) -> np.ndarray:
     """Crop a random area fraction ``scale`` and aspect ``ratio`` of ``img`` [H, W, C], resize to ``size`` pixels square."""
     h, w = img.shape[:2]
@@ -357,7 +370,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     augmentation does not depend on the worker that loads it; call :meth:`set_epoch`.
     """
 
-    def __init__(self, root: str | os.PathLike, train: bool, size: int = 224, resize: int = 256, flip: bool = True, seed: int = 0):
+    def __init__(
+        self, root: str | os.PathLike, train: bool, size: int = 224, resize: int = 256, flip: bool = True, seed: int = 0
+    ):
         self.samples, self.class_names = scan_image_folder(root)
         self.train, self.size, self.resize, self.flip, self.seed = train, size, resize, flip, seed
         self.epoch = 0
@@ -447,7 +462,9 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 class _BatchSource:
     """Common part of the sources: batch size, normalisation, shuffling, seed, length."""
 
-    def __init__(self, count: int, batch_size: int, mean: Sequence[float], std: Sequence[float], shuffle: bool, seed: int):
+    def __init__(
+        self, count: int, batch_size: int, mean: Sequence[float], std: Sequence[float], shuffle: bool, seed: int
+    ):
         if batch_size < 1:
             raise ConfigError(f"batch_size {batch_size!r}: must be >= 1")
         self.count, self.batch_size, self.mean, self.std = count, batch_size, list(mean), list(std)
@@ -620,8 +637,9 @@ def _assemble(
     )
 
 
-def build_data(cfg: "DataConfig", batch_size: int, seed: int, search_fraction: float = 0.5,
-               eval_batch_size: int | None = None) -> DataBundle:
+def build_data(
+    cfg: "DataConfig", batch_size: int, seed: int, search_fraction: float = 0.5, eval_batch_size: int | None = None
+) -> DataBundle:
     """Build the data of a run from the ``data`` settings (see ``presets/defaults.yaml``).
 
     ``batch_size`` applies to training and search batches; ``eval_batch_size`` (default
@@ -647,8 +665,17 @@ def build_data(cfg: "DataConfig", batch_size: int, seed: int, search_fraction: f
                 return ArraySource(train, batch_size, mean, std, shuffle=True, augment=augment, seed=s, indices=indices)
             return ArraySource(test, eval_bs, mean, std)
 
-        return _assemble(name, make_array, len(train.labels), None, search_fraction, seed,
-                         train.images.shape[-1], train.images.shape[1], train.class_names)
+        return _assemble(
+            name,
+            make_array,
+            len(train.labels),
+            None,
+            search_fraction,
+            seed,
+            train.images.shape[-1],
+            train.images.shape[1],
+            train.class_names,
+        )
     if name == "imagenet":
         if not cfg.root:
             raise ConfigError("data.root: required for imagenet (folder holding train/ and val/)")
@@ -660,12 +687,18 @@ def build_data(cfg: "DataConfig", batch_size: int, seed: int, search_fraction: f
             raise DatasetError(f"{root}: val/ and train/ hold different class folders")
         n_train = len(train_ds) if cfg.limit_train is None else min(len(train_ds), cfg.limit_train)
         # a seeded random subset: the files are sorted by class, so the first N would miss classes
-        every = None if n_train == len(train_ds) else np.sort(np.random.default_rng(seed).permutation(len(train_ds))[:n_train])
+        every = (
+            None
+            if n_train == len(train_ds)
+            else np.sort(np.random.default_rng(seed).permutation(len(train_ds))[:n_train])
+        )
         test_idx = None if cfg.limit_test is None else np.arange(min(len(test_ds), cfg.limit_test))
 
         def make_folder(is_train: bool, indices: np.ndarray | None, s: int) -> _BatchSource:
             if is_train:
-                return FolderSource(train_ds, batch_size, mean, std, shuffle=True, workers=workers, seed=s, indices=indices)
+                return FolderSource(
+                    train_ds, batch_size, mean, std, shuffle=True, workers=workers, seed=s, indices=indices
+                )
             return FolderSource(test_ds, eval_bs, mean, std, workers=workers, indices=test_idx)
 
         return _assemble(name, make_folder, n_train, every, search_fraction, seed, 3, size, train_ds.class_names)

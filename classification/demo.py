@@ -17,7 +17,9 @@ from .train import train_run
 __all__ = ["run_demo", "demo_summary"]
 
 
-def run_demo(out: str | Path, overrides: Iterable[str] = (), progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(
+    out: str | Path, overrides: Iterable[str] = (), progress: bool = True, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Run the digits demo into ``out`` (``search/``, ``train/``, ``demo.json``); returns the summary.
 
     ``overrides`` (``key=value``) apply to both the search and the training settings.
@@ -26,8 +28,9 @@ def run_demo(out: str | Path, overrides: Iterable[str] = (), progress: bool = Tr
     overrides = list(overrides)
     t0, c0 = time.time(), time.process_time()
     log("== search (digits_search preset) ==")
-    found = search_run(resolve_config("digits", command="search", overrides=overrides), out / "search", overwrite=True,
-                       log=log)
+    found = search_run(
+        resolve_config("digits", command="search", overrides=overrides), out / "search", overwrite=True, log=log
+    )
     t_search = time.time() - t0
     log(f"genotype: {found.genotype_path}")
     log("== retrain (digits_train preset) ==")
@@ -64,11 +67,13 @@ def demo_summary(summary: dict[str, Any]) -> str:
     """The demo's result as a few printable lines."""
     e = summary["energy_per_image_uj"]
     ratio = summary["ann_over_snn_compute"]
-    return "\n".join([
-        f"digits test accuracy: top-1 {summary['test_top1']:.2f}%  top-5 {summary['test_top5']:.2f}%  ({summary['test_images']} test images, T={summary['time_steps']})",
-        f"energy per image (compute, MAC+AC): SNN {e['snn_compute']:.3f} uJ   ANN twin {e['ann_twin_compute']:.3f} uJ"
-        + (f"   (ANN/SNN {ratio:.2f}x)" if ratio else ""),
-        f"memory-access term per image (reported beside it): SNN {e['snn_memory']:.3f} uJ   ANN twin {e['ann_twin_memory']:.3f} uJ",
-        f"layer path {summary['path']}; wall time: search {summary['wall_s']['search']} s, train {summary['wall_s']['train']} s, "
-        f"total {summary['wall_s']['total']} s (process CPU time {summary['cpu_s']} s)",
-    ])
+    return "\n".join(
+        [
+            f"digits test accuracy: top-1 {summary['test_top1']:.2f}%  top-5 {summary['test_top5']:.2f}%  ({summary['test_images']} test images, T={summary['time_steps']})",
+            f"energy per image (compute, MAC+AC): SNN {e['snn_compute']:.3f} uJ   ANN twin {e['ann_twin_compute']:.3f} uJ"
+            + (f"   (ANN/SNN {ratio:.2f}x)" if ratio else ""),
+            f"memory-access term per image (reported beside it): SNN {e['snn_memory']:.3f} uJ   ANN twin {e['ann_twin_memory']:.3f} uJ",
+            f"layer path {summary['path']}; wall time: search {summary['wall_s']['search']} s, train {summary['wall_s']['train']} s, "
+            f"total {summary['wall_s']['total']} s (process CPU time {summary['cpu_s']} s)",
+        ]
+    )

@@ -27,7 +27,9 @@ __all__ = ["evaluate", "load_trained", "evaluate_checkpoint", "ClassifierEnergy"
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool = False, topk: int = 5) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, source: Any, device: torch.device, progress: bool = False, topk: int = 5
+) -> dict[str, float]:
     """Top-1 / top-k accuracy (percent) and mean cross-entropy of ``model`` on ``source``.
 
     ``source`` yields ``(images [B, C, H, W], labels [B])`` from ``batches()``; k is capped
@@ -64,7 +66,9 @@ def evaluate(model: nn.Module, source: Any, device: torch.device, progress: bool
     return {"top1": 100.0 * top1 / n, "top5": 100.0 * topk_hits / n, "loss": loss_sum / n, "images": n}
 
 
-def load_trained(path: str | Path, device: torch.device | str | None = "cpu") -> tuple[nn.Module, ClassifyConfig, dict[str, Any]]:
+def load_trained(
+    path: str | Path, device: torch.device | str | None = "cpu"
+) -> tuple[nn.Module, ClassifyConfig, dict[str, Any]]:
     """Rebuild a trained classifier from a training checkpoint: ``(model, settings, checkpoint)``."""
     state = load_checkpoint(path)
     for key in ("model", "genotype", "meta", "config"):
@@ -84,7 +88,9 @@ def _test_data(cfg: ClassifyConfig, batch_size: int) -> Any:
     return build_data(cfg.data, batch_size, cfg.seed, eval_batch_size=batch_size)
 
 
-def evaluate_checkpoint(path: str | Path, overrides: Iterable[str] = (), device: str | None = None, progress: bool = True) -> dict[str, Any]:
+def evaluate_checkpoint(
+    path: str | Path, overrides: Iterable[str] = (), device: str | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Top-1/top-5 of a checkpoint on its dataset's test split.
 
     The data settings are the checkpoint's, changed by ``overrides`` (``data.root=...``).
@@ -94,8 +100,14 @@ def evaluate_checkpoint(path: str | Path, overrides: Iterable[str] = (), device:
     cfg = cfg.with_overrides(overrides)
     data = _test_data(cfg, cfg.train.eval_batch_size)
     result = evaluate(model, data.test, dev, progress=progress)
-    return {"checkpoint": str(path), "epochs_done": int(state.get("epochs_done", state.get("epoch", 0))), "dataset": data.name,
-            "num_classes": data.num_classes, "time_steps": model.time_steps, **result}
+    return {
+        "checkpoint": str(path),
+        "epochs_done": int(state.get("epochs_done", state.get("epoch", 0))),
+        "dataset": data.name,
+        "num_classes": data.num_classes,
+        "time_steps": model.time_steps,
+        **result,
+    }
 
 
 @dataclass(frozen=True)
@@ -118,28 +130,44 @@ class ClassifierEnergy:
     def per_image(self) -> dict[str, Any]:
         """``{"snn": {...}, "ann": {...}, "ann_over_snn_compute"}``: mJ, MACs and ACs per image."""
         n = self.images
-        snn, ann = ({"compute_mj": r.compute_mj / n, "memory_mj": r.memory_mj / n, "macs": r.macs / n,
-                     "acs": r.acs / n} for r in (self.snn, self.ann))
-        return {"snn": snn, "ann": ann,
-                "ann_over_snn_compute": ann["compute_mj"] / snn["compute_mj"] if snn["compute_mj"] else None}
+        snn, ann = (
+            {"compute_mj": r.compute_mj / n, "memory_mj": r.memory_mj / n, "macs": r.macs / n, "acs": r.acs / n}
+            for r in (self.snn, self.ann)
+        )
+        return {
+            "snn": snn,
+            "ann": ann,
+            "ann_over_snn_compute": ann["compute_mj"] / snn["compute_mj"] if snn["compute_mj"] else None,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: what was measured (when known), ``images``, ``per_image``, both reports."""
-        head = {k: v for k, v in (("checkpoint", self.checkpoint), ("dataset", self.dataset),
-                                  ("time_steps", self.time_steps)) if v is not None}
-        return {**head, "images": self.images, "per_image": self.per_image(), "snn": self.snn.to_dict(),
-                "ann": self.ann.to_dict()}
+        head = {
+            k: v
+            for k, v in (("checkpoint", self.checkpoint), ("dataset", self.dataset), ("time_steps", self.time_steps))
+            if v is not None
+        }
+        return {
+            **head,
+            "images": self.images,
+            "per_image": self.per_image(),
+            "snn": self.snn.to_dict(),
+            "ann": self.ann.to_dict(),
+        }
 
 
 @torch.no_grad()
 def measure_energy(model: nn.Module, images: torch.Tensor) -> ClassifierEnergy:
     """Measured energy of ``model`` and of its all-ANN twin on ``images`` [N, C, H, W]."""
     model.eval()
-    return ClassifierEnergy(images.shape[0], energy_report(model, images), energy_report(ann_twin(model).eval(), images))
+    return ClassifierEnergy(
+        images.shape[0], energy_report(model, images), energy_report(ann_twin(model).eval(), images)
+    )
 
 
-def energy_checkpoint(path: str | Path, images: int | None = None, overrides: Iterable[str] = (),
-                      device: str | None = None) -> ClassifierEnergy:
+def energy_checkpoint(
+    path: str | Path, images: int | None = None, overrides: Iterable[str] = (), device: str | None = None
+) -> ClassifierEnergy:
     """Energy report of a checkpoint on the first ``images`` test images (default: ``energy.images``)."""
     dev = resolve_device(device)
     model, cfg, _ = load_trained(path, dev)

@@ -23,7 +23,16 @@ from stereo_snn.spiking import NeuronConfig
 if TYPE_CHECKING:
     from .config import ModelConfig
 
-__all__ = ["COMPONENT", "SpikingClassifier", "AuxiliaryHead", "trellis_config", "build_supernet", "build_from_genotype", "model_meta", "build_from_meta"]
+__all__ = [
+    "COMPONENT",
+    "SpikingClassifier",
+    "AuxiliaryHead",
+    "trellis_config",
+    "build_supernet",
+    "build_from_genotype",
+    "model_meta",
+    "build_from_meta",
+]
 
 COMPONENT = "backbone"  # the genotype component a classifier is built from
 
@@ -75,10 +84,14 @@ class SpikingClassifier(nn.Module):
         self._captured: torch.Tensor | None = None
         if auxiliary_layer is not None:
             if backbone.is_supernet:
-                raise ConfigError("model.auxiliary_layer: the auxiliary head is for retraining a fixed network, not the supernet")
+                raise ConfigError(
+                    "model.auxiliary_layer: the auxiliary head is for retraining a fixed network, not the supernet"
+                )
             layers = backbone.config.layers
             if not 1 <= auxiliary_layer <= layers:
-                raise ConfigError(f"model.auxiliary_layer {auxiliary_layer}: must be between 1 and the {layers} layers (or null)")
+                raise ConfigError(
+                    f"model.auxiliary_layer {auxiliary_layer}: must be between 1 and the {layers} layers (or null)"
+                )
             cell = backbone.cells[str(auxiliary_layer - 1)]
             level = backbone.path[auxiliary_layer - 1]
             self.auxiliary = AuxiliaryHead(backbone.config.steps * backbone.config.level_channels(level), num_classes)
@@ -90,7 +103,9 @@ class SpikingClassifier(nn.Module):
 
     _capturing = False
 
-    def forward(self, x: torch.Tensor, with_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, with_aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         if x.dim() == 4:
             x = x.unsqueeze(0).expand(self.time_steps, *x.shape)
         elif x.dim() != 5:
@@ -146,7 +161,10 @@ def _component(genotype: Genotype, source: str) -> ComponentGenotype:
 
 
 def build_from_genotype(
-    genotype: Genotype, model: "ModelConfig | Mapping[str, Any]", num_classes: int, in_channels: int,
+    genotype: Genotype,
+    model: "ModelConfig | Mapping[str, Any]",
+    num_classes: int,
+    in_channels: int,
     source: str = "genotype",
 ) -> SpikingClassifier:
     """The fixed classifier of ``genotype``'s backbone.
@@ -163,22 +181,35 @@ def build_from_genotype(
     if cfg.dim != 2:
         raise GenotypeError(f"{source}: components.{COMPONENT}.config.dim is {cfg.dim}, an image classifier needs 2")
     if cfg.in_channels != in_channels:
-        raise GenotypeError(f"{source}: components.{COMPONENT}.config.in_channels is {cfg.in_channels}, the dataset has {in_channels}-channel images")
+        raise GenotypeError(
+            f"{source}: components.{COMPONENT}.config.in_channels is {cfg.in_channels}, the dataset has {in_channels}-channel images"
+        )
     if model.get("layers") is not None and int(model["layers"]) != cfg.layers:
-        raise ConfigError(f"model.layers {model['layers']}: the genotype {source} has {cfg.layers} layers (set model.layers={cfg.layers})")
+        raise ConfigError(
+            f"model.layers {model['layers']}: the genotype {source} has {cfg.layers} layers (set model.layers={cfg.layers})"
+        )
     channels = model.get("channels")
     if channels is not None and int(channels) != cfg.channels:
         if any(isinstance(c.tau, tuple) for c in comp.cells):
-            raise GenotypeError(f"{source}: per-channel time constants cannot be re-scaled to model.channels={channels}")
+            raise GenotypeError(
+                f"{source}: per-channel time constants cannot be re-scaled to model.channels={channels}"
+            )
         comp = dataclasses.replace(comp, config=dataclasses.replace(cfg, channels=int(channels)))
-    return SpikingClassifier(SpikingTrellis.from_genotype(comp), num_classes, int(model["time_steps"]), model.get("auxiliary_layer"))
+    return SpikingClassifier(
+        SpikingTrellis.from_genotype(comp), num_classes, int(model["time_steps"]), model.get("auxiliary_layer")
+    )
 
 
 def model_meta(model: SpikingClassifier) -> dict[str, Any]:
     """What a checkpoint needs to rebuild ``model`` (with the genotype): classes, T, head."""
-    return {"num_classes": model.num_classes, "time_steps": model.time_steps, "auxiliary_layer": model.auxiliary_layer,
-            "in_channels": model.backbone.config.in_channels, "channels": model.backbone.config.channels,
-            "layers": model.backbone.config.layers}
+    return {
+        "num_classes": model.num_classes,
+        "time_steps": model.time_steps,
+        "auxiliary_layer": model.auxiliary_layer,
+        "in_channels": model.backbone.config.in_channels,
+        "channels": model.backbone.config.channels,
+        "layers": model.backbone.config.layers,
+    }
 
 
 def build_from_meta(genotype: Genotype, meta: Mapping[str, Any], source: str = "checkpoint") -> SpikingClassifier:

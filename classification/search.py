@@ -29,10 +29,20 @@ __all__ = ["search_config", "search_run", "SearchResult"]
 def search_config(cfg: ClassifyConfig) -> BilevelConfig:
     """The engine's :class:`BilevelConfig` from the ``search`` settings."""
     s = cfg.search
-    return BilevelConfig(epochs=s.epochs, warmup_epochs=s.warmup_epochs, lr=s.lr, lr_min=s.lr_min, momentum=s.momentum,
-                         weight_decay=s.weight_decay, grad_clip=s.grad_clip, arch_lr=s.arch_lr,
-                         arch_weight_decay=s.arch_weight_decay, energy_weight=s.energy_weight,
-                         energy_target_mj=s.energy_target_mj, max_batches=s.max_batches)
+    return BilevelConfig(
+        epochs=s.epochs,
+        warmup_epochs=s.warmup_epochs,
+        lr=s.lr,
+        lr_min=s.lr_min,
+        momentum=s.momentum,
+        weight_decay=s.weight_decay,
+        grad_clip=s.grad_clip,
+        arch_lr=s.arch_lr,
+        arch_weight_decay=s.arch_weight_decay,
+        energy_weight=s.energy_weight,
+        energy_target_mj=s.energy_target_mj,
+        max_batches=s.max_batches,
+    )
 
 
 @dataclasses.dataclass
@@ -45,8 +55,9 @@ class SearchResult:
     history: list[dict[str, Any]]
 
 
-def search_run(cfg: ClassifyConfig, out: str | Path, overwrite: bool = False,
-               log: Callable[[str], None] = print) -> SearchResult:
+def search_run(
+    cfg: ClassifyConfig, out: str | Path, overwrite: bool = False, log: Callable[[str], None] = print
+) -> SearchResult:
     """Search a classifier's backbone on ``cfg.data``; write ``out/genotype.json``.
 
     Also writes the resolved settings (``config.json``), the per-epoch search history
@@ -61,16 +72,33 @@ def search_run(cfg: ClassifyConfig, out: str | Path, overwrite: bool = False,
     model = build_supernet(cfg.model, data.num_classes, data.in_channels).to(device)
     run = prepare_run_dir(out, overwrite=overwrite)
     if main:
-        run.write_config({**cfg.to_dict(), "num_classes": data.num_classes, "class_names": data.class_names,
-                          "world_size": distributed.world_size(), "global_batch_size": s.batch_size})
+        run.write_config(
+            {
+                **cfg.to_dict(),
+                "num_classes": data.num_classes,
+                "class_names": data.class_names,
+                "world_size": distributed.world_size(),
+                "global_batch_size": s.batch_size,
+            }
+        )
     dgs = SurrogateSearch(model, cfg.dgs) if s.dgs else None
-    searcher = Searcher(model, classification_loss(), search_config(cfg), components={COMPONENT: model.backbone}, dgs=dgs, log=log)
+    searcher = Searcher(
+        model, classification_loss(), search_config(cfg), components={COMPONENT: model.backbone}, dgs=dgs, log=log
+    )
     t0 = time.time()
-    genotype = searcher.run(Limited(data.search_train, None, 0, device, shard=True),
-                            Limited(data.search_val, None, 0, device, shard=True))
+    genotype = searcher.run(
+        Limited(data.search_train, None, 0, device, shard=True), Limited(data.search_val, None, 0, device, shard=True)
+    )
     wall = time.time() - t0
-    settings = {**genotype.settings, "application": "classification", "dataset": data.name, "num_classes": data.num_classes,
-                "time_steps": cfg.model.time_steps, "search": cfg.to_dict()["search"], "seed": cfg.seed}
+    settings = {
+        **genotype.settings,
+        "application": "classification",
+        "dataset": data.name,
+        "num_classes": data.num_classes,
+        "time_steps": cfg.model.time_steps,
+        "search": cfg.to_dict()["search"],
+        "seed": cfg.seed,
+    }
     genotype = dataclasses.replace(genotype, settings=settings)
     path = run.root / "genotype.json"
     if not main:
@@ -78,6 +106,13 @@ def search_run(cfg: ClassifyConfig, out: str | Path, overwrite: bool = False,
     save_genotype(run.root / "genotype.json", genotype)
     write_text(run.root / "arch.txt", model.backbone.arch_summary() + "\n")
     write_history_scalars(run, searcher.history, "search")
-    run.write_metrics({"wall_s": round(wall, 1), "epochs": s.epochs, "path": list(genotype.components[COMPONENT].path),
-                       "history": searcher.history, "dgs_b": dgs.current_b() if dgs is not None else {}})
+    run.write_metrics(
+        {
+            "wall_s": round(wall, 1),
+            "epochs": s.epochs,
+            "path": list(genotype.components[COMPONENT].path),
+            "history": searcher.history,
+            "dgs_b": dgs.current_b() if dgs is not None else {},
+        }
+    )
     return SearchResult(run, genotype, Path(path), searcher.history)

@@ -30,8 +30,16 @@ from .data import DataBundle, build_data
 from .evaluate import evaluate
 from .network import SpikingClassifier, build_from_genotype, model_meta
 
-__all__ = ["Limited", "resume_config", "make_optimizer", "make_scheduler", "classification_loss", "setup", "train_run",
-           "TrainResult"]
+__all__ = [
+    "Limited",
+    "resume_config",
+    "make_optimizer",
+    "make_scheduler",
+    "classification_loss",
+    "setup",
+    "train_run",
+    "TrainResult",
+]
 
 
 class Limited:
@@ -42,8 +50,14 @@ class Limited:
     is cut to this process's rows (:func:`stereo_snn.distributed.shard_rows`).
     """
 
-    def __init__(self, source: Any, max_batches: int | None = None, epoch: int = 0, device: torch.device | None = None,
-                 shard: bool = False):
+    def __init__(
+        self,
+        source: Any,
+        max_batches: int | None = None,
+        epoch: int = 0,
+        device: torch.device | None = None,
+        shard: bool = False,
+    ):
         self.source, self.max_batches, self.epoch, self.device = source, max_batches, epoch, device
         self.shard = shard
 
@@ -122,8 +136,15 @@ def train_run(
     metrics and whether every epoch is done.
     """
     tc, mc = cfg.train, cfg.model
-    settings = FitSettings(epochs=tc.epochs, epochs_this_run=epochs_this_run, grad_clip=tc.grad_clip, amp=tc.amp,
-                           best_metric=("test_top1",), best_mode="max", progress=progress)
+    settings = FitSettings(
+        epochs=tc.epochs,
+        epochs_this_run=epochs_this_run,
+        grad_clip=tc.grad_clip,
+        amp=tc.amp,
+        best_metric=("test_top1",),
+        best_mode="max",
+        progress=progress,
+    )
     device = setup(cfg)
     log = distributed.main_only(log)
     distributed.check_batch(tc.batch_size, "train.batch_size")
@@ -138,17 +159,27 @@ def train_run(
         genotype = genotype_from_dict(state["genotype"], source=f"{ckpt_path}:genotype")
     else:
         if not mc.genotype:
-            raise ConfigError("model.genotype: a genotype JSON is required (run `stereo-snn classify search` first, or pass --genotype)")
+            raise ConfigError(
+                "model.genotype: a genotype JSON is required (run `stereo-snn classify search` first, or pass --genotype)"
+            )
         genotype = load_genotype(mc.genotype)
     data: DataBundle = build_data(cfg.data, tc.batch_size, cfg.seed, eval_batch_size=tc.eval_batch_size)
-    model: SpikingClassifier = build_from_genotype(genotype, mc, data.num_classes, data.in_channels,
-                                                   str(mc.genotype or ckpt_path)).to(device)
+    model: SpikingClassifier = build_from_genotype(
+        genotype, mc, data.num_classes, data.in_channels, str(mc.genotype or ckpt_path)
+    ).to(device)
     optimizer = make_optimizer(model.parameters(), tc)
     scheduler = make_scheduler(optimizer, tc)
     dgs = SurrogateSearch(model, cfg.dgs) if tc.dgs else None
     if state is None and distributed.is_main():
-        run.write_config({**cfg.to_dict(), "num_classes": data.num_classes, "class_names": data.class_names,
-                          "world_size": distributed.world_size(), "global_batch_size": tc.batch_size})
+        run.write_config(
+            {
+                **cfg.to_dict(),
+                "num_classes": data.num_classes,
+                "class_names": data.class_names,
+                "world_size": distributed.world_size(),
+                "global_batch_size": tc.batch_size,
+            }
+        )
         save_genotype(run.root / "genotype.json", genotype)
     dgs_loss = classification_loss(tc.label_smoothing)
 
@@ -165,22 +196,36 @@ def train_run(
         return {"test_loss": result["loss"], "test_top1": result["top1"], "test_top5": result["top5"]}
 
     def describe(row: dict[str, Any]) -> str:
-        return (f"epoch {row['epoch']}/{tc.epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f} "
-                f"top-1 {row['train_top1']:.2f}%  test top-1 {row['test_top1']:.2f}% top-5 {row['test_top5']:.2f}%")
+        return (
+            f"epoch {row['epoch']}/{tc.epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f} "
+            f"top-1 {row['train_top1']:.2f}%  test top-1 {row['test_top1']:.2f}% top-5 {row['test_top5']:.2f}%"
+        )
 
     def summary(history: list[dict[str, Any]], best: dict[str, Any] | None) -> dict[str, Any]:
-        return {"test_top1": history[-1]["test_top1"] if history else None,
-                "test_top5": history[-1]["test_top5"] if history else None,
-                "best_test_top1": best["score"] if best else None, "num_classes": data.num_classes}
+        return {
+            "test_top1": history[-1]["test_top1"] if history else None,
+            "test_top5": history[-1]["test_top5"] if history else None,
+            "best_test_top1": best["score"] if best else None,
+            "num_classes": data.num_classes,
+        }
 
     task = FitTask(
-        application="classification", model=model, optimizer=optimizer, scheduler=scheduler,
+        application="classification",
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
         train_batches=lambda epoch: Limited(data.train, tc.max_batches, epoch, device, shard=True),
-        step_loss=step_loss, evaluate=test, dgs=dgs, dgs_loss=dgs_loss,
-        dgs_batches=lambda epoch: (Limited(data.search_train, None, epoch, device),
-                                   Limited(data.search_val, None, epoch, device)),
+        step_loss=step_loss,
+        evaluate=test,
+        dgs=dgs,
+        dgs_loss=dgs_loss,
+        dgs_batches=lambda epoch: (
+            Limited(data.search_train, None, epoch, device),
+            Limited(data.search_val, None, epoch, device),
+        ),
         extra_state={"genotype": genotype_to_dict(genotype), "meta": model_meta(model), "config": cfg.to_dict()},
-        describe=describe, summary=summary,
+        describe=describe,
+        summary=summary,
     )
     result: FitResult = fit(task, run, settings, device, resume_state=state, log=log)
     return TrainResult(run, result.metrics, result.finished)

@@ -15,7 +15,15 @@ from typing import IO, Any, Iterable, Iterator
 
 from .errors import OutputError
 
-__all__ = ["atomic_path", "atomic_open", "write_text", "write_json", "ensure_dir", "check_output_path", "check_readable"]
+__all__ = [
+    "atomic_path",
+    "atomic_open",
+    "write_text",
+    "write_json",
+    "ensure_dir",
+    "check_output_path",
+    "check_readable",
+]
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -31,7 +39,9 @@ def ensure_dir(path: str | os.PathLike) -> Path:
 
 
 def check_output_path(
-    path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), what: str = "output",
+    path: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    what: str = "output",
     folder: bool = False,
 ) -> Path:
     """Refuse an output path that would destroy or misplace something the user has.
@@ -54,8 +64,9 @@ def check_output_path(
         if resolved == src:
             raise OutputError(f"{what} {target}: is one of the inputs; writing there would replace it")
         if target.exists() and src.is_dir() and src in resolved.parents:
-            raise OutputError(f"{what} {target}: is an existing file inside the input folder {item}; "
-                              "writing there would replace it")
+            raise OutputError(
+                f"{what} {target}: is an existing file inside the input folder {item}; writing there would replace it"
+            )
     return target
 
 

@@ -72,8 +72,12 @@ def main(argv: list[str] | None = None) -> int:
 def os_problem(exc: OSError) -> str:
     """One line for an operating-system error about a file: the file, then the problem
     (permission problems said as such, never as a corrupt file)."""
-    what = {PermissionError: "permission denied (check its permissions)", NotADirectoryError: "not a folder",
-            IsADirectoryError: "is a folder, not a file", FileNotFoundError: "no such file or folder"}
+    what = {
+        PermissionError: "permission denied (check its permissions)",
+        NotADirectoryError: "not a folder",
+        IsADirectoryError: "is a folder, not a file",
+        FileNotFoundError: "no such file or folder",
+    }
     problem = next((text for kind, text in what.items() if isinstance(exc, kind)), exc.strerror or str(exc))
     return f"{exc.filename}: {problem}"
 

@@ -73,14 +73,18 @@ def context() -> Context:
         return Context()
     missing = [k for k in ENV_VARS if k not in given]
     if missing:
-        raise ConfigError(f"distributed environment half set: {', '.join(given)} set but {', '.join(missing)} not; "
-                          "start several processes with `torchrun --nproc_per_node N ...`, or unset "
-                          f"{', '.join(given)} for one process")
+        raise ConfigError(
+            f"distributed environment half set: {', '.join(given)} set but {', '.join(missing)} not; "
+            "start several processes with `torchrun --nproc_per_node N ...`, or unset "
+            f"{', '.join(given)} for one process"
+        )
     try:
         r, w, lr = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
         int(os.environ["MASTER_PORT"])
     except ValueError as exc:
-        raise ConfigError(f"distributed environment: RANK, WORLD_SIZE, LOCAL_RANK and MASTER_PORT must be integers ({exc})") from None
+        raise ConfigError(
+            f"distributed environment: RANK, WORLD_SIZE, LOCAL_RANK and MASTER_PORT must be integers ({exc})"
+        ) from None
     if w < 1 or not 0 <= r < w or lr < 0:
         raise ConfigError(f"distributed environment: RANK {r} / WORLD_SIZE {w} / LOCAL_RANK {lr} are inconsistent")
     return Context(r, w, lr)
@@ -144,8 +148,10 @@ def check_batch(batch_size: int, key: str) -> int:
     world size does not divide it."""
     w = world_size()
     if batch_size % w:
-        raise ConfigError(f"{key} {batch_size}: the global batch must be a multiple of the {w} processes "
-                          f"(e.g. {w * max(1, batch_size // w)} or {w * math.ceil(batch_size / w)})")
+        raise ConfigError(
+            f"{key} {batch_size}: the global batch must be a multiple of the {w} processes "
+            f"(e.g. {w * max(1, batch_size // w)} or {w * math.ceil(batch_size / w)})"
+        )
     return batch_size // w
 
 
@@ -176,7 +182,7 @@ def average_gradients(params: Iterable["torch.nn.Parameter"]) -> None:
         offset = 0
         for g in grads:
             n = g.numel()
-            g.copy_(flat[offset:offset + n].view_as(g))
+            g.copy_(flat[offset : offset + n].view_as(g))
             offset += n
 
 
@@ -251,5 +257,6 @@ def make_sampler(dataset: Any, shuffle: bool, seed: int) -> "torch.utils.data.Sa
     d = _dist()
     if d is None:
         return None
-    return _Sampler(dataset, num_replicas=d.get_world_size(), rank=d.get_rank(), shuffle=shuffle, seed=int(seed),
-                    drop_last=False)
+    return _Sampler(
+        dataset, num_replicas=d.get_world_size(), rank=d.get_rank(), shuffle=shuffle, seed=int(seed), drop_last=False
+    )

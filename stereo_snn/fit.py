@@ -55,10 +55,29 @@ __all__ = [
 ]
 
 #: fields every training checkpoint holds (the application adds its own, e.g. config and genotype)
-CHECKPOINT_FIELDS = ("application", "model", "optimizer", "scheduler", "scaler", "epochs_done", "rng", "history",
-                     "best", "dgs_history")
+CHECKPOINT_FIELDS = (
+    "application",
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "epochs_done",
+    "rng",
+    "history",
+    "best",
+    "dgs_history",
+)
 #: what runs write into a run folder; ``overwrite`` removes exactly these
-RUN_OUTPUTS = ("config.json", "genotype.json", "metrics.json", "supernet.pt", "arch.txt", "checkpoints", "figures", "tb")
+RUN_OUTPUTS = (
+    "config.json",
+    "genotype.json",
+    "metrics.json",
+    "supernet.pt",
+    "arch.txt",
+    "checkpoints",
+    "figures",
+    "tb",
+)
 #: the command that trains each application, for messages
 _COMMANDS = {"stereo": "stereo-snn train", "classification": "stereo-snn classify train"}
 
@@ -86,7 +105,9 @@ class FitSettings:
             raise ConfigError(f"train.epochs {self.epochs!r}: must be an integer >= 1")
         n = self.epochs_this_run
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-            raise ConfigError(f"--epochs-this-run {n!r}: must be an integer >= 1 (leave it out to run every remaining epoch)")
+            raise ConfigError(
+                f"--epochs-this-run {n!r}: must be an integer >= 1 (leave it out to run every remaining epoch)"
+            )
         if self.best_mode not in ("min", "max"):
             raise ConfigError(f"best_mode {self.best_mode!r}: expected 'min' or 'max'")
         if self.grad_clip is not None and self.grad_clip < 0:
@@ -152,8 +173,9 @@ class FitResult:
 
 
 # ------------------------------------------------------------------------------ run folders
-def prepare_run_dir(out: str | Path, resume: bool = False, overwrite: bool = False,
-                    keep: Iterable[str] = ("data",)) -> RunDir:
+def prepare_run_dir(
+    out: str | Path, resume: bool = False, overwrite: bool = False, keep: Iterable[str] = ("data",)
+) -> RunDir:
     """The run folder ``out``, made safe to write.
 
     A new run (no ``resume``) refuses a folder holding anything but the names in ``keep``
@@ -188,8 +210,10 @@ def _check(root: Path, resume: bool, overwrite: bool, keep: set[str]) -> list[st
     held = sorted(p.name for p in root.iterdir() if p.name not in keep)
     if held and not overwrite:
         shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
-        raise OutputError(f"{root}: the run folder is not empty ({shown}); continue the run with --resume, "
-                          "choose another --out, or replace it with --overwrite")
+        raise OutputError(
+            f"{root}: the run folder is not empty ({shown}); continue the run with --resume, "
+            "choose another --out, or replace it with --overwrite"
+        )
     return held
 
 
@@ -229,8 +253,10 @@ def read_run_state(run_dir: str | Path, application: str) -> dict[str, Any]:
     if found is None:
         raise CheckpointError(f"{path}: not a training checkpoint (no 'application' or 'epochs_done' entry)")
     if found != application:
-        raise CheckpointError(f"{path}: a {found} run; resume it with `{_COMMANDS.get(found, found)} --resume`, "
-                              f"not `{_COMMANDS.get(application, application)}`")
+        raise CheckpointError(
+            f"{path}: a {found} run; resume it with `{_COMMANDS.get(found, found)} --resume`, "
+            f"not `{_COMMANDS.get(application, application)}`"
+        )
     if "epochs_done" not in state:
         state = _upgrade(state, found)
     missing = [k for k in CHECKPOINT_FIELDS if k not in state]
@@ -254,7 +280,7 @@ def _upgrade(state: dict[str, Any], application: str) -> dict[str, Any]:
         out["epochs_done"] = int(state["epoch"])
         top1 = float(state["best_top1"])
         rows = [r for r in history if r.get("test_top1") == top1]
-        out["best"] = ({"score": top1, "metric": "test_top1", **rows[-1]} if rows else None)
+        out["best"] = {"score": top1, "metric": "test_top1", **rows[-1]} if rows else None
     out["application"] = application
     out.setdefault("dgs_history", {})
     out.pop("epoch", None)
@@ -263,8 +289,14 @@ def _upgrade(state: dict[str, Any], application: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ the loop
-def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
-        resume_state: Mapping[str, Any] | None = None, log: Callable[[str], None] = print) -> FitResult:
+def fit(
+    task: FitTask,
+    run: RunDir,
+    settings: FitSettings,
+    device: torch.device,
+    resume_state: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> FitResult:
     """Run the epochs of ``task`` (from ``resume_state``'s ``epochs_done`` when given) into ``run``."""
     from tqdm import tqdm
 
@@ -287,8 +319,12 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
         log(f"resumed from {run.checkpoints / 'last.pt'} at epoch {start + 1}")
     if start >= settings.epochs:
         log(f"{run.root}: already trained for {settings.epochs} epochs")
-        return FitResult(run, start, settings.epochs, history, best, _metrics(task, settings, start, history, best, 0.0))
-    stop = settings.epochs if settings.epochs_this_run is None else min(settings.epochs, start + settings.epochs_this_run)
+        return FitResult(
+            run, start, settings.epochs, history, best, _metrics(task, settings, start, history, best, 0.0)
+        )
+    stop = (
+        settings.epochs if settings.epochs_this_run is None else min(settings.epochs, start + settings.epochs_this_run)
+    )
     from torch.utils.tensorboard import SummaryWriter
 
     distributed.broadcast_module(model)  # every process starts from rank 0's weights
@@ -303,8 +339,12 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
             model.train()
             lr = float(opt.param_groups[0]["lr"])
             weight, loss_sum, sums = 0.0, 0.0, {}
-            bar = tqdm(task.train_batches(epoch), desc=f"train {epoch + 1}/{settings.epochs}",
-                       disable=not (settings.progress and main), leave=False)
+            bar = tqdm(
+                task.train_batches(epoch),
+                desc=f"train {epoch + 1}/{settings.epochs}",
+                disable=not (settings.progress and main),
+                leave=False,
+            )
             for batch in bar:
                 reset(model)
                 opt.zero_grad(set_to_none=True)
@@ -312,7 +352,9 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
                     step = task.step_loss(model, batch)
                 loss = step.loss
                 if not torch.isfinite(loss.detach()):
-                    raise ConfigError(f"train: the loss became {float(loss.detach())} at epoch {epoch + 1} (lower train.lr?)")
+                    raise ConfigError(
+                        f"train: the loss became {float(loss.detach())} at epoch {epoch + 1} (lower train.lr?)"
+                    )
                 scaler.scale(loss).backward()
                 distributed.average_gradients(model.parameters())
                 if settings.grad_clip:
@@ -332,8 +374,12 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
                 weight, loss_sum, *totals = distributed.sum_floats([weight, loss_sum, *(sums[k] for k in keys)])
                 sums = dict(zip(keys, totals))
                 distributed.broadcast_module(model, parameters=False)  # rank 0's batch-norm statistics
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(weight, 1e-12),
-                                   **{k: v / max(weight, 1e-12) for k, v in sums.items()}}
+            row: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "train_loss": loss_sum / max(weight, 1e-12),
+                **{k: v / max(weight, 1e-12) for k, v in sums.items()},
+            }
             if task.evaluate is not None:
                 row.update(task.evaluate(model))
             if task.dgs is not None:
@@ -349,25 +395,35 @@ def fit(task: FitTask, run: RunDir, settings: FitSettings, device: torch.device,
             if task.on_epoch_end is not None:
                 task.on_epoch_end(model, epoch + 1, writer)
             state = {
-                "application": task.application, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "epochs_done": epoch + 1,
-                "rng": rng_state(), "history": history, "best": best,
+                "application": task.application,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epochs_done": epoch + 1,
+                "rng": rng_state(),
+                "history": history,
+                "best": best,
                 "dgs_history": task.dgs.history if task.dgs is not None else {},
-                "world_size": distributed.world_size(), **task.extra_state,
+                "world_size": distributed.world_size(),
+                **task.extra_state,
             }
             save_checkpoint(run.checkpoints / "last.pt", state)
             if improved:
                 save_checkpoint(run.checkpoints / "best.pt", state)
-            write_json(run.root / "metrics.json",
-                       _metrics(task, settings, epoch + 1, history, best, time.time() - t0))
-            log(task.describe(row) if task.describe is not None else
-                " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            write_json(run.root / "metrics.json", _metrics(task, settings, epoch + 1, history, best, time.time() - t0))
+            log(
+                task.describe(row)
+                if task.describe is not None
+                else " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+            )
     finally:
         if writer is not None:
             writer.close()
     done = history[-1]["epoch"] if history else start
-    return FitResult(run, done, settings.epochs, history, best,
-                     _metrics(task, settings, done, history, best, time.time() - t0))
+    return FitResult(
+        run, done, settings.epochs, history, best, _metrics(task, settings, done, history, best, time.time() - t0)
+    )
 
 
 def add_scalars(writer: Any, row: Mapping[str, Any], step: int, prefix: str | None = None) -> None:
@@ -400,10 +456,21 @@ def _is_better(row: Mapping[str, Any], best: Mapping[str, Any] | None, settings:
     return score < best["score"] if settings.best_mode == "min" else score > best["score"]
 
 
-def _metrics(task: FitTask, settings: FitSettings, done: int, history: list[dict[str, Any]],
-             best: dict[str, Any] | None, wall_s: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"epochs_done": done, "epochs": settings.epochs, "best": best,
-                           "wall_s_this_run": round(wall_s, 1), "history": history}
+def _metrics(
+    task: FitTask,
+    settings: FitSettings,
+    done: int,
+    history: list[dict[str, Any]],
+    best: dict[str, Any] | None,
+    wall_s: float,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "epochs_done": done,
+        "epochs": settings.epochs,
+        "best": best,
+        "wall_s_this_run": round(wall_s, 1),
+        "history": history,
+    }
     if task.summary is not None:
         out.update(task.summary(history, best))
     return out

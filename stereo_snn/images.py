@@ -20,8 +20,9 @@ def to_numpy(array: Any) -> np.ndarray:
     return np.asarray(array, dtype=np.float64)
 
 
-def as_image(array: Any, name: str, error: type[Exception] = DatasetError,
-             what: str = "one disparity map of shape (H, W)") -> np.ndarray:
+def as_image(
+    array: Any, name: str, error: type[Exception] = DatasetError, what: str = "one disparity map of shape (H, W)"
+) -> np.ndarray:
     """Convert to float64 and squeeze leading singleton axes down to (H, W); raise ``error``
     naming ``name`` when the array is not one 2-D map."""
     a = to_numpy(array)

@@ -101,18 +101,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
         if isinstance(exc, pickle.UnpicklingError):
             # PyTorch's message advises weights_only=False, i.e. running the file's code: never repeat it
             if "global" in str(exc).lower():
-                raise CheckpointError(f"{p}: not a trusted checkpoint (it holds objects other than tensors and "
-                                      "plain data, which are never loaded)") from exc
-            raise CheckpointError(f"{p}: not a readable checkpoint (not written by torch.save, or damaged; "
-                                  f"{_unpickler_problem(exc)})") from exc
+                raise CheckpointError(
+                    f"{p}: not a trusted checkpoint (it holds objects other than tensors and "
+                    "plain data, which are never loaded)"
+                ) from exc
+            raise CheckpointError(
+                f"{p}: not a readable checkpoint (not written by torch.save, or damaged; {_unpickler_problem(exc)})"
+            ) from exc
         first = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run over many lines
         raise CheckpointError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {first})") from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"{p}: checkpoint does not hold a dictionary")
     bad = _first_non_finite(state)
     if bad is not None:
-        raise CheckpointError(f"{p}: tensor {bad} holds NaN or inf values; the checkpoint is unusable "
-                              "(training diverged?)")
+        raise CheckpointError(
+            f"{p}: tensor {bad} holds NaN or inf values; the checkpoint is unusable (training diverged?)"
+        )
     return state
 
 
@@ -157,8 +161,13 @@ def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "python": json.dumps(random.getstate()),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "name": np_state[0], "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "name": np_state[0],
+            "has_gauss": int(np_state[3]),
+            "gauss": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

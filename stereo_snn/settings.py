@@ -20,8 +20,15 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["load_mapping", "parse_overrides", "check_field_types", "check_value_type", "yaml_problem",
-           "add_run_options", "build_typed"]
+__all__ = [
+    "load_mapping",
+    "parse_overrides",
+    "check_field_types",
+    "check_value_type",
+    "yaml_problem",
+    "add_run_options",
+    "build_typed",
+]
 
 
 def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
@@ -139,8 +146,7 @@ def _describe(hint: Any) -> str:
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in args)
-    names = {int: "an integer", float: "a finite number", bool: "true or false", str: "text",
-             type(None): "null"}
+    names = {int: "an integer", float: "a finite number", bool: "true or false", str: "text", type(None): "null"}
     if hint in names:
         return names[hint]
     if origin is tuple or hint is tuple:
@@ -164,12 +170,20 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 def add_run_options(parser: argparse.ArgumentParser, resume: bool) -> None:
     """The run-folder flags, the same in every application's search and train commands:
     ``--overwrite``, and with ``resume`` also ``--resume`` and ``--epochs-this-run N``."""
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the run already in --out (default: refuse a non-empty run folder)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (default: refuse a non-empty run folder)",
+    )
     if resume:
         parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
-        parser.add_argument("--epochs-this-run", type=int, default=None, metavar="N",
-                            help="stop after N epochs in this session (continue later with --resume)")
+        parser.add_argument(
+            "--epochs-this-run",
+            type=int,
+            default=None,
+            metavar="N",
+            help="stop after N epochs in this session (continue later with --resume)",
+        )
 
 
 def build_typed(cls: type, data: Any, source: str) -> Any:

@@ -165,9 +165,7 @@ def depth_colormap(
     return colorize(d, min_depth, max_depth, cmap=cmap, invalid_mask=invalid, reverse=True)
 
 
-def error_map(
-    pred: Any, gt: Any, max_error: float = 5.0, cmap: str = "inferno"
-) -> tuple[np.ndarray, np.ndarray]:
+def error_map(pred: Any, gt: Any, max_error: float = 5.0, cmap: str = "inferno") -> tuple[np.ndarray, np.ndarray]:
     """Absolute disparity error |pred - gt| (pixels) where the ground truth is valid
     (finite and > 0), NaN elsewhere, and its colour picture (0 to ``max_error`` px).
 
@@ -219,8 +217,9 @@ def panel_image(
     for i, tile in enumerate(tiles):
         out[caption_h:, x : x + tile.shape[1]] = tile
         if labels:
-            cv2.putText(out, str(labels[i]), (x + 2, gap + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick,
-                        cv2.LINE_AA)
+            cv2.putText(
+                out, str(labels[i]), (x + 2, gap + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA
+            )
         x += tile.shape[1] + gap
     return out
 
@@ -272,8 +271,9 @@ def voxel_figure(voxel: Any, path: str | os.PathLike, title: str | None = None, 
     cols = min(bins, 5)
     rows = -(-bins // cols)
     panel_w = 2.6
-    fig, axes = plt.subplots(rows, cols, figsize=(panel_w * cols + 0.8, panel_w * h / w * rows + 0.5),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(panel_w * cols + 0.8, panel_w * h / w * rows + 0.5), squeeze=False, layout="constrained"
+    )
     im = None
     for k, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -335,20 +335,31 @@ def disparity_figure(
         panels.append(("Ground truth", np.ma.masked_where(~valid, g), disp_kw, "disparity [px]"))
         if p is not None:
             err = np.ma.masked_where(~valid, np.abs(p - g))
-            panels.append(("|Error|", err, {"cmap": _cmap("inferno"), "vmin": 0.0, "vmax": float(max_error)},
-                           "error [px]"))
+            panels.append(
+                ("|Error|", err, {"cmap": _cmap("inferno"), "vmin": 0.0, "vmax": float(max_error)}, "error [px]")
+            )
     if depth is not None:
         d = _as_2d(depth, "depth")
         ok = np.isfinite(d) & (d > 0)
-        lo, hi = (np.percentile(d[ok], [2, 98]) if ok.any() else (0.0, 1.0))
-        panels.append((depth_label, np.ma.masked_where(~ok, d),
-                       {"cmap": _cmap("magma_r"), "vmin": float(lo), "vmax": float(max(hi, lo + 1e-6))},
-                       "depth [m]"))
+        lo, hi = np.percentile(d[ok], [2, 98]) if ok.any() else (0.0, 1.0)
+        panels.append(
+            (
+                depth_label,
+                np.ma.masked_where(~ok, d),
+                {"cmap": _cmap("magma_r"), "vmin": float(lo), "vmax": float(max(hi, lo + 1e-6))},
+                "depth [m]",
+            )
+        )
     plt = _pyplot()
     h, w = (p if p is not None else g).shape  # type: ignore[union-attr]
     panel_w = 3.2
-    fig, axes = plt.subplots(1, len(panels), figsize=(panel_w * len(panels), panel_w * h / w + 1.0 + 0.3 * bool(title)),
-                             squeeze=False, layout="compressed")
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(panel_w * len(panels), panel_w * h / w + 1.0 + 0.3 * bool(title)),
+        squeeze=False,
+        layout="compressed",
+    )
     for ax, (name, data, kw, bar) in zip(axes[0], panels):
         im = ax.imshow(data, interpolation="nearest", **kw)
         ax.set_title(name, fontsize=10)
@@ -422,8 +433,14 @@ def save_animation(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: f
             from PIL import Image
 
             images = [Image.fromarray(bgr(f, i)[..., ::-1]) for i, f in enumerate([first, *it])]
-            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                           duration=max(20, int(round(1000.0 / fps))), loop=0)
+            images[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=images[1:],
+                duration=max(20, int(round(1000.0 / fps))),
+                loop=0,
+            )
     return target
 
 
@@ -447,8 +464,9 @@ class VisualizeReport:
 def _auto_max_disp(maps: Iterable[np.ndarray | None]) -> float:
     """Colour-scale top for a whole sequence: 105 % of the largest valid disparity in
     ``maps``, rounded up to a multiple of 8 px (64 px when there is none)."""
-    tops = [float(np.max(m[np.isfinite(m) & (m > 0)])) for m in maps
-            if m is not None and np.any(np.isfinite(m) & (m > 0))]
+    tops = [
+        float(np.max(m[np.isfinite(m) & (m > 0)])) for m in maps if m is not None and np.any(np.isfinite(m) & (m > 0))
+    ]
     return float(8 * max(1, int(np.ceil(1.05 * max(tops) / 8)))) if tops else 64.0
 
 
@@ -524,10 +542,13 @@ def visualize_sequence(
     if "depth" in items and depth_fn is None:
         focal_baseline = getattr(source, "focal_baseline", None)
         if focal_baseline is None:
-            raise ConfigError(f"{source.name}: --what depth needs a calibrated source (DSEC or MVSEC), this one has none")
+            raise ConfigError(
+                f"{source.name}: --what depth needs a calibrated source (DSEC or MVSEC), this one has none"
+            )
 
         def depth_fn(d: np.ndarray) -> np.ndarray:
             return np.nan_to_num(disparity_to_depth(d, float(focal_baseline)), nan=0.0)
+
     todo = list(source.entries() if entries is None else entries)
     if not todo:
         raise ConfigError(f"{source.name}: no windows to draw (no ground-truth/test entries; give --timestamps)")
@@ -574,15 +595,19 @@ def visualize_sequence(
             entry, (left, gt, pred, depth) = window.entry, window.value
             name = f"{int(entry.index):06d}.png"
             ev_img = events_image(left, h, w)
-            disp_imgs = {k: colorize(v, 0.0, max_disp, invalid_mask=v <= 0) for k, v in
-                         (("Prediction", pred), ("Ground truth", gt)) if v is not None}
+            disp_imgs = {
+                k: colorize(v, 0.0, max_disp, invalid_mask=v <= 0)
+                for k, v in (("Prediction", pred), ("Ground truth", gt))
+                if v is not None
+            }
             err = error_map(pred, gt)[1] if pred is not None and gt is not None else None
             if "events" in items:
                 report.written.append(save_image(out / "events" / name, ev_img))
             if "voxel" in items:
                 vox = voxel_grid(left.x, left.y, left.t, left.p, bins, h, w)
-                report.written.append(voxel_figure(vox, out / "voxel" / name,
-                                                   title=f"{source.name} #{int(entry.index)}: left voxel grid"))
+                report.written.append(
+                    voxel_figure(vox, out / "voxel" / name, title=f"{source.name} #{int(entry.index)}: left voxel grid")
+                )
             if "disparity" in items:
                 for key, folder in (("Prediction", "disparity"), ("Ground truth", "disparity_gt")):
                     if key in disp_imgs:
@@ -592,15 +617,25 @@ def visualize_sequence(
             if "error" in items and err is not None:
                 report.written.append(save_image(out / "error" / name, err))
             if "panel" in items and (pred is not None or gt is not None):
-                report.written.append(disparity_figure(
-                    pred, gt, ev_img, out / "panel" / name, max_disp,
-                    depth=depth,
-                    depth_label="Depth (prediction)" if pred is not None else "Depth (ground truth)",
-                    title=f"{source.name}  #{int(entry.index)}  t = {int(entry.t_us)} us"))
+                report.written.append(
+                    disparity_figure(
+                        pred,
+                        gt,
+                        ev_img,
+                        out / "panel" / name,
+                        max_disp,
+                        depth=depth,
+                        depth_label="Depth (prediction)" if pred is not None else "Depth (ground truth)",
+                        title=f"{source.name}  #{int(entry.index)}  t = {int(entry.t_us)} us",
+                    )
+                )
             tiles = {"Events": ev_img, **disp_imgs, **({"|Error|": err} if err is not None else {})}
             if not layout:  # fixed by the first window; later gaps are drawn as blank tiles
-                layout.extend(k for k in ("Events", "Prediction", "Ground truth", "|Error|")
-                              if k in tiles or (pred_root is not None and k in ("Prediction", "|Error|")))
+                layout.extend(
+                    k
+                    for k in ("Events", "Prediction", "Ground truth", "|Error|")
+                    if k in tiles or (pred_root is not None and k in ("Prediction", "|Error|"))
+                )
             blank = np.full((h, w, 3), INVALID_BGR, np.uint8)
             yield panel_image([tiles.get(k, blank) for k in layout], layout, min_height=ANIMATION_MIN_HEIGHT)
 

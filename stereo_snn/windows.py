@@ -18,8 +18,16 @@ from typing import Any, Callable, Generic, Iterable, Iterator, Mapping, Protocol
 
 from .errors import OutputError, StereoSNNError
 
-__all__ = ["BEFORE_FIRST_EVENT", "NO_GROUND_TRUTH", "QUIET_REASONS", "Window", "before_first_event",
-           "read_windows", "skip_record", "skip_summary"]
+__all__ = [
+    "BEFORE_FIRST_EVENT",
+    "NO_GROUND_TRUTH",
+    "QUIET_REASONS",
+    "Window",
+    "before_first_event",
+    "read_windows",
+    "skip_record",
+    "skip_summary",
+]
 
 #: skip reason of a window that lies (wholly, or for evaluation partly) before the first event
 BEFORE_FIRST_EVENT = "window before the first event"
@@ -83,10 +91,18 @@ class Window(Generic[E, T]):
     value: T
 
 
-def read_windows(entries: Iterable[E], read: Callable[[E], T], skipped: list[dict[str, Any]], *,
-                 start_us: int | None = None, window_us: int = 0, whole_window: bool = False,
-                 errors: tuple[type[BaseException], ...] = (StereoSNNError,), sequence: str | None = None,
-                 log: Callable[[str], None] | None = None) -> Iterator[Window[E, T]]:
+def read_windows(
+    entries: Iterable[E],
+    read: Callable[[E], T],
+    skipped: list[dict[str, Any]],
+    *,
+    start_us: int | None = None,
+    window_us: int = 0,
+    whole_window: bool = False,
+    errors: tuple[type[BaseException], ...] = (StereoSNNError,),
+    sequence: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Iterator[Window[E, T]]:
     """Yield a :class:`Window` for each entry that ``read`` reads; append a
     :func:`skip_record` to ``skipped`` for each one it skips.
 

@@ -19,4 +19,3 @@ def machine_description() -> str:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (``ru_maxrss``), MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-

@@ -59,23 +59,47 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bench_events",
         description="Voxel-grid throughput (numba vs torch reference) and DSEC window load+rectify+voxelise time.",
     )
-    p.add_argument("--events", type=_positive("--events"), default=2_000_000, help="events for the throughput test (default 2000000)")
-    p.add_argument("--repeats", type=_positive("--repeats"), default=5, help="timed runs per measurement (median reported; default 5)")
-    p.add_argument("--ref-repeats", type=_positive("--ref-repeats"), default=3, help="timed runs of the slow torch reference (default 3)")
-    p.add_argument("--height", type=_positive("--height"), default=480, help="sensor height in pixels (default 480, DSEC)")
+    p.add_argument(
+        "--events",
+        type=_positive("--events"),
+        default=2_000_000,
+        help="events for the throughput test (default 2000000)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_positive("--repeats"),
+        default=5,
+        help="timed runs per measurement (median reported; default 5)",
+    )
+    p.add_argument(
+        "--ref-repeats",
+        type=_positive("--ref-repeats"),
+        default=3,
+        help="timed runs of the slow torch reference (default 3)",
+    )
+    p.add_argument(
+        "--height", type=_positive("--height"), default=480, help="sensor height in pixels (default 480, DSEC)"
+    )
     p.add_argument("--width", type=_positive("--width"), default=640, help="sensor width in pixels (default 640, DSEC)")
     p.add_argument("--bins", type=_positive("--bins"), default=15, help="voxel-grid time bins (default 15, DSEC)")
     p.add_argument(
-        "--window-events", type=_positive("--window-events"), default=1_000_000,
+        "--window-events",
+        type=_positive("--window-events"),
+        default=1_000_000,
         help="events per camera in the 50 ms window of the load test (default 1000000)",
     )
     p.add_argument("--no-load", action="store_true", help="skip the DSEC load test")
     p.add_argument(
-        "--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS),
+        "--layouts",
+        nargs="+",
+        choices=LAYOUTS,
+        default=list(LAYOUTS),
         help="event layouts for the throughput test (default: uniform edges)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed for the synthetic events (default 0)")
-    p.add_argument("--threads", type=_positive("--threads"), default=None, help="numba and torch threads (default: all cores)")
+    p.add_argument(
+        "--threads", type=_positive("--threads"), default=None, help="numba and torch threads (default: all cores)"
+    )
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON to PATH")
     return p
 
@@ -193,8 +217,12 @@ def write_sequence(root: Path, args: argparse.Namespace) -> tuple[Path, int, int
     t_offset = T_ORIGIN_US
     for k, camera in enumerate(("left", "right")):
         ev = synthetic_events(
-            2 * args.window_events, args.height, args.width, args.seed + 10 + k,
-            float_coords=False, span_us=2 * WINDOW_US,
+            2 * args.window_events,
+            args.height,
+            args.width,
+            args.seed + 10 + k,
+            float_coords=False,
+            span_us=2 * WINDOW_US,
         )
         folder = seq / "events" / camera
         folder.mkdir(parents=True, exist_ok=True)
@@ -242,6 +270,7 @@ def bench_load(args: argparse.Namespace) -> dict[str, Any]:
                 if repeat:
                     for key, value in totals.items():
                         parts[key].append(value)
+
             # the same through the public one-call API, one camera after the other, and both
             # cameras at the same time (run_pair), as the stereo application loads a window
             def one(cam: str) -> Callable[[], np.ndarray]:
@@ -275,7 +304,9 @@ def _set_threads(threads: int | None) -> tuple[int, int]:
     previous = (int(numba.get_num_threads()), int(torch.get_num_threads()))
     if threads is not None:
         if threads > numba.config.NUMBA_NUM_THREADS:
-            raise ConfigError(f"--threads {threads} exceeds the {numba.config.NUMBA_NUM_THREADS} threads numba can use here")
+            raise ConfigError(
+                f"--threads {threads} exceeds the {numba.config.NUMBA_NUM_THREADS} threads numba can use here"
+            )
         numba.set_num_threads(threads)
         torch.set_num_threads(threads)
     return previous
@@ -306,7 +337,9 @@ def _print_table(result: dict[str, Any]) -> None:
     )
     print(f"first voxel_grid call (JIT compile or cache load, excluded below): {result['first_call_s']:.2f} s")
     for v in result["voxel"]:
-        print(f"voxel grid, {v['events']:,} events ({v['layout']}), {v['bins']} bins, {result['height']}x{result['width']}:")
+        print(
+            f"voxel grid, {v['events']:,} events ({v['layout']}), {v['bins']} bins, {result['height']}x{result['width']}:"
+        )
         print(f"  {'implementation':<28}{'time (ms)':>12}{'events/s':>16}{'CPU time (ms)':>16}")
         rows = (
             ("numba (normalized)", v["numba_s"], v["numba_cpu_s"]),
@@ -322,12 +355,21 @@ def _print_table(result: dict[str, Any]) -> None:
             f"DSEC window ({WINDOW_US // 1000} ms, Blosc/ZSTD), {load['events_left']:,} + {load['events_right']:,} events, both cameras:"
         )
         print(f"  {'stage':<28}{'time (ms)':>12}{'CPU time (ms)':>16}")
-        for stage, label in (("slice", "slice (read + decompress)"), ("rectify", "rectify"), ("voxel", "voxel grid"), ("total", "total")):
+        for stage, label in (
+            ("slice", "slice (read + decompress)"),
+            ("rectify", "rectify"),
+            ("voxel", "voxel grid"),
+            ("total", "total"),
+        ):
             print(f"  {label:<28}{load[stage + '_s'] * 1e3:>12.1f}{load[stage + '_cpu_s'] * 1e3:>16.1f}")
-        print(f"  {'DSECSequence.events + voxel':<28}{load['end_to_end_s'] * 1e3:>12.1f}{load['end_to_end_cpu_s'] * 1e3:>16.1f}")
+        print(
+            f"  {'DSECSequence.events + voxel':<28}{load['end_to_end_s'] * 1e3:>12.1f}{load['end_to_end_cpu_s'] * 1e3:>16.1f}"
+        )
         label = "the same, run_pair" + ("" if load["pair_concurrent"] else " (sequential here)")
         print(f"  {label:<28}{load['pair_s'] * 1e3:>12.1f}{load['pair_cpu_s'] * 1e3:>16.1f}")
-        print(f"  (writing the sequence took {load['write_sequence_s']:.1f} s, opening it {load['open_s'] * 1e3:.1f} ms)")
+        print(
+            f"  (writing the sequence took {load['write_sequence_s']:.1f} s, opening it {load['open_s'] * 1e3:.1f} ms)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -88,8 +88,13 @@ def run(args: argparse.Namespace) -> dict:
         return x, torch.rand(batch, model.body.out_channels, *spatial, generator=g).to(device)
 
     tr, va = make_batch(), make_batch()
-    searcher = Searcher(model, _loss, BilevelConfig(epochs=1, warmup_epochs=0, energy_weight=0.1),
-                        {"body": model.body}, log=lambda s: None)
+    searcher = Searcher(
+        model,
+        _loss,
+        BilevelConfig(epochs=1, warmup_epochs=0, energy_weight=0.1),
+        {"body": model.body},
+        log=lambda s: None,
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(args.warmup):
@@ -143,14 +148,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, name) < 1:
             build_parser().error(f"--{name.replace('_', '-')} must be >= 1")
     res = run(args)
-    print(f"search step ({args.dim}D supernet, input {res['supernet']['input_shape']}, "
-          f"{res['parameters']} parameters, {res['device']}, {res['threads']} threads): "
-          f"{res['step_seconds_median']:.3f} s median of {len(res['step_seconds'])} "
-          f"(CPU {res['step_cpu_seconds_median']:.3f} s, load average {res['load_average_1min']:.1f}); "
-          f"peak RSS {res['peak_rss_mib']:.0f} MiB"
-          + (f"; CUDA peak {res['cuda_max_memory_allocated_mib']:.0f} MiB" if "cuda_max_memory_allocated_mib" in res else "")
-          + (f"; DGS round (1 batch pair) {res['dgs_round_one_batch_seconds']:.3f} s "
-             f"(CPU {res['dgs_round_one_batch_cpu_seconds']:.3f} s)" if "dgs_round_one_batch_seconds" in res else ""))
+    print(
+        f"search step ({args.dim}D supernet, input {res['supernet']['input_shape']}, "
+        f"{res['parameters']} parameters, {res['device']}, {res['threads']} threads): "
+        f"{res['step_seconds_median']:.3f} s median of {len(res['step_seconds'])} "
+        f"(CPU {res['step_cpu_seconds_median']:.3f} s, load average {res['load_average_1min']:.1f}); "
+        f"peak RSS {res['peak_rss_mib']:.0f} MiB"
+        + (
+            f"; CUDA peak {res['cuda_max_memory_allocated_mib']:.0f} MiB"
+            if "cuda_max_memory_allocated_mib" in res
+            else ""
+        )
+        + (
+            f"; DGS round (1 batch pair) {res['dgs_round_one_batch_seconds']:.3f} s "
+            f"(CPU {res['dgs_round_one_batch_cpu_seconds']:.3f} s)"
+            if "dgs_round_one_batch_seconds" in res
+            else ""
+        )
+    )
     if args.out:
         write_json(args.out, res)
     return 0

@@ -31,14 +31,24 @@ __all__ = ["build_parser", "main", "run", "synthetic_pair"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's command-line options."""
-    p = argparse.ArgumentParser(prog="bench_stereo", description="Time and peak memory of one full-frame disparity prediction.")
+    p = argparse.ArgumentParser(
+        prog="bench_stereo", description="Time and peak memory of one full-frame disparity prediction."
+    )
     p.add_argument("--checkpoint", default=None, help="stereo checkpoint (default: the bundled models)")
     p.add_argument("--height", type=int, default=None, help="frame height in pixels (default: each bundled model's)")
     p.add_argument("--width", type=int, default=None, help="frame width in pixels (default: each bundled model's)")
-    p.add_argument("--events", type=int, default=None,
-                   help="events per camera in the window (default: --events-per-pixel x the frame's pixels)")
-    p.add_argument("--events-per-pixel", type=float, default=500_000 / (640 * 480),
-                   help="events per camera per pixel when --events is not given (default 1.63)")
+    p.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="events per camera in the window (default: --events-per-pixel x the frame's pixels)",
+    )
+    p.add_argument(
+        "--events-per-pixel",
+        type=float,
+        default=500_000 / (640 * 480),
+        help="events per camera per pixel when --events is not given (default 1.63)",
+    )
     p.add_argument("--shift", type=float, default=8.0, help="disparity of the synthetic right view (pixels, default 8)")
     p.add_argument("--repeats", type=int, default=2, help="timed frames (median reported; default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -102,13 +112,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     frames = [_measure(args, *item) for item in todo]
-    result = {"machine": machine_description(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-              "frames": frames, "peak_rss_mib": peak_rss_mib(), "load_average_1min": os.getloadavg()[0]}
+    result = {
+        "machine": machine_description(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "frames": frames,
+        "peak_rss_mib": peak_rss_mib(),
+        "load_average_1min": os.getloadavg()[0],
+    }
     return result
 
 
-def _measure(args: argparse.Namespace, checkpoint: Any, label: str, height: int, width: int,
-             n_events: int) -> dict[str, Any]:
+def _measure(
+    args: argparse.Namespace, checkpoint: Any, label: str, height: int, width: int, n_events: int
+) -> dict[str, Any]:
     import torch
 
     from ..stereo.infer import Predictor
@@ -168,15 +185,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the figures (and write ``--json``); returns the exit code."""
     args = build_parser().parse_args(argv)
     r = run(args)
-    print(f"stereo inference benchmark: {r['machine']}, {r['cpus']} CPUs, {r['torch_threads']} torch threads, "
-          f"load average {r['load_average_1min']:.1f}")
+    print(
+        f"stereo inference benchmark: {r['machine']}, {r['cpus']} CPUs, {r['torch_threads']} torch threads, "
+        f"load average {r['load_average_1min']:.1f}"
+    )
     for f in r["frames"]:
-        print(f"{f['checkpoint']} (max disparity {f['max_disparity']} px) on {f['device']}: loaded in "
-              f"{f['load_s']:.2f} s; first frame (untimed warm-up) {f['first_frame_s']:.2f} s")
-        line = (f"  frame {f['height']}x{f['width']}, {f['events_per_camera']:,} events per camera: "
-                f"input {f['input_s'] * 1e3:.0f} ms + forward {f['forward_s']:.2f} s = {f['frame_s']:.2f} s "
-                f"({f['fps']:.2f} frames/s, CPU {f['frame_cpu_s']:.2f} s), output {tuple(f['output_shape'])}, "
-                f"peak RSS so far {f['peak_rss_mib']:.0f} MiB")
+        print(
+            f"{f['checkpoint']} (max disparity {f['max_disparity']} px) on {f['device']}: loaded in "
+            f"{f['load_s']:.2f} s; first frame (untimed warm-up) {f['first_frame_s']:.2f} s"
+        )
+        line = (
+            f"  frame {f['height']}x{f['width']}, {f['events_per_camera']:,} events per camera: "
+            f"input {f['input_s'] * 1e3:.0f} ms + forward {f['forward_s']:.2f} s = {f['frame_s']:.2f} s "
+            f"({f['fps']:.2f} frames/s, CPU {f['frame_cpu_s']:.2f} s), output {tuple(f['output_shape'])}, "
+            f"peak RSS so far {f['peak_rss_mib']:.0f} MiB"
+        )
         if "cuda_max_allocated_mib" in f:
             line += f", CUDA max allocated {f['cuda_max_allocated_mib']:.0f} MiB"
         print(line)

@@ -18,16 +18,27 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--fx": ("fx", float, "rectified focal length (pixels; default 0.9*width)"),
     "--speed": ("speed_px_s", float, "image speed of the nearest point (pixels/s; default 1.0*width)"),
     "--objects": ("num_objects", int, "most foreground objects per sequence (each draws N/2 to N; default 14)"),
-    "--thin-fraction": ("thin_fraction", float, "fraction of objects that are thin: poles, wires, bars, fences (default 0; presets 0.3)"),
+    "--thin-fraction": (
+        "thin_fraction",
+        float,
+        "fraction of objects that are thin: poles, wires, bars, fences (default 0; presets 0.3)",
+    ),
     "--slant-max": ("slant_max_deg", float, "largest tilt of a slanted object (degrees; default 60)"),
     "--ego-motion": ("ego_motion", float, "scale of the rig's rotations and oscillations (0 = translation only)"),
     "--object-motion": ("object_motion", float, "scale of the objects' own motion and spin (0 = static objects)"),
     "--gt-rate": ("gt_rate_hz", float, "ground-truth maps per second (default 10)"),
-    "--windows-only": ("gt_window_ms", float, "render only the MS milliseconds before each ground-truth map "
-                       "(plus --warmup-ms); faster, no events elsewhere"),
+    "--windows-only": (
+        "gt_window_ms",
+        float,
+        "render only the MS milliseconds before each ground-truth map (plus --warmup-ms); faster, no events elsewhere",
+    ),
     "--warmup-ms": ("warmup_ms", float, "with --windows-only: lead-in rendered before each window (default 10)"),
-    "--render-rate": ("render_rate_hz", str, "rendered frames per second fed to the event model, or 'auto' "
-                      "(lowest multiple of 50 Hz within the per-frame motion limit; the presets' choice)"),
+    "--render-rate": (
+        "render_rate_hz",
+        str,
+        "rendered frames per second fed to the event model, or 'auto' "
+        "(lowest multiple of 50 Hz within the per-frame motion limit; the presets' choice)",
+    ),
     "--threshold": ("threshold_pos", float, "contrast threshold C+ and C- (log intensity)"),
     "--threshold-sigma": ("threshold_sigma", float, "per-pixel threshold mismatch (std, log intensity)"),
     "--refractory-us": ("refractory_us", int, "pixel refractory period (microseconds)"),
@@ -48,11 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "complete DSEC sequence folders or MVSEC files with ground-truth disparity at 10 Hz.",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per sequence)")
-    p.add_argument("--preset", help="named settings at a real dataset's native size, disparity range and file "
-                   "layout: dsec or mvsec (YAML files in stereo_snn/events/simulator/presets/); other flags "
-                   "override them")
-    p.add_argument("--format", choices=("dsec", "mvsec"),
-                   help="output layout (default: the preset's, else dsec)")
+    p.add_argument(
+        "--preset",
+        help="named settings at a real dataset's native size, disparity range and file "
+        "layout: dsec or mvsec (YAML files in stereo_snn/events/simulator/presets/); other flags "
+        "override them",
+    )
+    p.add_argument("--format", choices=("dsec", "mvsec"), help="output layout (default: the preset's, else dsec)")
     p.add_argument("--sequences", type=int, default=1, help="number of sequences (default 1)")
     p.add_argument("--textures", help="comma-separated texture kinds (noise,checkers,stripes,blobs,photo)")
     p.add_argument("--layouts", help="comma-separated scene layouts to draw from (open,street,room; repeats weight)")
@@ -84,8 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     def report(recording, path: Path) -> None:
         print(f"{summarize(recording)} -> {path}", flush=True)
 
-    paths = write_sequences(config, args.out, fmt, count=args.sequences,
-                            progress=not args.no_progress, on_done=report)
+    paths = write_sequences(config, args.out, fmt, count=args.sequences, progress=not args.no_progress, on_done=report)
     print(f"wrote {len(paths)} {fmt.upper()} sequence(s) under {args.out}")
     return 0
 
@@ -100,17 +112,29 @@ def _register_photo(sub: argparse._SubParsersAction) -> None:
         "the pair's ground-truth disparity. For evaluation only: never train or tune on these.",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per sequence)")
-    p.add_argument("--format", choices=("dsec", "mvsec"), default="dsec",
-                   help="output layout and size: dsec 640x480 (default), mvsec 346x260")
+    p.add_argument(
+        "--format",
+        choices=("dsec", "mvsec"),
+        default="dsec",
+        help="output layout and size: dsec 640x480 (default), mvsec 346x260",
+    )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pair", choices=("motorcycle",), help="a bundled pair (scikit-image's Middlebury 2014 motorcycle)")
+    src.add_argument(
+        "--pair", choices=("motorcycle",), help="a bundled pair (scikit-image's Middlebury 2014 motorcycle)"
+    )
     src.add_argument("--left", type=Path, help="left image file (then --right and --disparity are required)")
     p.add_argument("--right", type=Path, help="right image file")
     p.add_argument("--disparity", type=Path, help="left-view disparity: .pfm, .png or .npy; left x matches right x - d")
-    p.add_argument("--disparity-scale", type=float,
-                   help="disparity = stored value / SCALE (default 256 for 16-bit PNG as KITTI/DSEC, else 1)")
-    p.add_argument("--fx", type=float, help="focal length of the input images in pixels (default: their width; "
-                   "only used for depth in the files)")
+    p.add_argument(
+        "--disparity-scale",
+        type=float,
+        help="disparity = stored value / SCALE (default 256 for 16-bit PNG as KITTI/DSEC, else 1)",
+    )
+    p.add_argument(
+        "--fx",
+        type=float,
+        help="focal length of the input images in pixels (default: their width; only used for depth in the files)",
+    )
     p.add_argument("--baseline", type=float, default=0.1, help="stereo baseline of your pair in metres (default 0.1)")
     p.add_argument("--name", help="sequence name (default: the pair's name); NAME_000, ... with --sequences > 1")
     p.add_argument("--sequences", type=int, default=1, help="number of sequences, seeds SEED, SEED+1, ... (default 1)")
@@ -138,14 +162,34 @@ def _run_photo(args: argparse.Namespace) -> int:
     else:
         if args.right is None or args.disparity is None:
             raise ConfigError("left: --left needs --right and --disparity")
-        pair = load_photo_pair(args.left, args.right, args.disparity, disparity_scale=args.disparity_scale,
-                               fx=args.fx, baseline_m=args.baseline)
+        pair = load_photo_pair(
+            args.left,
+            args.right,
+            args.disparity,
+            disparity_scale=args.disparity_scale,
+            fx=args.fx,
+            baseline_m=args.baseline,
+        )
     config = PhotoSwayConfig(
-        name=args.name or pair.name, layout=args.format, height=args.height, width=args.width,
-        duration_ms=args.duration_ms, render_rate_hz=args.render_rate, speed_px_s=args.speed,
-        rotation_deg=args.rotation_deg, zoom=args.zoom, max_disparity=args.max_disparity, seed=args.seed,
+        name=args.name or pair.name,
+        layout=args.format,
+        height=args.height,
+        width=args.width,
+        duration_ms=args.duration_ms,
+        render_rate_hz=args.render_rate,
+        speed_px_s=args.speed,
+        rotation_deg=args.rotation_deg,
+        zoom=args.zoom,
+        max_disparity=args.max_disparity,
+        seed=args.seed,
     )
-    paths = write_photo_sequences(pair, config, args.out, count=args.sequences, progress=not args.no_progress,
-                                  on_done=lambda info, path: print(f"{info.summary()} -> {path}", flush=True))
+    paths = write_photo_sequences(
+        pair,
+        config,
+        args.out,
+        count=args.sequences,
+        progress=not args.no_progress,
+        on_done=lambda info, path: print(f"{info.summary()} -> {path}", flush=True),
+    )
     print(f"wrote {len(paths)} {args.format.upper()} sequence(s) under {args.out} (test data only: never train on it)")
     return 0

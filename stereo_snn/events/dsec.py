@@ -186,7 +186,9 @@ def read_disparity_png(path: str | os.PathLike) -> np.ndarray:
     if img is None:
         raise DatasetError(f"{path}: cannot decode PNG (corrupt or not an image)")
     if img.dtype != np.uint16 or img.ndim != 2:
-        raise DatasetError(f"{path}: disparity PNG must be single-channel uint16, got {img.dtype} with shape {img.shape}")
+        raise DatasetError(
+            f"{path}: disparity PNG must be single-channel uint16, got {img.dtype} with shape {img.shape}"
+        )
     return img.astype(np.float32) / DISPARITY_SCALE
 
 
@@ -284,8 +286,10 @@ class DSECSequence:
             rmap = load_rectify_map(path)
             other = next(iter(self._maps.values()), None)
             if other is not None and other.shape != rmap.shape:
-                raise DatasetError(f"{path}: rectify map is {rmap.shape[0]}x{rmap.shape[1]} (HxW) but the other "
-                                   f"camera's is {other.shape[0]}x{other.shape[1]}")
+                raise DatasetError(
+                    f"{path}: rectify map is {rmap.shape[0]}x{rmap.shape[1]} (HxW) but the other "
+                    f"camera's is {other.shape[0]}x{other.shape[1]}"
+                )
             self._maps[camera] = rmap
         return self._maps[camera]
 
@@ -307,8 +311,10 @@ class DSECSequence:
             f = EventFile(self.path / "events" / camera / "events.h5", sensor_size=rmap.shape[:2])
             if f.declared_size is not None and tuple(f.declared_size) != tuple(rmap.shape[:2]):
                 f.close()
-                raise DatasetError(f"{f.path}: the file states a {f.declared_size[0]}x{f.declared_size[1]} (HxW) "
-                                   f"sensor but its rectify_map.h5 is {rmap.shape[0]}x{rmap.shape[1]}")
+                raise DatasetError(
+                    f"{f.path}: the file states a {f.declared_size[0]}x{f.declared_size[1]} (HxW) "
+                    f"sensor but its rectify_map.h5 is {rmap.shape[0]}x{rmap.shape[1]}"
+                )
             self._files[camera] = f
         return self._files[camera]
 
@@ -344,7 +350,9 @@ class DSECSequence:
         ts_path = self.path / "disparity" / "timestamps.txt"
         png_dir = self.path / "disparity" / "event"
         if not ts_path.is_file() or not png_dir.is_dir():
-            raise DatasetError(f"{self.path}: no disparity ground truth (missing disparity/timestamps.txt or disparity/event/)")
+            raise DatasetError(
+                f"{self.path}: no disparity ground truth (missing disparity/timestamps.txt or disparity/event/)"
+            )
         check_readable(ts_path, DatasetError, "timestamps file")
         check_readable(png_dir, DatasetError, "folder")
         try:
@@ -468,7 +476,9 @@ class DSECSplit:
 # writer
 
 
-def write_dsec_sequence(recording: StereoRecording, out_dir: str | os.PathLike, write_test_csv_file: bool = False) -> Path:
+def write_dsec_sequence(
+    recording: StereoRecording, out_dir: str | os.PathLike, write_test_csv_file: bool = False
+) -> Path:
     """Write ``recording`` as a complete DSEC sequence folder ``out_dir/<recording.name>``.
 
     Events: Blosc/ZSTD ``events.h5`` with ms_to_idx and ``t_offset = recording.t_offset_us``;
@@ -487,7 +497,10 @@ def write_dsec_sequence(recording: StereoRecording, out_dir: str | os.PathLike, 
         raise DatasetError(
             f"{seq}: gt_disparity must be (N, {size[0]}, {size[1]}) with N = {ts.size} timestamps, got {gt.shape}"
         )
-    for cam, events, rmap in (("left", recording.left, recording.rectify_left), ("right", recording.right, recording.rectify_right)):
+    for cam, events, rmap in (
+        ("left", recording.left, recording.rectify_left),
+        ("right", recording.right, recording.rectify_right),
+    ):
         cam_dir = seq / "events" / cam
         write_event_h5(cam_dir / "events.h5", events, t_offset_us=recording.t_offset_us, sensor_size=size)
         if tuple(np.shape(rmap)[:2]) != size:
@@ -499,7 +512,13 @@ def write_dsec_sequence(recording: StereoRecording, out_dir: str | os.PathLike, 
     write_text(seq / "disparity" / "timestamps.txt", "".join(f"{int(t)}\n" for t in ts))
     write_calibration(
         seq / "calibration" / "cam_to_cam.yaml",
-        recording.fx, recording.fy, recording.cx, recording.cy, recording.baseline_m, size[1], size[0],
+        recording.fx,
+        recording.fy,
+        recording.cx,
+        recording.cy,
+        recording.baseline_m,
+        size[1],
+        size[0],
     )
     if write_test_csv_file:
         write_test_csv(seq / f"{recording.name}.csv", [(int(t), GT_FILE_INDEX_STEP * i) for i, t in enumerate(ts)])

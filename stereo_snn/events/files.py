@@ -160,7 +160,9 @@ def check_window(path: Path, t_start_us: int, t_end_us: int, time_range: tuple[i
 def _as_int(path: Path, value: Any, name: str) -> int:
     arr = np.asarray(value)
     if arr.size != 1 or arr.dtype.kind not in "iu":
-        raise EventFileError(f"{path}: {name} must be one integer (microseconds), got dtype {arr.dtype} shape {arr.shape}")
+        raise EventFileError(
+            f"{path}: {name} must be one integer (microseconds), got dtype {arr.dtype} shape {arr.shape}"
+        )
     return int(arr.reshape(-1)[0])
 
 
@@ -258,7 +260,9 @@ class EventFile(ReopenOnPickle):
                 for name in FIELDS:
                     key = f"events/{name}"
                     if key not in f or not isinstance(f[key], h5py.Dataset):
-                        raise EventFileError(f"{self.path}: missing dataset {key} (expected events/x, events/y, events/t, events/p)")
+                        raise EventFileError(
+                            f"{self.path}: missing dataset {key} (expected events/x, events/y, events/t, events/p)"
+                        )
                     check_h5_filters(self.path, f[key])
                     self._cols[name] = f[key]
                 if "ms_to_idx" in f:
@@ -291,7 +295,8 @@ class EventFile(ReopenOnPickle):
             self._has_offset = True
         if "height" in arrays and "width" in arrays:
             self._sensor_size = _check_size(
-                self.path, (_as_int(self.path, arrays["height"], "height"), _as_int(self.path, arrays["width"], "width"))
+                self.path,
+                (_as_int(self.path, arrays["height"], "height"), _as_int(self.path, arrays["width"], "width")),
             )
 
     def _validate(self) -> None:
@@ -313,10 +318,14 @@ class EventFile(ReopenOnPickle):
         if self._ms_to_idx is not None:
             m = np.asarray(self._ms_to_idx)
             if m.ndim != 1 or m.dtype.kind not in "iu" or m.size == 0:
-                raise EventFileError(f"{self.path}: ms_to_idx must be a non-empty 1-D integer array, has dtype {m.dtype} shape {m.shape}")
+                raise EventFileError(
+                    f"{self.path}: ms_to_idx must be a non-empty 1-D integer array, has dtype {m.dtype} shape {m.shape}"
+                )
             m = m.astype(np.int64)
             if np.any(np.diff(m) < 0) or m[0] < 0 or m[-1] > self.num_events:
-                raise EventFileError(f"{self.path}: ms_to_idx is not a non-decreasing index into the {self.num_events} events")
+                raise EventFileError(
+                    f"{self.path}: ms_to_idx is not a non-decreasing index into the {self.num_events} events"
+                )
             self._ms_to_idx = m
         if self.num_events:
             n = self.num_events
@@ -355,7 +364,9 @@ class EventFile(ReopenOnPickle):
                     wmax = max(wmax, int(np.max(self._cols["x"][i : i + step])))
                     hmax = max(hmax, int(np.max(self._cols["y"][i : i + step])))
             if hmax < 0 or wmax < 0:
-                raise EventFileError(f"{self.path}: cannot infer the sensor size (no events, no height/width attributes)")
+                raise EventFileError(
+                    f"{self.path}: cannot infer the sensor size (no events, no height/width attributes)"
+                )
             self._sensor_size = (hmax + 1, wmax + 1)
         return self._sensor_size
 
@@ -472,7 +483,9 @@ class EventFile(ReopenOnPickle):
 
 
 @numba.njit(cache=True, nogil=True)
-def _check_window_columns(t_rel, x, y, p, t_offset, height, width, p_is_bool, t_out, p_out, first):  # pragma: no cover - numba
+def _check_window_columns(
+    t_rel, x, y, p, t_offset, height, width, p_is_bool, t_out, p_out, first
+):  # pragma: no cover - numba
     """One pass over a window's stored columns: ``t_out = t_rel + t_offset`` (int64
     microseconds), ``p_out = p > 0`` (int8), and in ``first`` the index of the first event
     whose t is below its predecessor's, whose polarity is outside {-1, 0, 1} (not checked
@@ -679,4 +692,3 @@ def write_event_npz(
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
     return path
-

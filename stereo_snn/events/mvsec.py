@@ -92,7 +92,9 @@ def load_mvsec_maps(maps_dir: str | os.PathLike, scene: str, camera: str) -> np.
         except ValueError as exc:
             raise DatasetError(f"{path}: malformed map, expected rows of numbers ({exc})") from exc
     if parts[0].shape != parts[1].shape:
-        raise DatasetError(f"{maps_dir}: {scene}_{camera} x and y maps differ in shape ({parts[0].shape} vs {parts[1].shape})")
+        raise DatasetError(
+            f"{maps_dir}: {scene}_{camera} x and y maps differ in shape ({parts[0].shape} vs {parts[1].shape})"
+        )
     where = str(maps_dir / f"{scene}_{camera}_{{x,y}}_map.txt")
     return check_rectify_plausible(check_rectify_map(np.stack(parts, axis=-1), where=where), where)
 
@@ -149,7 +151,9 @@ class MVSECRecording(ReopenOnPickle):
             check_readable(self.gt_path, DatasetError, "MVSEC ground-truth file")
         self.maps_dir = Path(maps_dir) if maps_dir is not None else self.data_path.parent
         self._init_args = (str(data_path), gt_path, maps_dir, scene, focal_baseline)
-        self._focal_baseline = None if focal_baseline is None else _check_focal_baseline(focal_baseline, "focal_baseline=")
+        self._focal_baseline = (
+            None if focal_baseline is None else _check_focal_baseline(focal_baseline, "focal_baseline=")
+        )
         self._maps: dict[str, np.ndarray] = {}
         self._gt: h5py.File | None = None
         if not h5py.is_hdf5(self.data_path):
@@ -243,9 +247,11 @@ class MVSECRecording(ReopenOnPickle):
             if self.gt_path is not None:
                 h, w = self._gt_dataset("depth_image_rect").shape[1:]
                 if rmap.shape[:2] != (h, w):
-                    raise DatasetError(f"{self.maps_dir / f'{self.scene}_{camera}_x_map.txt'}: rectification map is "
-                                       f"{rmap.shape[0]}x{rmap.shape[1]} (HxW) but the depth maps of {self.gt_path.name} "
-                                       f"are {h}x{w}")
+                    raise DatasetError(
+                        f"{self.maps_dir / f'{self.scene}_{camera}_x_map.txt'}: rectification map is "
+                        f"{rmap.shape[0]}x{rmap.shape[1]} (HxW) but the depth maps of {self.gt_path.name} "
+                        f"are {h}x{w}"
+                    )
             self._maps[camera] = rmap
         return self._maps[camera]
 
@@ -293,11 +299,15 @@ class MVSECRecording(ReopenOnPickle):
         with h5_errors(self.gt_path, "reading depth_image_rect_ts", error=DatasetError):
             out = _seconds_to_us(ts[()]).reshape(-1)
         if out.size != self._gt_dataset("depth_image_rect").shape[0]:
-            raise DatasetError(f"{self.gt_path}: {out.size} depth timestamps for {self._gt_dataset('depth_image_rect').shape[0]} depth maps")
+            raise DatasetError(
+                f"{self.gt_path}: {out.size} depth timestamps for {self._gt_dataset('depth_image_rect').shape[0]} depth maps"
+            )
         if out.size > 1 and np.any(np.diff(out) <= 0):
             bad = int(np.argmax(np.diff(out) <= 0))
-            raise DatasetError(f"{self.gt_path}: davis/left/depth_image_rect_ts is not strictly increasing "
-                               f"(row {bad + 1} at {out[bad + 1]} us follows {out[bad]} us)")
+            raise DatasetError(
+                f"{self.gt_path}: davis/left/depth_image_rect_ts is not strictly increasing "
+                f"(row {bad + 1} at {out[bad + 1]} us follows {out[bad]} us)"
+            )
         return out
 
     def num_depth_frames(self) -> int:
@@ -322,7 +332,9 @@ class MVSECRecording(ReopenOnPickle):
             self._gt_dataset("depth_image_rect")
             assert self._gt is not None
             if "focal_baseline" in self._gt.attrs:
-                return _check_focal_baseline(self._gt.attrs["focal_baseline"], f"{self.gt_path}: attribute focal_baseline")
+                return _check_focal_baseline(
+                    self._gt.attrs["focal_baseline"], f"{self.gt_path}: attribute focal_baseline"
+                )
         if self.scene in FOCAL_BASELINE:
             return FOCAL_BASELINE[self.scene]
         if self.gt_path is None:
@@ -441,7 +453,9 @@ def write_mvsec_recording(recording: StereoRecording, out_dir: str | os.PathLike
                     ],
                     axis=1,
                 )
-                f.create_dataset(f"davis/{cam}/events", data=rows.reshape(-1, 4), chunks=(min(max(rows.shape[0], 1), 1 << 15), 4))
+                f.create_dataset(
+                    f"davis/{cam}/events", data=rows.reshape(-1, 4), chunks=(min(max(rows.shape[0], 1), 1 << 15), 4)
+                )
     gt = np.asarray(recording.gt_disparity, dtype=np.float32)
     ts = np.asarray(recording.gt_timestamps_us, dtype=np.int64).reshape(-1)
     if gt.ndim != 3 or gt.shape[0] != ts.size or gt.shape[1:] != size:

@@ -20,8 +20,14 @@ from ..errors import DatasetError, EventFileError
 from .files import check_h5_filters, h5_errors
 from .recording import Events
 
-__all__ = ["rectify_events", "load_rectify_map", "write_rectify_map", "check_rectify_map", "check_rectify_plausible",
-           "RECTIFY_DATASET"]
+__all__ = [
+    "rectify_events",
+    "load_rectify_map",
+    "write_rectify_map",
+    "check_rectify_map",
+    "check_rectify_plausible",
+    "RECTIFY_DATASET",
+]
 
 #: dataset name inside rectify_map.h5 (DSEC)
 RECTIFY_DATASET = "rectify_map"
@@ -36,7 +42,9 @@ PLAUSIBLE_SHIFT_PX = 16.0
 
 
 @numba.njit(cache=True, nogil=True)
-def _rectify_range(x, y, t, p, rflat, width, fh, fw, keep_outside, i0, i1, j, j_end, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
+def _rectify_range(
+    x, y, t, p, rflat, width, fh, fw, keep_outside, i0, i1, j, j_end, out_x, out_y, out_t, out_p
+):  # pragma: no cover - numba
     """Rectify events ``i0:i1`` with the flat map ``rflat`` (the (H, W, 2) map raveled; one
     index computation, both coordinates from one cache line) and write the kept ones in
     order from output index ``j``, never at or past ``j_end``; returns the next j.
@@ -65,7 +73,9 @@ def _rectify_range(x, y, t, p, rflat, width, fh, fw, keep_outside, i0, i1, j, j_
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _rectify_parallel(x, y, t, p, rflat, width, fh, fw, keep_outside, n_chunks, out_x, out_y, out_t, out_p):  # pragma: no cover - numba
+def _rectify_parallel(
+    x, y, t, p, rflat, width, fh, fw, keep_outside, n_chunks, out_x, out_y, out_t, out_p
+):  # pragma: no cover - numba
     """Two passes over chunks: count kept events per chunk, then rectify each chunk at its offset.
 
     Raw pixels must already be known to lie inside the map. Returns the number of kept events.
@@ -85,11 +95,31 @@ def _rectify_parallel(x, y, t, p, rflat, width, fh, fw, keep_outside, n_chunks, 
     offsets = np.cumsum(counts)
     for c in numba.prange(n_chunks):
         lo, hi = c * size, min(n, (c + 1) * size)
-        _rectify_range(x, y, t, p, rflat, width, fh, fw, keep_outside, lo, hi, offsets[c], offsets[c + 1], out_x, out_y, out_t, out_p)
+        _rectify_range(
+            x,
+            y,
+            t,
+            p,
+            rflat,
+            width,
+            fh,
+            fw,
+            keep_outside,
+            lo,
+            hi,
+            offsets[c],
+            offsets[c + 1],
+            out_x,
+            out_y,
+            out_t,
+            out_p,
+        )
     return offsets[n_chunks]
 
 
-def check_rectify_map(rectify_map: np.ndarray, where: str = "rectify_map", error: type[Exception] = DatasetError) -> np.ndarray:
+def check_rectify_map(
+    rectify_map: np.ndarray, where: str = "rectify_map", error: type[Exception] = DatasetError
+) -> np.ndarray:
     """Return ``rectify_map`` as C-contiguous float32 (H, W, 2), or raise ``error`` naming ``where``."""
     m = np.asarray(rectify_map)
     if m.ndim != 3 or m.shape[2] != 2 or m.shape[0] < 1 or m.shape[1] < 1:
@@ -162,7 +192,9 @@ def rectify_events(events: Events, rectify_map: np.ndarray, keep_outside: bool =
     if y.shape[0] != n:
         raise EventFileError(f"rectify_events: x and y lengths differ ({n} vs {y.shape[0]})")
     if x.dtype.kind not in "iu" or y.dtype.kind not in "iu":
-        raise EventFileError(f"rectify_events: raw coordinates must be integers, got {x.dtype}/{y.dtype} (already rectified?)")
+        raise EventFileError(
+            f"rectify_events: raw coordinates must be integers, got {x.dtype}/{y.dtype} (already rectified?)"
+        )
     h, w = rmap.shape[:2]
     signed = x.dtype.kind == "i" or y.dtype.kind == "i"
     if n and (x.max() >= w or y.max() >= h or (signed and (x.min() < 0 or y.min() < 0))):
@@ -206,7 +238,9 @@ def load_rectify_map(path: str | os.PathLike, shape: tuple[int, int] | None = No
             data = f[RECTIFY_DATASET][()]
     rmap = check_rectify_plausible(check_rectify_map(data, where=str(path)), str(path))
     if shape is not None and tuple(rmap.shape[:2]) != tuple(shape):
-        raise DatasetError(f"{path}: rectify map is {rmap.shape[0]}x{rmap.shape[1]} (HxW), expected {shape[0]}x{shape[1]}")
+        raise DatasetError(
+            f"{path}: rectify map is {rmap.shape[0]}x{rmap.shape[1]} (HxW), expected {shape[0]}x{shape[1]}"
+        )
     return rmap
 
 

@@ -73,9 +73,7 @@ def _check_count(name: str, value: Any) -> int:
     return int(value)
 
 
-def _check_events(
-    x: Any, y: Any, t: Any, p: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _check_events(x: Any, y: Any, t: Any, p: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validate the event arrays and convert them to the kernels' canonical dtypes.
 
     Returns x, y as float32, t as int64 (integer input) or float64 (float input) and p as
@@ -571,9 +569,7 @@ def sbt(
     return np.sign(sums).astype(np.float32).reshape(frames, height, width)
 
 
-def histogram(
-    x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray, height: int, width: int
-) -> np.ndarray:
+def histogram(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray, height: int, width: int) -> np.ndarray:
     """Per-polarity event counts, float32 ``[2, height, width]``: channel 0 counts OFF
     events, channel 1 ON events. Float coordinates are rounded to the nearest pixel;
     events outside the frame are ignored. ``t`` is only validated."""
@@ -766,9 +762,7 @@ def make_representation(spec: str | Mapping[str, Any]) -> Representation:
         raise RepresentationError(f"representation spec must be a name or a mapping, got {spec!r}")
     cls = _REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise RepresentationError(
-            f"unknown representation {name!r}; choose one of {', '.join(sorted(_REGISTRY))}"
-        )
+        raise RepresentationError(f"unknown representation {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
     fields = set(cls.__dataclass_fields__)
     unknown = sorted(set(params) - fields)
     if unknown:

@@ -47,8 +47,17 @@ class CellNeurons(nn.Module):
     channels: node channel count (per-channel tau of clif).
     """
 
-    def __init__(self, kinds: tuple[str, ...], neuron: NeuronConfig, channels: int, *, search: bool,
-                 hybrid: bool = False, spiking: bool = True, tau: float | list[float] | None = None):
+    def __init__(
+        self,
+        kinds: tuple[str, ...],
+        neuron: NeuronConfig,
+        channels: int,
+        *,
+        search: bool,
+        hybrid: bool = False,
+        spiking: bool = True,
+        tau: float | list[float] | None = None,
+    ):
         """``tau``: initial time constant(s) of the learnable kinds (default ``neuron.tau``)."""
         super().__init__()
         bad = [k for k in kinds if k not in SPIKING_KINDS]
@@ -93,9 +102,14 @@ class CellNeurons(nn.Module):
 
     def make(self, kind: str, b: float) -> nn.Module:
         """A neuron of ``kind`` with its own Dspike(b), sharing the cell's learnable tau."""
-        cfg = NeuronConfig(kind=kind, tau=self.neuron.tau,
-                           v_threshold=self.neuron.v_threshold, b=b, decay_input=self.neuron.decay_input,
-                           detach_reset=self.neuron.detach_reset)
+        cfg = NeuronConfig(
+            kind=kind,
+            tau=self.neuron.tau,
+            v_threshold=self.neuron.v_threshold,
+            b=b,
+            decay_input=self.neuron.decay_input,
+            detach_reset=self.neuron.detach_reset,
+        )
         n = make_neuron(cfg, self.channels)
         if kind == "plif":
             n.w = self.plif_w

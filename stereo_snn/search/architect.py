@@ -54,8 +54,9 @@ class BilevelConfig:
             raise ConfigError("search: epochs must be >= 1 and warmup_epochs >= 0")
         if self.lr <= 0 or self.arch_lr <= 0 or self.grad_clip <= 0:
             raise ConfigError("search: lr, arch_lr and grad_clip must be > 0")
-        if self.max_batches is not None and (isinstance(self.max_batches, bool) or not isinstance(self.max_batches, int)
-                                             or self.max_batches < 1):
+        if self.max_batches is not None and (
+            isinstance(self.max_batches, bool) or not isinstance(self.max_batches, int) or self.max_batches < 1
+        ):
             raise ConfigError(f"search max_batches {self.max_batches!r}: must be an integer >= 1 (null: every batch)")
         if self.energy_weight < 0:
             raise ConfigError(f"search energy_weight {self.energy_weight}: must be >= 0")
@@ -77,9 +78,15 @@ def _backward_into(loss: torch.Tensor, params: list[nn.Parameter]) -> None:
 class Searcher:
     """Alternates architecture steps (held-out half) and weight steps (training half)."""
 
-    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], config: BilevelConfig,
-                 components: Mapping[str, SpikingTrellis], dgs: SurrogateSearch | None = None,
-                 log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+        config: BilevelConfig,
+        components: Mapping[str, SpikingTrellis],
+        dgs: SurrogateSearch | None = None,
+        log: Callable[[str], None] = print,
+    ):
         if not components:
             raise ConfigError("search: name at least one SpikingTrellis component")
         for name, comp in components.items():
@@ -150,8 +157,10 @@ class Searcher:
             for group in self.w_opt.param_groups:
                 group["lr"] = lr
             if self.dgs is not None and self.dgs.maybe_run(epoch, train_batches, val_batches, self.loss_fn):
-                self.log(f"epoch {epoch + 1}/{c.epochs}: DGS b range [{min(self.dgs.current_b().values()):.2f}, "
-                         f"{max(self.dgs.current_b().values()):.2f}]")
+                self.log(
+                    f"epoch {epoch + 1}/{c.epochs}: DGS b range [{min(self.dgs.current_b().values()):.2f}, "
+                    f"{max(self.dgs.current_b().values()):.2f}]"
+                )
             sums: dict[str, float] = {}
             n = 0
             for i, (tb, vb) in enumerate(zip(train_batches, val_batches)):

@@ -84,23 +84,35 @@ class Cell(nn.Module):
     (per node, ``((input_index, op), ...)``) builds a fixed cell; ``None`` a supernet cell.
     """
 
-    def __init__(self, dim: int, level: int, channels: int, steps: int, candidates: tuple[str, ...],
-                 neurons: CellNeurons, sources0: dict[int, int], sources1: dict[int, int],
-                 genotype_edges: Sequence[Sequence[tuple[int, str]]] | None = None):
+    def __init__(
+        self,
+        dim: int,
+        level: int,
+        channels: int,
+        steps: int,
+        candidates: tuple[str, ...],
+        neurons: CellNeurons,
+        sources0: dict[int, int],
+        sources1: dict[int, int],
+        genotype_edges: Sequence[Sequence[tuple[int, str]]] | None = None,
+    ):
         super().__init__()
         check_candidates(candidates)
         self.dim, self.level, self.channels, self.steps = dim, level, channels, steps
         self.candidates = tuple(candidates)
         self.neurons = neurons
         self.search = genotype_edges is None
-        self.pre0 = nn.ModuleDict({str(s): Resample(c, channels, dim, s, level, NodeActivation(neurons))
-                                   for s, c in sources0.items()})
-        self.pre1 = nn.ModuleDict({str(s): Resample(c, channels, dim, s, level, NodeActivation(neurons))
-                                   for s, c in sources1.items()})
+        self.pre0 = nn.ModuleDict(
+            {str(s): Resample(c, channels, dim, s, level, NodeActivation(neurons)) for s, c in sources0.items()}
+        )
+        self.pre1 = nn.ModuleDict(
+            {str(s): Resample(c, channels, dim, s, level, NodeActivation(neurons)) for s, c in sources1.items()}
+        )
         if self.search:
             self.arch_alpha = nn.Parameter(1e-3 * torch.randn(num_edges(steps), len(self.candidates)))
             self.edges = nn.ModuleList(
-                nn.ModuleList(make_op(name, channels, dim) for name in self.candidates) for _ in edge_inputs(steps))
+                nn.ModuleList(make_op(name, channels, dim) for name in self.candidates) for _ in edge_inputs(steps)
+            )
             groups = tuple(OPS[n].b for n in self.candidates)
             self.node_acts = nn.ModuleList(NodeActivation(neurons, groups) for _ in range(steps))
             self.kept: list[list[tuple[int, str]]] = []
@@ -109,17 +121,20 @@ class Cell(nn.Module):
                 raise ConfigError(f"cell genotype has {len(genotype_edges)} nodes, the cell has {steps}")
             self.kept = [[(int(i), str(op)) for i, op in node] for node in genotype_edges]
             self.node_ops = nn.ModuleList(
-                nn.ModuleList(make_op(op, channels, dim) for _, op in node) for node in self.kept)
+                nn.ModuleList(make_op(op, channels, dim) for _, op in node) for node in self.kept
+            )
             self.node_acts = nn.ModuleList(
-                NodeActivation(neurons, tuple(OPS[op].b for _, op in node)) for node in self.kept)
+                NodeActivation(neurons, tuple(OPS[op].b for _, op in node)) for node in self.kept
+            )
 
     @property
     def out_channels(self) -> int:
         """Channels of the cell output (``steps`` nodes concatenated)."""
         return self.steps * self.channels
 
-    def forward(self, s0: Signal, s0_level: int, s1: Signal, s1_level: int,
-                size: Sequence[int]) -> tuple[Signal, torch.Tensor | float]:
+    def forward(
+        self, s0: Signal, s0_level: int, s1: Signal, s1_level: int, size: Sequence[int]
+    ) -> tuple[Signal, torch.Tensor | float]:
         """Run the cell; returns its output and its energy in pJ per sample (differentiable)."""
         p0, e0 = self.pre0[str(s0_level)](s0, size)
         p1, e1 = self.pre1[str(s1_level)](s1, size)

@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     en = gsub.add_parser("energy", help="measure a component's energy (spikingjelly op counters) and its ANN twin's")
     en.add_argument("file", help="genotype JSON file")
     en.add_argument("--component", default=None, help="component name (default: the only/first one)")
-    en.add_argument("--shape", required=True,
-                    help="input shape T,B,H,W (2D) or T,B,D,H,W (3D); channels come from the genotype")
+    en.add_argument(
+        "--shape", required=True, help="input shape T,B,H,W (2D) or T,B,D,H,W (3D); channels come from the genotype"
+    )
     en.add_argument("--rate", type=float, default=0.1, help="input spike probability per element (default 0.1)")
     en.add_argument("--seed", type=int, default=0, help="random seed of the input spikes and weights (default 0)")
     en.add_argument("--json", action="store_true", help="print the reports as JSON")
@@ -37,12 +38,17 @@ def _show(args: argparse.Namespace) -> int:
     print(f"{args.file}: genotype v{g.version}, created {g.created or '?'}")
     for name, comp in g.components.items():
         c = comp.config
-        print(f"[{name}] {c.dim}D, in {c.in_channels} ch, {c.channels} ch at level 0, {c.layers} layers x "
-              f"{c.steps} nodes, stem stride {c.stem_stride}, output level {c.out_level}")
+        print(
+            f"[{name}] {c.dim}D, in {c.in_channels} ch, {c.channels} ch at level 0, {c.layers} layers x "
+            f"{c.steps} nodes, stem stride {c.stem_stride}, output level {c.out_level}"
+        )
         print(f"[{name}] level path {list(comp.path)} (stride x{c.stem_stride} x 2^level)")
         for l, cell in enumerate(comp.cells):
-            tau = f"{cell.tau:.3f}" if isinstance(cell.tau, float) else \
-                f"per-channel {min(cell.tau):.2f}..{max(cell.tau):.2f}"
+            tau = (
+                f"{cell.tau:.3f}"
+                if isinstance(cell.tau, float)
+                else f"per-channel {min(cell.tau):.2f}..{max(cell.tau):.2f}"
+            )
             kind = cell.neuron if cell.spiking else "ANN (ReLU)"
             nodes = "; ".join(f"n{j}<-" + ",".join(f"{i}:{op}" for i, op in node) for j, node in enumerate(cell.edges))
             print(f"[{name}]  layer {l} @ level {comp.path[l]}: {kind}, tau {tau}, b {cell.surrogate_b:.2f} | {nodes}")
@@ -80,6 +86,8 @@ def _energy(args: argparse.Namespace) -> int:
         return 0
     print(f"[{name}] SNN, input {dims} spikes at rate {args.rate}:")
     print(snn.table())
-    print(f"[{name}] ANN twin: compute {ann.compute_mj:.4e} mJ ({ann.macs} MACs, {ann.acs} ACs); "
-          f"SNN / ANN compute energy = {snn.compute_mj / ann.compute_mj:.3f}")
+    print(
+        f"[{name}] ANN twin: compute {ann.compute_mj:.4e} mJ ({ann.macs} MACs, {ann.acs} ACs); "
+        f"SNN / ANN compute energy = {snn.compute_mj / ann.compute_mj:.3f}"
+    )
     return 0

@@ -63,8 +63,9 @@ class TrellisConfig:
         bad = [k for k in self.neuron_kinds if k not in SPIKING_KINDS]
         if not self.neuron_kinds or bad:
             raise ConfigError(f"trellis neuron_kinds {list(self.neuron_kinds)}: one or more of {list(SPIKING_KINDS)}")
-        if self.max_skip is not None and (not isinstance(self.max_skip, int) or isinstance(self.max_skip, bool)
-                                          or self.max_skip < 0):
+        if self.max_skip is not None and (
+            not isinstance(self.max_skip, int) or isinstance(self.max_skip, bool) or self.max_skip < 0
+        ):
             raise ConfigError(f"trellis max_skip {self.max_skip!r}: must be an integer >= 0 or null")
         if not (isinstance(self.learn_tau_init, (int, float)) and self.learn_tau_init > 1):
             raise ConfigError(f"trellis learn_tau_init {self.learn_tau_init!r}: must be a number > 1 (time steps)")
@@ -75,12 +76,16 @@ class TrellisConfig:
 
     def level_channels(self, level: int) -> int:
         """Node channels at ``level``."""
-        return self.channels * 2 ** level
+        return self.channels * 2**level
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dictionary."""
         d = asdict(self)
-        d["moves"], d["candidates"], d["neuron_kinds"] = list(self.moves), list(self.candidates), list(self.neuron_kinds)
+        d["moves"], d["candidates"], d["neuron_kinds"] = (
+            list(self.moves),
+            list(self.candidates),
+            list(self.neuron_kinds),
+        )
         return d
 
     @classmethod

@@ -74,8 +74,13 @@ class SurrogateSearch:
         """Surrogate temperature of every spiking layer, by module name."""
         return {n: float(m.b) for n, m in self.surrogates}
 
-    def maybe_run(self, epoch: int, train_batches: Iterable, val_batches: Iterable,
-                  loss_fn: Callable[[nn.Module, Any], torch.Tensor]) -> bool:
+    def maybe_run(
+        self,
+        epoch: int,
+        train_batches: Iterable,
+        val_batches: Iterable,
+        loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    ) -> bool:
         """Run a round when ``epoch`` (0-based) is on the schedule; True when it ran."""
         c = self.config
         if epoch < c.start or (epoch - c.start) % c.every:
@@ -83,8 +88,9 @@ class SurrogateSearch:
         self.run(train_batches, val_batches, loss_fn)
         return True
 
-    def run(self, train_batches: Iterable, val_batches: Iterable,
-            loss_fn: Callable[[nn.Module, Any], torch.Tensor]) -> dict[str, float]:
+    def run(
+        self, train_batches: Iterable, val_batches: Iterable, loss_fn: Callable[[nn.Module, Any], torch.Tensor]
+    ) -> dict[str, float]:
         """One DGS round over up to ``max_batches`` pairs; returns the new b per layer."""
         c = self.config
         weights = [p for p in split_parameters(self.model)[0] if p.requires_grad]
@@ -106,8 +112,9 @@ class SurrogateSearch:
                 gv = torch.autograd.grad(loss_fn(self.model, vb), weights, allow_unused=True)
                 reset(self.model)
                 gt = torch.autograd.grad(loss_fn(self.model, tb), weights, create_graph=True, allow_unused=True)
-                inner = sum(((v.detach() * g).sum() for v, g in zip(gv, gt) if v is not None and g is not None),
-                            torch.zeros(()))
+                inner = sum(
+                    ((v.detach() * g).sum() for v, g in zip(gv, gt) if v is not None and g is not None), torch.zeros(())
+                )
                 opt.zero_grad()
                 if inner.requires_grad:
                     grads = torch.autograd.grad(-c.lookahead_lr * inner, logits, allow_unused=True)

@@ -64,9 +64,11 @@ class EnergyReport:
             rate = "-" if layer.firing_rate is None else f"{layer.firing_rate:.3f}"
             rows.append(f"{layer.name:<{w}}  {layer.macs:>12d}  {layer.acs:>12d}  {rate:>6}  {layer.energy_mj:>11.4e}")
         rows.append(f"{'total':<{w}}  {self.macs:>12d}  {self.acs:>12d}  {'':>6}  {self.compute_mj:>11.4e}")
-        rows.append(f"compute energy (MAC {self.e_mac_pj} pJ + AC {self.e_ac_pj} pJ): {self.compute_mj:.4e} mJ; "
-                    f"memory-access term (spikingjelly, {self.memory_pj_per_byte} pJ/byte, not in the headline): "
-                    f"{self.memory_mj:.4e} mJ")
+        rows.append(
+            f"compute energy (MAC {self.e_mac_pj} pJ + AC {self.e_ac_pj} pJ): {self.compute_mj:.4e} mJ; "
+            f"memory-access term (spikingjelly, {self.memory_pj_per_byte} pJ/byte, not in the headline): "
+            f"{self.memory_mj:.4e} mJ"
+        )
         return "\n".join(rows)
 
 
@@ -107,9 +109,17 @@ def energy_report(model: nn.Module, inputs: Any, *, forward: Callable[[], Any] |
             continue
         rate = rates.get(name) if is_spiking(module) else None
         layers.append(LayerEnergy(name, m, a, rate, (m * cost.e_mac_pj + a * cost.e_ac_pj) / PJ_PER_MJ))
-    return EnergyReport(layers, int(report.counts["mac"]), int(report.counts["ac"]),
-                        report.energy_compute_pj / PJ_PER_MJ, report.energy_memory_pj / PJ_PER_MJ, rates,
-                        cost.e_mac_pj, cost.e_ac_pj, cost.e_memory_pj_per_byte)
+    return EnergyReport(
+        layers,
+        int(report.counts["mac"]),
+        int(report.counts["ac"]),
+        report.energy_compute_pj / PJ_PER_MJ,
+        report.energy_memory_pj / PJ_PER_MJ,
+        rates,
+        cost.e_mac_pj,
+        cost.e_ac_pj,
+        cost.e_memory_pj_per_byte,
+    )
 
 
 def ann_twin(model: nn.Module) -> nn.Module:

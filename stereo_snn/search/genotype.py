@@ -26,8 +26,17 @@ from .config import MOVES, TrellisConfig
 from .ops import OPS
 
 __all__ = [
-    "GENOTYPE_FORMAT", "GENOTYPE_VERSION", "CellGenotype", "ComponentGenotype", "Genotype",
-    "decode_cell", "viterbi", "save_genotype", "load_genotype", "genotype_to_dict", "genotype_from_dict",
+    "GENOTYPE_FORMAT",
+    "GENOTYPE_VERSION",
+    "CellGenotype",
+    "ComponentGenotype",
+    "Genotype",
+    "decode_cell",
+    "viterbi",
+    "save_genotype",
+    "load_genotype",
+    "genotype_to_dict",
+    "genotype_from_dict",
 ]
 
 GENOTYPE_FORMAT = "stereo-snn-genotype"
@@ -99,16 +108,20 @@ def decode_cell(alphas: torch.Tensor, candidates: Sequence[str], steps: int, max
     row = 0
     for j in range(steps):
         n_in = j + 2
-        rows = w[row:row + n_in]
+        rows = w[row : row + n_in]
         strength = rows[:, non_skip].max(dim=1).values.tolist()
         order = sorted(range(n_in), key=lambda i: (-strength[i], i))[:2]
         chosen.append([(i, row + i, int(rows[i].argmax())) for i in sorted(order)])
         row += n_in
     if max_skip is not None and "skip_connect" in candidates and len(non_skip) < len(candidates):
         skip = list(candidates).index("skip_connect")
-        skips = [(float(w[r, skip] - w[r, non_skip].max()), j, e)
-                 for j, node in enumerate(chosen) for e, (_, r, k) in enumerate(node) if k == skip]
-        for _, j, e in sorted(skips)[:max(0, len(skips) - max_skip)]:
+        skips = [
+            (float(w[r, skip] - w[r, non_skip].max()), j, e)
+            for j, node in enumerate(chosen)
+            for e, (_, r, k) in enumerate(node)
+            if k == skip
+        ]
+        for _, j, e in sorted(skips)[: max(0, len(skips) - max_skip)]:
             i, r, _ = chosen[j][e]
             chosen[j][e] = (i, r, non_skip[int(w[r, non_skip].argmax())])
     return tuple(tuple((i, candidates[k]) for i, _, k in node) for node in chosen)
@@ -153,14 +166,23 @@ def genotype_to_dict(g: Genotype) -> dict[str, Any]:
             "config": c.config.to_dict(),
             "path": list(c.path),
             "cells": [
-                {"edges": [[[i, op] for i, op in node] for node in cell.edges], "neuron": cell.neuron,
-                 "tau": list(cell.tau) if isinstance(cell.tau, tuple) else cell.tau,
-                 "surrogate_b": cell.surrogate_b, "spiking": cell.spiking}
+                {
+                    "edges": [[[i, op] for i, op in node] for node in cell.edges],
+                    "neuron": cell.neuron,
+                    "tau": list(cell.tau) if isinstance(cell.tau, tuple) else cell.tau,
+                    "surrogate_b": cell.surrogate_b,
+                    "spiking": cell.spiking,
+                }
                 for cell in c.cells
             ],
         }
-    return {"format": GENOTYPE_FORMAT, "version": g.version, "created": g.created,
-            "settings": g.settings, "components": comps}
+    return {
+        "format": GENOTYPE_FORMAT,
+        "version": g.version,
+        "created": g.created,
+        "settings": g.settings,
+        "components": comps,
+    }
 
 
 def save_genotype(path: str | os.PathLike, g: Genotype) -> Path:
@@ -189,7 +211,9 @@ def _need(d: dict, key: str, where: str, types: type | tuple[type, ...], source:
     if key not in d:
         raise GenotypeError(f"{source}: {where}.{key}: missing")
     v = d[key]
-    if not isinstance(v, types) or (isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,))):
+    if not isinstance(v, types) or (
+        isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,))
+    ):
         names = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
         raise GenotypeError(f"{source}: {where}.{key}: expected {names}, got {type(v).__name__}")
     return v
@@ -261,7 +285,7 @@ MAX_WEIGHT_BYTES = 4 * 2**30
 def estimate_weight_bytes(cfg: TrellisConfig, path: Sequence[int]) -> int:
     """Bytes of float32 convolution weights of the derived network on ``path`` (an upper bound:
     every edge counted as a full 3x3 / 3x3x3 conv, the two input preprocessors as well)."""
-    k = 3 ** cfg.dim
+    k = 3**cfg.dim
     stem = cfg.steps * cfg.channels
     params = cfg.in_channels * stem * k
     prev = stem
@@ -300,12 +324,15 @@ def genotype_from_dict(d: Any, source: str = "<dict>") -> Genotype:
             raise GenotypeError(
                 f"{source}: {where}: its channel counts (config.channels {cfg.channels}) would need about "
                 f"{need / 2**30:,.1f} GiB for the weights alone (limit {MAX_WEIGHT_BYTES / 2**30:.0f} GiB); "
-                "refused before allocating")
+                "refused before allocating"
+            )
         cells_raw = _need(c, "cells", where, list, source)
         if len(cells_raw) != cfg.layers:
             raise GenotypeError(f"{source}: {where}.cells: {len(cells_raw)} cells, config.layers is {cfg.layers}")
-        cells = tuple(_cell_from_dict(cell, f"{where}.cells[{l}]", cfg.steps, cfg.level_channels(path[l]), source)
-                      for l, cell in enumerate(cells_raw))
+        cells = tuple(
+            _cell_from_dict(cell, f"{where}.cells[{l}]", cfg.steps, cfg.level_channels(path[l]), source)
+            for l, cell in enumerate(cells_raw)
+        )
         comps[name] = ComponentGenotype(cfg, path, cells)
     settings = d.get("settings", {})
     if not isinstance(settings, dict):

@@ -23,8 +23,15 @@ from torch import nn
 from ..errors import ConfigError
 
 __all__ = [
-    "OpSpec", "OPS", "DEFAULT_CANDIDATES", "ALL_CANDIDATES", "SeqConvBN", "Identity", "make_op",
-    "check_candidates", "check_dim",
+    "OpSpec",
+    "OPS",
+    "DEFAULT_CANDIDATES",
+    "ALL_CANDIDATES",
+    "SeqConvBN",
+    "Identity",
+    "make_op",
+    "check_candidates",
+    "check_dim",
 ]
 
 
@@ -37,8 +44,17 @@ def check_dim(dim: int) -> None:
 class SeqConvBN(nn.Module):
     """Multi-step conv + BatchNorm (2D or 3D); records MACs per sample and time step of its last call."""
 
-    def __init__(self, c_in: int, c_out: int, dim: int, kernel: int = 3, stride: int = 1,
-                 padding: int | None = None, dilation: int = 1, bn: bool = True):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        dim: int,
+        kernel: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        bn: bool = True,
+    ):
         super().__init__()
         check_dim(dim)
         conv_cls = nn.Conv2d if dim == 2 else nn.Conv3d

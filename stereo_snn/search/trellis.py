@@ -48,8 +48,10 @@ def _valid_levels(cfg: TrellisConfig) -> list[list[int]]:
         bwd[l] = {s for s in range(cfg.levels) if any(s + d in bwd[l + 1] for d in deltas)}
     valid = [sorted(f & b) for f, b in zip(fwd, bwd)]
     if any(not v for v in valid):
-        raise ConfigError(f"trellis: out_level {cfg.out_level} cannot be reached from level 0 in "
-                          f"{cfg.layers} layers with moves {list(cfg.moves)}")
+        raise ConfigError(
+            f"trellis: out_level {cfg.out_level} cannot be reached from level 0 in "
+            f"{cfg.layers} layers with moves {list(cfg.moves)}"
+        )
     return valid
 
 
@@ -77,7 +79,7 @@ class SpikingTrellis(nn.Module):
             self.valid = _valid_levels(cfg)
             mask = torch.zeros(cfg.layers, cfg.levels, len(cfg.moves), dtype=torch.bool)
             for l in range(cfg.layers):
-                for s in ([0] if l == 0 else self.valid[l - 1]):
+                for s in [0] if l == 0 else self.valid[l - 1]:
                     for m, name in enumerate(cfg.moves):
                         if s + MOVES[name] in self.valid[l]:
                             mask[l, s, m] = True
@@ -89,10 +91,17 @@ class SpikingTrellis(nn.Module):
                     s0_ch = self.stem_channels if l < 2 else out_ch(src0)
                     srcs = [s for s in ([0] if l == 0 else self.valid[l - 1]) if self._move(l, s, d) is not None]
                     s1 = {s: (self.stem_channels if l == 0 else out_ch(s)) for s in srcs}
-                    neurons = CellNeurons(cfg.neuron_kinds, cfg.neuron, cfg.level_channels(d), search=True,
-                                          hybrid=cfg.hybrid, tau=cfg.learn_tau_init)
-                    self.cells[f"{l}_{d}"] = Cell(cfg.dim, d, cfg.level_channels(d), cfg.steps, cfg.candidates,
-                                                  neurons, {src0: s0_ch}, s1)
+                    neurons = CellNeurons(
+                        cfg.neuron_kinds,
+                        cfg.neuron,
+                        cfg.level_channels(d),
+                        search=True,
+                        hybrid=cfg.hybrid,
+                        tau=cfg.learn_tau_init,
+                    )
+                    self.cells[f"{l}_{d}"] = Cell(
+                        cfg.dim, d, cfg.level_channels(d), cfg.steps, cfg.candidates, neurons, {src0: s0_ch}, s1
+                    )
         else:
             self.path = tuple(genotype.path)
             for l, (d, cg) in enumerate(zip(self.path, genotype.cells)):
@@ -100,12 +109,28 @@ class SpikingTrellis(nn.Module):
                 lv1 = 0 if l < 1 else self.path[l - 1]
                 c0 = self.stem_channels if l < 2 else out_ch(lv0)
                 c1 = self.stem_channels if l < 1 else out_ch(lv1)
-                ncfg = dataclasses.replace(cfg.neuron, b=cg.surrogate_b,
-                                           tau=cg.tau if isinstance(cg.tau, float) else cfg.neuron.tau)
-                neurons = CellNeurons((cg.neuron,), ncfg, cfg.level_channels(d), search=False, spiking=cg.spiking,
-                                      tau=list(cg.tau) if isinstance(cg.tau, tuple) else cg.tau)
-                self.cells[str(l)] = Cell(cfg.dim, d, cfg.level_channels(d), cfg.steps, cfg.candidates, neurons,
-                                          {lv0: c0}, {lv1: c1}, genotype_edges=cg.edges)
+                ncfg = dataclasses.replace(
+                    cfg.neuron, b=cg.surrogate_b, tau=cg.tau if isinstance(cg.tau, float) else cfg.neuron.tau
+                )
+                neurons = CellNeurons(
+                    (cg.neuron,),
+                    ncfg,
+                    cfg.level_channels(d),
+                    search=False,
+                    spiking=cg.spiking,
+                    tau=list(cg.tau) if isinstance(cg.tau, tuple) else cg.tau,
+                )
+                self.cells[str(l)] = Cell(
+                    cfg.dim,
+                    d,
+                    cfg.level_channels(d),
+                    cfg.steps,
+                    cfg.candidates,
+                    neurons,
+                    {lv0: c0},
+                    {lv1: c1},
+                    genotype_edges=cg.edges,
+                )
         self.out_channels = out_ch(cfg.out_level)
         self._energy: torch.Tensor | None = None
         reset(self, rebuilt=True)
@@ -131,7 +156,7 @@ class SpikingTrellis(nn.Module):
     def level_sizes(self, spatial: tuple[int, ...]) -> list[tuple[int, ...]]:
         """Spatial size of every level for an input of spatial size ``spatial`` (pixels)."""
         s0 = tuple(math.ceil(n / self.config.stem_stride) for n in spatial)
-        return [tuple(math.ceil(n / 2 ** s) for n in s0) for s in range(self.config.levels)]
+        return [tuple(math.ceil(n / 2**s) for n in s0) for s in range(self.config.levels)]
 
     def move_probs(self) -> torch.Tensor:
         """``[L, levels, moves]`` probabilities of the moves out of each node (0 where impossible)."""
@@ -219,8 +244,15 @@ class SpikingTrellis(nn.Module):
                 cell = self.cells[f"{l}_{d}"]
                 kind, spiking = self._cell_choice(cell)
                 tau = cell.neurons.tau_value(kind)
-                cells.append(CellGenotype(decode_cell(cell.arch_alpha, cfg.candidates, cfg.steps, cfg.max_skip), kind,
-                                          tuple(tau) if isinstance(tau, list) else tau, cell.cell_b(kind), spiking))
+                cells.append(
+                    CellGenotype(
+                        decode_cell(cell.arch_alpha, cfg.candidates, cfg.steps, cfg.max_skip),
+                        kind,
+                        tuple(tau) if isinstance(tau, list) else tau,
+                        cell.cell_b(kind),
+                        spiking,
+                    )
+                )
         return ComponentGenotype(cfg, tuple(path), tuple(cells))
 
     def arch_summary(self) -> str:
@@ -234,11 +266,15 @@ class SpikingTrellis(nn.Module):
             w = torch.softmax(cell.arch_alpha.detach(), -1)
             mean = w.mean(0)
             ops = " ".join(f"{n}={float(v):.2f}" for n, v in zip(self.config.candidates, mean))
-            kinds = " ".join(f"{k}={float(p):.2f}" for k, p in zip(cell.neurons.kinds, cell.neurons.kind_probs().detach()))
+            kinds = " ".join(
+                f"{k}={float(p):.2f}" for k, p in zip(cell.neurons.kinds, cell.neurons.kind_probs().detach())
+            )
             nodes = " | ".join(",".join(f"{i}:{op}" for i, op in node) for node in cg.edges)
-            lines.append(f"  L{l}@{d}: mean op w [{ops}] kinds [{kinds}] p_spk={float(cell.neurons.spike_prob().detach()):.2f}"
-                         f" tau={f'{cg.tau:.3f}' if isinstance(cg.tau, float) else 'per-channel'} b={cg.surrogate_b:.2f}"
-                         f" -> {nodes}")
+            lines.append(
+                f"  L{l}@{d}: mean op w [{ops}] kinds [{kinds}] p_spk={float(cell.neurons.spike_prob().detach()):.2f}"
+                f" tau={f'{cg.tau:.3f}' if isinstance(cg.tau, float) else 'per-channel'} b={cg.surrogate_b:.2f}"
+                f" -> {nodes}"
+            )
         return "\n".join(lines)
 
 

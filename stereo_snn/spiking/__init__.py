@@ -11,11 +11,24 @@ from typing import TYPE_CHECKING
 from .lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    **{name: ".neurons" for name in (
-        "NEURON_KINDS", "SPIKING_KINDS", "SPIKING_TYPES", "AnnActivation", "ChannelLIFNode", "NeuronConfig",
-        "firing_rates", "grouped_multi_step", "is_spiking", "make_neuron", "neuron_tau", "reset",
-        "spiking_modules",
-    )},
+    **{
+        name: ".neurons"
+        for name in (
+            "NEURON_KINDS",
+            "SPIKING_KINDS",
+            "SPIKING_TYPES",
+            "AnnActivation",
+            "ChannelLIFNode",
+            "NeuronConfig",
+            "firing_rates",
+            "grouped_multi_step",
+            "is_spiking",
+            "make_neuron",
+            "neuron_tau",
+            "reset",
+            "spiking_modules",
+        )
+    },
     **{name: ".surrogate" for name in ("DSPIKE_HALF_WINDOW", "Dspike", "GroupedDspike", "dspike_grad")},
 }
 

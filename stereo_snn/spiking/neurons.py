@@ -162,19 +162,35 @@ def make_neuron(cfg: NeuronConfig, channels: int | None = None) -> nn.Module:
     sg = Dspike(cfg.b)
     if cfg.kind == "lif":
         return neuron.LIFNode(
-            tau=float(cfg.tau), decay_input=cfg.decay_input, v_threshold=cfg.v_threshold, v_reset=0.0,
-            surrogate_function=sg, detach_reset=cfg.detach_reset, step_mode="m",
+            tau=float(cfg.tau),
+            decay_input=cfg.decay_input,
+            v_threshold=cfg.v_threshold,
+            v_reset=0.0,
+            surrogate_function=sg,
+            detach_reset=cfg.detach_reset,
+            step_mode="m",
         )
     if cfg.kind == "plif":
         return neuron.ParametricLIFNode(
-            init_tau=float(cfg.tau), decay_input=cfg.decay_input, v_threshold=cfg.v_threshold, v_reset=0.0,
-            surrogate_function=sg, detach_reset=cfg.detach_reset, step_mode="m",
+            init_tau=float(cfg.tau),
+            decay_input=cfg.decay_input,
+            v_threshold=cfg.v_threshold,
+            v_reset=0.0,
+            surrogate_function=sg,
+            detach_reset=cfg.detach_reset,
+            step_mode="m",
         )
     if channels is None:
         raise ConfigError("neuron kind 'clif': needs the channel count (one time constant per channel)")
     return ChannelLIFNode(
-        channels, init_tau=float(cfg.tau), decay_input=cfg.decay_input, v_threshold=cfg.v_threshold,
-        v_reset=0.0, surrogate_function=sg, detach_reset=cfg.detach_reset, step_mode="m",
+        channels,
+        init_tau=float(cfg.tau),
+        decay_input=cfg.decay_input,
+        v_threshold=cfg.v_threshold,
+        v_reset=0.0,
+        surrogate_function=sg,
+        detach_reset=cfg.detach_reset,
+        step_mode="m",
     )
 
 
@@ -223,13 +239,25 @@ _STACKABLE = (neuron.LIFNode, neuron.ParametricLIFNode, ChannelLIFNode)
 def _dynamics(m: nn.Module) -> tuple:
     """What must agree for neurons to share one membrane loop (everything but the surrogate)."""
     own = (float(m.tau),) if type(m) is neuron.LIFNode else (id(m.w),)
-    return (type(m), m.v_threshold, m.v_reset, m.detach_reset, m.decay_input, m.store_v_seq,
-            getattr(m, "_neuron_precision", None), m.step_mode) + own
+    return (
+        type(m),
+        m.v_threshold,
+        m.v_reset,
+        m.detach_reset,
+        m.decay_input,
+        m.store_v_seq,
+        getattr(m, "_neuron_precision", None),
+        m.step_mode,
+    ) + own
 
 
 def _hooked(m: nn.Module) -> bool:
-    return bool(m._forward_hooks or m._forward_pre_hooks or nn.modules.module._global_forward_hooks
-                or nn.modules.module._global_forward_pre_hooks)
+    return bool(
+        m._forward_hooks
+        or m._forward_pre_hooks
+        or nn.modules.module._global_forward_hooks
+        or nn.modules.module._global_forward_pre_hooks
+    )
 
 
 def grouped_multi_step(neurons: list[nn.Module], inputs: list[torch.Tensor] | torch.Tensor) -> torch.Tensor | None:
@@ -272,12 +300,14 @@ def grouped_multi_step(neurons: list[nn.Module], inputs: list[torch.Tensor] | to
         m.reset()
     v = first.materialize_states((x_seq,), tuple(first._memories.values()), "m")[0]
     if type(first) is neuron.LIFNode:
-        spikes, _, _ = functional.lif_multi_step(x_seq, v, first.tau, first.decay_input, first.v_threshold,
-                                                 first.v_reset, sg, first.detach_reset, False)
+        spikes, _, _ = functional.lif_multi_step(
+            x_seq, v, first.tau, first.decay_input, first.v_threshold, first.v_reset, sg, first.detach_reset, False
+        )
         return spikes
     if type(first) is neuron.ParametricLIFNode:
-        spikes, _, _ = functional.plif_multi_step(x_seq, v, first.w, first.decay_input, first.v_threshold,
-                                                  first.v_reset, sg, first.detach_reset, False)
+        spikes, _, _ = functional.plif_multi_step(
+            x_seq, v, first.w, first.decay_input, first.v_threshold, first.v_reset, sg, first.detach_reset, False
+        )
         return spikes
     out = []
     for x in x_seq:

@@ -51,8 +51,10 @@ def _check_size(height: int, width: int) -> None:
 
 
 def _to_uint8(values: np.ndarray, scale: float) -> np.ndarray:
-    return np.clip(np.rint(values * (255.0 / scale)), 0, 255).astype(np.uint8) if scale > 0 else np.zeros(
-        values.shape, np.uint8
+    return (
+        np.clip(np.rint(values * (255.0 / scale)), 0, 255).astype(np.uint8)
+        if scale > 0
+        else np.zeros(values.shape, np.uint8)
     )
 
 

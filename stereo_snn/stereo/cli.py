@@ -50,20 +50,34 @@ def _overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML/JSON config file or preset name: dsec / mvsec (the settings of the "
-                   "bundled 640x480 / 346x260 models), tiny (tests and quick smoke runs); default: the genotype's own settings (train), else dsec")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set train.epochs=20 --set max_disparity=36 (repeatable)")
+    p.add_argument(
+        "--config",
+        help="YAML/JSON config file or preset name: dsec / mvsec (the settings of the "
+        "bundled 640x480 / 346x260 models), tiny (tests and quick smoke runs); default: the genotype's own settings (train), else dsec",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set train.epochs=20 --set max_disparity=36 (repeatable)",
+    )
 
 
 def _add_data(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--data", help="folder of DSEC sequence folders / MVSEC *_data.hdf5 files (or one of them)")
     p.add_argument("--format", choices=("dsec", "mvsec"), default="dsec", help="layout of --data (default dsec)")
-    p.add_argument("--mvsec-split", type=int, choices=(1, 2, 3),
-                   help="MVSEC indoor_flying protocol: train on split K's training frames (validation: its held-out frames)")
-    p.add_argument("--simulate", type=int, metavar="N",
-                   help="simulate N DSEC-layout sequences into OUT/data first and use them")
-    p.add_argument("--sim-size", type=_size, default=(120, 160), metavar="HxW", help="simulated frame size (default 120x160)")
+    p.add_argument(
+        "--mvsec-split",
+        type=int,
+        choices=(1, 2, 3),
+        help="MVSEC indoor_flying protocol: train on split K's training frames (validation: its held-out frames)",
+    )
+    p.add_argument(
+        "--simulate", type=int, metavar="N", help="simulate N DSEC-layout sequences into OUT/data first and use them"
+    )
+    p.add_argument(
+        "--sim-size", type=_size, default=(120, 160), metavar="HxW", help="simulated frame size (default 120x160)"
+    )
     p.add_argument("--sim-duration-ms", type=float, default=1000.0, help="simulated sequence length (default 1000 ms)")
     p.add_argument("--sim-seed", type=int, default=0, help="seed of the first simulated sequence (default 0)")
 
@@ -85,10 +99,18 @@ def _sources(args: argparse.Namespace, out: Path) -> list:
         from ..distributed import context
 
         if context().active:
-            raise ConfigError("--simulate under torchrun: every process would write the same sequences; simulate "
-                              "them with one process first (stereo-snn simulate), then give --data")
-        paths = make_demo_sequences(out / "data", args.simulate, seed=args.sim_seed, size=args.sim_size,
-                                    duration_ms=args.sim_duration_ms, progress=not args.no_progress)
+            raise ConfigError(
+                "--simulate under torchrun: every process would write the same sequences; simulate "
+                "them with one process first (stereo-snn simulate), then give --data"
+            )
+        paths = make_demo_sequences(
+            out / "data",
+            args.simulate,
+            seed=args.sim_seed,
+            size=args.sim_size,
+            duration_ms=args.sim_duration_ms,
+            progress=not args.no_progress,
+        )
         return open_sources(paths[0].parent, "dsec")
     if not args.data:
         raise ConfigError("no data: give --data FOLDER (with --format dsec|mvsec) or --simulate N")
@@ -121,14 +143,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
         from .search import derive_from_supernet
 
         if args.data or args.simulate or args.config:
-            raise ConfigError("--derive-from decodes a saved supernet: give no --data, --simulate or --config "
-                              "(--set changes its decoding settings, e.g. network.max_skip)")
+            raise ConfigError(
+                "--derive-from decodes a saved supernet: give no --data, --simulate or --config "
+                "(--set changes its decoding settings, e.g. network.max_skip)"
+            )
         derive_from_supernet(args.derive_from, out, _overrides(args.set))
         return 0
     cfg = _config(args)
     sources = _sources(args, out)
-    run_search(cfg, sources, out, seed=args.seed, device=args.device, max_batches=args.max_batches,
-               overwrite=args.overwrite)
+    run_search(
+        cfg, sources, out, seed=args.seed, device=args.device, max_batches=args.max_batches, overwrite=args.overwrite
+    )
     return 0
 
 
@@ -147,9 +172,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite).root
     sources = _sources(args, out) if not (args.resume and args.simulate) else open_sources(out / "data", "dsec")
     sources, val = split_validation(sources, args.val_count, args.val_data, args.format, args.data, args.mvsec_split)
-    res = train_genotype(cfg, genotype, sources, val, out, seed=args.seed, device=args.device, resume=args.resume,
-                         progress=not args.no_progress, epochs_this_run=args.epochs_this_run,
-                         overwrite=args.overwrite, init=args.init)
+    res = train_genotype(
+        cfg,
+        genotype,
+        sources,
+        val,
+        out,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.no_progress,
+        epochs_this_run=args.epochs_this_run,
+        overwrite=args.overwrite,
+        init=args.init,
+    )
     print(f"trained {res.epochs} epoch(s); best: {json.dumps(res.best)}")
     print(f"checkpoints: {res.run_dir / 'checkpoints'}")
     return 0
@@ -186,8 +222,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         sources = open_sources(args.data, args.format)
     predictor, _ = _predictor(args, sources)
     out_json = args.json or None
-    result = evaluate_sources(predictor, sources, baseline=args.baseline, out_json=out_json,
-                              progress=not args.no_progress, regions=regions)
+    result = evaluate_sources(
+        predictor, sources, baseline=args.baseline, out_json=out_json, progress=not args.no_progress, regions=regions
+    )
     print(results_table(result))
     warning = range_warning(result)
     if warning:
@@ -221,22 +258,40 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         check_output_path(args.zip, inputs, "--zip")
     check_output_path(args.out, inputs, "--out", folder=True)
     out = ensure_dir(args.out)
+
     def opened(window_us: int):
-        return open_source(args.source, args.format, right=args.right, test_csv=args.test_csv,
-                           height=args.height, width=args.width, window_us=window_us)
+        return open_source(
+            args.source,
+            args.format,
+            right=args.right,
+            test_csv=args.test_csv,
+            height=args.height,
+            width=args.width,
+            window_us=window_us,
+        )
 
     source = opened(50_000)
     predictor, _ = _predictor(args, [source])
     if getattr(source, "window_us", predictor.window_us) != predictor.window_us:
         source = opened(int(predictor.window_us))  # generic files: one window per model window
     entries = source.entries_for(_timestamps(args.timestamps))
-    report = infer_source(predictor, source, out, entries=entries, npy=args.npy, depth=args.depth,
-                          preview=args.preview, progress=not args.no_progress)
+    report = infer_source(
+        predictor,
+        source,
+        out,
+        entries=entries,
+        npy=args.npy,
+        depth=args.depth,
+        preview=args.preview,
+        progress=not args.no_progress,
+    )
     if args.zip:
         report.zip_path = zip_submission(out, args.zip)
     write_json(out / f"{source.name}_report.json", report.to_dict())
-    print(f"{source.name}: wrote {len(report.written)} disparity PNG(s) to {out / source.name}, "
-          f"{skip_summary(report.skipped)}")
+    print(
+        f"{source.name}: wrote {len(report.written)} disparity PNG(s) to {out / source.name}, "
+        f"{skip_summary(report.skipped)}"
+    )
     if report.zip_path:
         print(f"zip: {report.zip_path}")
     return 0 if report.written or not entries else 1
@@ -281,8 +336,15 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, checkpoint=args.checkpoint, size=args.size, duration_ms=args.duration_ms, seed=args.seed,
-             device=args.device, progress=not args.no_progress)
+    run_demo(
+        args.out,
+        checkpoint=args.checkpoint,
+        size=args.size,
+        duration_ms=args.duration_ms,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     return 0
 
 
@@ -291,9 +353,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the stereo subcommands to the ``stereo-snn`` parser."""
     from .demo import DEMO_SEED
 
-    p = sub.add_parser("search", help="bilevel architecture search of the stereo network",
-                       description="Search feature (2D) and matching (3D) cells and layer paths on DSEC, MVSEC "
-                                   "or simulated sequences; writes OUT/genotype.json, figures and curves.")
+    p = sub.add_parser(
+        "search",
+        help="bilevel architecture search of the stereo network",
+        description="Search feature (2D) and matching (3D) cells and layer paths on DSEC, MVSEC "
+        "or simulated sequences; writes OUT/genotype.json, figures and curves.",
+    )
     p.add_argument("--out", required=True, help="run folder")
     _add_data(p)
     _add_config(p)
@@ -301,21 +366,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batches", type=int, default=None, help="limit batches per epoch (quick trials)")
     add_run_options(p, resume=False)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--derive-from", metavar="SUPERNET",
-                   help="no search: decode this saved supernet (OUT/supernet.pt of an earlier search) again, "
-                        "with --set decoding settings such as network.max_skip=0")
+    p.add_argument(
+        "--derive-from",
+        metavar="SUPERNET",
+        help="no search: decode this saved supernet (OUT/supernet.pt of an earlier search) again, "
+        "with --set decoding settings such as network.max_skip=0",
+    )
     p.set_defaults(func=_cmd_search)
 
-    p = sub.add_parser("train", help="retrain a genotype (checkpoints every epoch, --resume)",
-                       description="Train the fixed network of a genotype file; smooth L1 or sub-pixel CE on "
-                                   "valid pixels, crops and vertical flips, atomic checkpoints, exact --resume.")
+    p = sub.add_parser(
+        "train",
+        help="retrain a genotype (checkpoints every epoch, --resume)",
+        description="Train the fixed network of a genotype file; smooth L1 or sub-pixel CE on "
+        "valid pixels, crops and vertical flips, atomic checkpoints, exact --resume.",
+    )
     p.add_argument("--genotype", required=True, help="genotype JSON from `stereo-snn search`")
     p.add_argument("--out", required=True, help="run folder (checkpoints/, metrics.json, tb/)")
     _add_data(p)
     p.add_argument("--val-data", help="validation sequences (default: the last --val-count training sequences)")
     p.add_argument("--val-count", type=int, default=1, help="sequences held out for validation when no --val-data")
-    p.add_argument("--init", help="start from the weights of this stereo checkpoint (same genotype and network "
-                                  "settings; fine-tuning, e.g. a DSEC model to MVSEC data)")
+    p.add_argument(
+        "--init",
+        help="start from the weights of this stereo checkpoint (same genotype and network "
+        "settings; fine-tuning, e.g. a DSEC model to MVSEC data)",
+    )
     _add_config(p)
     _add_common(p)
     add_run_options(p, resume=True)
@@ -324,10 +398,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
     def model_opts(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--checkpoint", help="trained checkpoint (default: the bundled model of the recording's "
-                                            "layout and sensor size: DSEC 640x480 or MVSEC 346x260)")
-        q.add_argument("--any-size", action="store_true",
-                       help="run a --checkpoint on recordings of another sensor size than it was trained on")
+        q.add_argument(
+            "--checkpoint",
+            help="trained checkpoint (default: the bundled model of the recording's "
+            "layout and sensor size: DSEC 640x480 or MVSEC 346x260)",
+        )
+        q.add_argument(
+            "--any-size",
+            action="store_true",
+            help="run a --checkpoint on recordings of another sensor size than it was trained on",
+        )
         q.add_argument("--genotype", help="build the network from this genotype file instead of the checkpoint's")
         q.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when present)")
         q.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -336,15 +416,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", help="DSEC sequence folder(s) root or MVSEC files folder")
     p.add_argument("--format", choices=("dsec", "mvsec"), default="dsec")
     p.add_argument("--baseline", choices=("sgbm",), default=None, help="also evaluate OpenCV SGBM on the same windows")
-    p.add_argument("--mvsec-split", type=int, choices=(1, 2, 3),
-                   help="MVSEC indoor_flying protocol: evaluate split K's test frames (data = folder of *_data.hdf5)")
+    p.add_argument(
+        "--mvsec-split",
+        type=int,
+        choices=(1, 2, 3),
+        help="MVSEC indoor_flying protocol: evaluate split K's test frames (data = folder of *_data.hdf5)",
+    )
     p.add_argument("--json", help="write the metrics (means, per sequence, per image, skipped windows) here")
-    p.add_argument("--near-px", type=float, default=None, metavar="PX",
-                   help="'near' pixels: gt disparity > PX (default: gt > 1.5 x the median of each image's valid "
-                        "gt, i.e. closer than 2/3 of its median depth, whatever the dataset's disparity range)")
-    p.add_argument("--edge-radius", type=int, default=2, metavar="PX",
-                   help="'edge' pixels: valid pixels within PX of a gt disparity jump > 1 px between "
-                        "neighbouring valid pixels (default 2)")
+    p.add_argument(
+        "--near-px",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="'near' pixels: gt disparity > PX (default: gt > 1.5 x the median of each image's valid "
+        "gt, i.e. closer than 2/3 of its median depth, whatever the dataset's disparity range)",
+    )
+    p.add_argument(
+        "--edge-radius",
+        type=int,
+        default=2,
+        metavar="PX",
+        help="'edge' pixels: valid pixels within PX of a gt disparity jump > 1 px between "
+        "neighbouring valid pixels (default 2)",
+    )
     model_opts(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -355,8 +449,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--right", help="right camera's event file (generic files)")
     p.add_argument("--height", type=frame_side, help="frame height of generic files (default: from the files)")
     p.add_argument("--width", type=frame_side, help="frame width of generic files (default: from the files)")
-    p.add_argument("--timestamps", help="window end times in microseconds: 't1,t2,...' or a text file "
-                   "(default: the ground-truth / test entries, or every window for generic files)")
+    p.add_argument(
+        "--timestamps",
+        help="window end times in microseconds: 't1,t2,...' or a text file "
+        "(default: the ground-truth / test entries, or every window for generic files)",
+    )
     p.add_argument("--test-csv", help="DSEC test csv (<seq>.csv) or its folder, when not inside the sequence folder")
     p.add_argument("--zip", help="also zip OUT/<seq>/*.png into this submission file")
     p.add_argument("--npy", action="store_true", help="also write float32 disparity .npy (OUT/<seq>/extra/)")

@@ -152,8 +152,10 @@ class StereoConfig:
 
         channels = make_representation(dict(self.representation)).channels
         if channels % self.time_steps:
-            raise ConfigError(f"representation {dict(self.representation)} has {channels} channels, "
-                              f"not divisible by time_steps={self.time_steps}")
+            raise ConfigError(
+                f"representation {dict(self.representation)} has {channels} channels, "
+                f"not divisible by time_steps={self.time_steps}"
+            )
         return channels // self.time_steps
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,14 +204,18 @@ class StereoConfig:
                 raise ConfigError(f"{source}: {key} {what}")
 
         check_field_types(self, source)  # wrong types (train.epochs=abc) before any comparison
-        need(isinstance(self.representation, Mapping) and "name" in self.representation,
-             "representation", "must be a mapping with a 'name'")
+        need(
+            isinstance(self.representation, Mapping) and "name" in self.representation,
+            "representation",
+            "must be a mapping with a 'name'",
+        )
         need(isinstance(self.time_steps, int) and self.time_steps >= 1, "time_steps", "must be an integer >= 1")
-        need(isinstance(self.max_disparity, int) and self.max_disparity >= 3, "max_disparity", "must be an integer >= 3")
+        need(
+            isinstance(self.max_disparity, int) and self.max_disparity >= 3, "max_disparity", "must be an integer >= 3"
+        )
         need(self.window_ms > 0, "window_ms", "must be > 0")
         n = self.network
-        for key in ("feature_channels", "matching_channels", "feature_layers",
-                    "matching_layers", "steps", "levels"):
+        for key in ("feature_channels", "matching_channels", "feature_layers", "matching_layers", "steps", "levels"):
             need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
         need(n.levels <= 4, "network.levels", "must be at most 4")
         need(n.design in ("concat", "pyramid"), "network.design", f"must be 'concat' or 'pyramid', not {n.design!r}")
@@ -218,15 +224,26 @@ class StereoConfig:
         need(n.refine_levels <= 4, "network.refine_levels", "must be at most 4")
         need(self.train.coarse_weight >= 0, "train.coarse_weight", "must be >= 0")
         if n.design == "pyramid":
-            need(self.train.loss == "smooth_l1", "train.loss",
-                 "must be 'smooth_l1' with network.design 'pyramid' (it has no full disparity distribution)")
+            need(
+                self.train.loss == "smooth_l1",
+                "train.loss",
+                "must be 'smooth_l1' with network.design 'pyramid' (it has no full disparity distribution)",
+            )
         t = self.train
         need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", "must be >= 1")
         need(t.lr > 0, "train.lr", "must be > 0")
-        need(t.loss in ("smooth_l1", "subpixel_ce"), "train.loss", f"must be 'smooth_l1' or 'subpixel_ce', not {t.loss!r}")
+        need(
+            t.loss in ("smooth_l1", "subpixel_ce"),
+            "train.loss",
+            f"must be 'smooth_l1' or 'subpixel_ce', not {t.loss!r}",
+        )
         for crop, key in ((t.crop, "train.crop"), (self.search.crop, "search.crop")):
             if crop is not None:
-                need(len(crop) == 2 and all(int(c) >= 6 for c in crop), key, "must be [height, width] with both >= 6 pixels")
+                need(
+                    len(crop) == 2 and all(int(c) >= 6 for c in crop),
+                    key,
+                    "must be [height, width] with both >= 6 pixels",
+                )
         s = self.search
         need(s.epochs >= 1 and s.batch_size >= 1, "search.epochs/batch_size", "must be >= 1")
 

@@ -207,8 +207,14 @@ class EventFilesSource(StereoSource):
     Entries are the user's timestamps, or one window every ``window_us`` over the recording.
     """
 
-    def __init__(self, left: str | os.PathLike, right: str | os.PathLike,
-                 height: int | None = None, width: int | None = None, window_us: int = 50_000):
+    def __init__(
+        self,
+        left: str | os.PathLike,
+        right: str | os.PathLike,
+        height: int | None = None,
+        width: int | None = None,
+        window_us: int = 50_000,
+    ):
 
         self.left_path, self.right_path = Path(left), Path(right)
         paths = {"left": self.left_path, "right": self.right_path}
@@ -225,7 +231,8 @@ class EventFilesSource(StereoSource):
         if height is None and (lh, lw) != (rh, rw):
             raise DatasetError(
                 f"{self.left_path} is {lh}x{lw} but {self.right_path} is {rh}x{rw}: left and right sizes differ "
-                "(give --height/--width if both cameras share one rectified frame)")
+                "(give --height/--width if both cameras share one rectified frame)"
+            )
         self.name = self.left_path.stem
         self.window_us = int(window_us)
 
@@ -246,8 +253,9 @@ class EventFilesSource(StereoSource):
         return _common_span(self.files["left"].time_range_us, self.files["right"].time_range_us)
 
 
-def open_source(path: str | os.PathLike, fmt: str = "auto", right: str | os.PathLike | None = None,
-                **kwargs: Any) -> StereoSource:
+def open_source(
+    path: str | os.PathLike, fmt: str = "auto", right: str | os.PathLike | None = None, **kwargs: Any
+) -> StereoSource:
     """Open a DSEC sequence folder, an MVSEC ``*_data.hdf5`` or a generic pair of event files.
 
     ``fmt``: "dsec", "mvsec", "generic" or "auto" (folder with ``events/left`` -> dsec,
@@ -266,7 +274,8 @@ def open_source(path: str | os.PathLike, fmt: str = "auto", right: str | os.Path
         else:
             raise DatasetError(
                 f"{p}: cannot tell the format (a DSEC sequence folder has events/left; an MVSEC file ends in "
-                "_data.hdf5; a generic event file needs the right camera's file as well)")
+                "_data.hdf5; a generic event file needs the right camera's file as well)"
+            )
     if fmt == "dsec":
         return DSECSource(p, test_csv=kwargs.get("test_csv"))
     if fmt == "mvsec":
@@ -307,9 +316,14 @@ def open_sources(root: str | os.PathLike, fmt: str = "dsec") -> list[StereoSourc
     raise DatasetError(f"{r}: unknown format {fmt!r} for a data folder (dsec, mvsec)")
 
 
-def split_validation(sources: Sequence[StereoSource], val_count: int = 0, val_data: str | os.PathLike | None = None,
-                     fmt: str = "auto", mvsec_root: str | os.PathLike | None = None,
-                     mvsec_split: int | None = None) -> tuple[list[StereoSource], list[StereoSource]]:
+def split_validation(
+    sources: Sequence[StereoSource],
+    val_count: int = 0,
+    val_data: str | os.PathLike | None = None,
+    fmt: str = "auto",
+    mvsec_root: str | os.PathLike | None = None,
+    mvsec_split: int | None = None,
+) -> tuple[list[StereoSource], list[StereoSource]]:
     """Training and validation sources, by the first rule that applies: the sequences under
     ``val_data`` (layout ``fmt``); the "val" frames of MVSEC split ``mvsec_split`` under
     ``mvsec_root``; the last ``val_count`` of ``sources`` (with at least two); no validation.
@@ -328,8 +342,9 @@ def split_validation(sources: Sequence[StereoSource], val_count: int = 0, val_da
     return sources, []
 
 
-def mvsec_protocol_sources(root: str | os.PathLike, split: int, part: str, seed: int | None = None,
-                           protocol: dict[str, Any] | None = None) -> list[StereoSource]:
+def mvsec_protocol_sources(
+    root: str | os.PathLike, split: int, part: str, seed: int | None = None, protocol: dict[str, Any] | None = None
+) -> list[StereoSource]:
     """The MVSEC indoor_flying protocol (DDES): the frames of ``part`` ("train", "val" or
     "test") of split ``split``, as one MVSECSource per sequence file ``root/<seq>_data.hdf5``.
 
@@ -385,10 +400,17 @@ class StereoWindowDataset(Dataset):
     require_gt: only entries with ground truth whose window starts inside the recording.
     """
 
-    def __init__(self, sources: Sequence[StereoSource], cfg: StereoConfig,
-                 crop: Sequence[int] | None = None, vflip: bool = False, seed: int = 0,
-                 require_gt: bool = True, cache: bool = False,
-                 entries: dict[str, list[Entry]] | None = None):
+    def __init__(
+        self,
+        sources: Sequence[StereoSource],
+        cfg: StereoConfig,
+        crop: Sequence[int] | None = None,
+        vflip: bool = False,
+        seed: int = 0,
+        require_gt: bool = True,
+        cache: bool = False,
+        entries: dict[str, list[Entry]] | None = None,
+    ):
         self.sources = list(sources)
         self.cfg = cfg
         self.window_us = int(round(cfg.window_ms * 1000))
@@ -397,14 +419,19 @@ class StereoWindowDataset(Dataset):
         self.vflip = bool(vflip)
         self.seed = int(seed)
         self.epoch = 0
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]] | None = {} if cache else None
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]] | None = (
+            {} if cache else None
+        )
         self.items: list[tuple[int, Entry]] = []
         for si, src in enumerate(self.sources):
             ents = entries[src.name] if entries and src.name in entries else src.entries()
             if require_gt:
                 start, _ = src.time_range_us()
-                ents = [e for e in ents if e.gt_row is not None
-                        and not before_first_event(e.t_us, self.window_us, start, whole_window=True)]
+                ents = [
+                    e
+                    for e in ents
+                    if e.gt_row is not None and not before_first_event(e.t_us, self.window_us, start, whole_window=True)
+                ]
             self.items.extend((si, e) for e in ents)
         if require_gt and not self.items:
             names = ", ".join(s.name for s in self.sources)
@@ -428,7 +455,9 @@ class StereoWindowDataset(Dataset):
         if gt is None:
             gt = np.zeros((src.height, src.width), np.float32)
         elif gt.shape != (src.height, src.width):
-            raise DatasetError(f"{src.name}: ground truth {entry.index} is {gt.shape}, events are {src.height}x{src.width}")
+            raise DatasetError(
+                f"{src.name}: ground truth {entry.index} is {gt.shape}, events are {src.height}x{src.width}"
+            )
         out = (left, right, gt.astype(np.float32), (len(left_ev), len(right_ev)))
         if self._cache is not None:
             self._cache[i] = out
@@ -445,9 +474,9 @@ class StereoWindowDataset(Dataset):
                 raise DatasetError(f"{self.sources[si].name}: crop {ch}x{cw} is larger than the frame {h}x{w}")
             y0 = int(rng.integers(0, h - ch + 1))
             x0 = int(rng.integers(0, w - cw + 1))
-            left = left[..., y0:y0 + ch, x0:x0 + cw]
-            right = right[..., y0:y0 + ch, x0:x0 + cw]
-            gt = gt[y0:y0 + ch, x0:x0 + cw]
+            left = left[..., y0 : y0 + ch, x0 : x0 + cw]
+            right = right[..., y0 : y0 + ch, x0 : x0 + cw]
+            gt = gt[y0 : y0 + ch, x0 : x0 + cw]
         if self.vflip and rng.random() < 0.5:
             left, right, gt = left[..., ::-1, :], right[..., ::-1, :], gt[::-1, :]
         disp = torch.from_numpy(np.ascontiguousarray(gt))

@@ -24,8 +24,9 @@ __all__ = ["DEMO_SEED", "run_demo"]
 DEMO_SEED = 4242
 
 
-def _demo_sequence(out: Path, seed: int, size: tuple[int, int], duration_ms: float, progress: bool,
-                   preset: str | None) -> Path:
+def _demo_sequence(
+    out: Path, seed: int, size: tuple[int, int], duration_ms: float, progress: bool, preset: str | None
+) -> Path:
     """Simulate the demo sequence once (reused when the demo runs again with the same settings).
 
     ``preset``: the simulator preset of the model's layout (realistic scenes at that sensor's
@@ -43,8 +44,15 @@ def _demo_sequence(out: Path, seed: int, size: tuple[int, int], duration_ms: flo
 
         _, settings = load_preset(preset)
         settings = {**settings, "gt_window_ms": 50.0}
-    return make_demo_sequences(folder, 1, seed=seed, size=size, duration_ms=duration_ms, progress=progress,
-                               **{k: v for k, v in settings.items() if k not in ("height", "width", "duration_ms")})[0]
+    return make_demo_sequences(
+        folder,
+        1,
+        seed=seed,
+        size=size,
+        duration_ms=duration_ms,
+        progress=progress,
+        **{k: v for k, v in settings.items() if k not in ("height", "width", "duration_ms")},
+    )[0]
 
 
 def error_scale(pred: Any, gt: Any) -> float:
@@ -60,9 +68,16 @@ def error_scale(pred: Any, gt: Any) -> float:
     return float(max(1.0, np.ceil(np.percentile(err, 99))))
 
 
-def run_demo(out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-             size: tuple[int, int] | None = None, duration_ms: float = 600.0, seed: int = DEMO_SEED,
-             device: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(
+    out_dir: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    size: tuple[int, int] | None = None,
+    duration_ms: float = 600.0,
+    seed: int = DEMO_SEED,
+    device: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run the demo into ``out_dir``; returns metrics (SNN and SGBM) and energy per frame.
 
     checkpoint: None = the bundled DSEC model on a realistic DSEC-size (640x480) sequence made
@@ -86,16 +101,21 @@ def run_demo(out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = 
     model, cfg = loaded.model, loaded.config
     if size is None:
         size = tuple(loaded.info.get("data_size") or (120, 160))
-    log(f"demo: simulating a {size[0]}x{size[1]}, {duration_ms:.0f} ms stereo sequence (seed {seed}"
-        f"{', preset ' + preset if preset else ''})")
+    log(
+        f"demo: simulating a {size[0]}x{size[1]}, {duration_ms:.0f} ms stereo sequence (seed {seed}"
+        f"{', preset ' + preset if preset else ''})"
+    )
     seq_path = _demo_sequence(out, seed, (int(size[0]), int(size[1])), duration_ms, progress, preset)
     source = DSECSource(seq_path)
     predictor = Predictor(model, cfg, device)
     report = infer_source(predictor, source, out / "disparity", progress=progress, log=log)
-    log(f"demo: wrote {len(report.written)} disparity PNGs under {out / 'disparity' / source.name}, "
-        f"{skip_summary(report.skipped)}")
-    result = evaluate_sources(predictor, [source], baseline="sgbm", out_json=out / "metrics.json",
-                              progress=progress, log=log)
+    log(
+        f"demo: wrote {len(report.written)} disparity PNGs under {out / 'disparity' / source.name}, "
+        f"{skip_summary(report.skipped)}"
+    )
+    result = evaluate_sources(
+        predictor, [source], baseline="sgbm", out_json=out / "metrics.json", progress=progress, log=log
+    )
     if not result["per_image"]:
         raise DatasetError(f"{seq_path}: no window with events and ground truth to show")
     # the picture: the window in the middle of the evaluated ones
@@ -104,8 +124,15 @@ def run_demo(out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = 
     left, right = predictor.window(source, entry)
     pred = predictor.predict_events(left, right, source.height, source.width)
     gt = source.disparity(entry)
-    picture = disparity_figure(pred, gt, events_image(left, source.height, source.width), out / "demo.png",
-                               cfg.max_disparity, max_error=error_scale(pred, gt), title=f"{source.name} entry {entry.index} (t = {entry.t_us / 1e6:.2f} s)")
+    picture = disparity_figure(
+        pred,
+        gt,
+        events_image(left, source.height, source.width),
+        out / "demo.png",
+        cfg.max_disparity,
+        max_error=error_scale(pred, gt),
+        title=f"{source.name} entry {entry.index} (t = {entry.t_us / 1e6:.2f} s)",
+    )
     energy = measure_energy(predictor, left, right, source.height, source.width)
     write_json(out / "energy.json", energy.to_dict())
     log("")
@@ -116,5 +143,10 @@ def run_demo(out_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = 
     log(energy_table(energy))
     log("")
     log(f"picture: {picture}")
-    return {"metrics": result["methods"], "energy": energy.to_dict(),
-            "picture": str(picture), "sequence": str(seq_path), "written": len(report.written)}
+    return {
+        "metrics": result["methods"],
+        "energy": energy.to_dict(),
+        "picture": str(picture),
+        "sequence": str(seq_path),
+        "written": len(report.written),
+    }

@@ -38,16 +38,27 @@ class StereoEnergy:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"snn": report dict, "ann": report dict, "ratio_compute", "size": [H, W]}`` (the JSON files)."""
-        return {"snn": self.snn.to_dict(), "ann": self.ann.to_dict(), "ratio_compute": self.ratio_compute,
-                "size": [self.height, self.width]}
+        return {
+            "snn": self.snn.to_dict(),
+            "ann": self.ann.to_dict(),
+            "ratio_compute": self.ratio_compute,
+            "size": [self.height, self.width],
+        }
 
 
 def first_window(predictor: Predictor, source: StereoSource) -> tuple[Events, Events]:
     """Left/right events of the first window of ``source`` that lies wholly after the first
     event and has events in both cameras; EmptyWindowError when there is none."""
     start, _ = source.time_range_us()
-    windows = read_windows(source.entries(), lambda e: predictor.window(source, e), [], start_us=start,
-                           window_us=predictor.window_us, whole_window=True, errors=(EmptyWindowError,))
+    windows = read_windows(
+        source.entries(),
+        lambda e: predictor.window(source, e),
+        [],
+        start_us=start,
+        window_us=predictor.window_us,
+        whole_window=True,
+        errors=(EmptyWindowError,),
+    )
     found = next(windows, None)
     if found is None:
         raise EmptyWindowError(f"{source.name}: no window with events to measure on")
@@ -70,7 +81,8 @@ def energy_table(result: StereoEnergy) -> str:
     for r, label in ((result.snn, "SNN (ours)"), (result.ann, "ANN twin")):
         rows.append((label, f"{r.compute_mj:.4f}", f"{r.memory_mj:.4f}", f"{r.macs:,}", f"{r.acs:,}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in rows]
+    lines = [
+        "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows
+    ]
     lines.append(f"ANN twin / SNN compute energy: {result.ratio_compute:.1f}x")
     return "\n".join(lines)

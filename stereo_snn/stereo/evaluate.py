@@ -37,17 +37,23 @@ __all__ = ["evaluate_sources", "metric_kind", "results_table", "range_warning"]
 
 
 def metric_kind(sources: Sequence[StereoSource]) -> str:
-    """"mvsec" when every source is an MVSEC recording, "dsec" when none is."""
+    """ "mvsec" when every source is an MVSEC recording, "dsec" when none is."""
     kinds = {"mvsec" if isinstance(s, MVSECSource) else "dsec" for s in sources}
     if len(kinds) != 1:
         raise ConfigError("evaluate: mixing MVSEC and DSEC-layout sources in one evaluation is not supported")
     return kinds.pop()
 
 
-def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], baseline: str | None = None,
-                     out_json: str | os.PathLike | None = None, progress: bool = True,
-                     log: Callable[[str], None] = print, sgbm_params: dict[str, Any] | None = None,
-                     regions: Regions | None = None) -> dict[str, Any]:
+def evaluate_sources(
+    predictor: Predictor,
+    sources: Sequence[StereoSource],
+    baseline: str | None = None,
+    out_json: str | os.PathLike | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    sgbm_params: dict[str, Any] | None = None,
+    regions: Regions | None = None,
+) -> dict[str, Any]:
     """Metrics of the network (and SGBM with ``baseline="sgbm"``) on every ground-truth window.
 
     ``regions`` sets the near / edge region metrics (default :class:`~.metrics.Regions()`:
@@ -80,9 +86,17 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
             return left, right, predictor.predict_events(left, right, src.height, src.width)
 
         bar = tqdm(entries, desc=f"evaluate {src.name}", disable=not progress, leave=False)
-        for window in read_windows(bar, read, skipped, start_us=start, window_us=predictor.window_us,
-                                   whole_window=True, errors=(StereoSNNError, RuntimeError), sequence=src.name,
-                                   log=log):
+        for window in read_windows(
+            bar,
+            read,
+            skipped,
+            start_us=start,
+            window_us=predictor.window_us,
+            whole_window=True,
+            errors=(StereoSNNError, RuntimeError),
+            sequence=src.name,
+            log=log,
+        ):
             entry, (left, right, snn) = window.entry, window.value
             preds = {"snn": snn}
             gt = src.disparity(entry)
@@ -91,9 +105,14 @@ def evaluate_sources(predictor: Predictor, sources: Sequence[StereoSource], base
                 beyond.append({"sequence": src.name, "index": entry.index, "gt_max": scene_max})
             if baseline == "sgbm":
                 # the baseline searches the scene's true range (the model is not told it)
-                preds["sgbm"] = sgbm_disparity(left, right, src.height, src.width,
-                                               max(1, math.ceil(scene_max)) if scene_max > 0
-                                               else predictor.cfg.max_disparity, **(sgbm_params or {}))
+                preds["sgbm"] = sgbm_disparity(
+                    left,
+                    right,
+                    src.height,
+                    src.width,
+                    max(1, math.ceil(scene_max)) if scene_max > 0 else predictor.cfg.max_disparity,
+                    **(sgbm_params or {}),
+                )
             row: dict[str, Any] = {"sequence": src.name, "index": entry.index}
             for m, pred in preds.items():
                 res = accs[src.name][m].update(pred, gt)[0]
@@ -133,8 +152,10 @@ def range_warning(result: dict[str, Any]) -> str | None:
     if not beyond:
         return None
     top = max(b["gt_max"] for b in beyond)
-    return (f"warning: the ground truth of {len(beyond)} window(s) exceeds the model's {result['max_disparity']} px "
-            f"range (up to {top:.1f} px); those pixels count as errors: use a model with a larger max_disparity")
+    return (
+        f"warning: the ground truth of {len(beyond)} window(s) exceeds the model's {result['max_disparity']} px "
+        f"range (up to {top:.1f} px); those pixels count as errors: use a model with a larger max_disparity"
+    )
 
 
 def results_table(result: dict[str, Any]) -> str:
@@ -145,9 +166,9 @@ def results_table(result: dict[str, Any]) -> str:
     names = {"snn": "SNN (ours)", "sgbm": "SGBM (OpenCV)"}
     methods = result["methods"]
     base = MVSEC_KEYS if result["kind"] == "mvsec" else DSEC_KEYS
-    keys = [k for k in (*base, "near_mae", "edge_mae", "images", "skipped_images")
-            if any(k in v for v in methods.values())]
+    keys = [
+        k for k in (*base, "near_mae", "edge_mae", "images", "skipped_images") if any(k in v for v in methods.values())
+    ]
     table = format_table({names.get(m, m): v for m, v in methods.items()}, keys)
     regions = result.get("regions")
     return f"{table}\n{regions['description']}" if regions else table
-

@@ -34,8 +34,16 @@ from ..windows import BEFORE_FIRST_EVENT, NO_GROUND_TRUTH, before_first_event, r
 from .config import StereoConfig
 from .data import Entry, Representer, StereoSource
 
-__all__ = ["Predictor", "InferReport", "infer_source", "EmptyWindowError", "BEFORE_FIRST_EVENT",
-           "NO_GROUND_TRUTH", "before_first_event", "skip_summary"]
+__all__ = [
+    "Predictor",
+    "InferReport",
+    "infer_source",
+    "EmptyWindowError",
+    "BEFORE_FIRST_EVENT",
+    "NO_GROUND_TRUTH",
+    "before_first_event",
+    "skip_summary",
+]
 
 
 class EmptyWindowError(DatasetError):
@@ -83,7 +91,8 @@ class Predictor:
         if empty:
             raise EmptyWindowError(
                 f"{source.name}: no events in the {' and '.join(empty)} camera between "
-                f"{entry.t_us - self.window_us} and {entry.t_us} us (entry {entry.index})")
+                f"{entry.t_us - self.window_us} and {entry.t_us} us (entry {entry.index})"
+            )
         return left, right
 
     def predict_events(self, left: Events, right: Events, height: int, width: int) -> np.ndarray:
@@ -110,14 +119,25 @@ class InferReport:
     zip_path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"written": [str(p) for p in self.written], "skipped": self.skipped,
-                "zip": str(self.zip_path) if self.zip_path else None}
+        return {
+            "written": [str(p) for p in self.written],
+            "skipped": self.skipped,
+            "zip": str(self.zip_path) if self.zip_path else None,
+        }
 
 
-def infer_source(predictor: Predictor, source: StereoSource, out_dir: str | os.PathLike,
-                 entries: Sequence[Entry] | None = None, npy: bool = False, depth: bool = False,
-                 preview: bool = False, progress: bool = True, report: InferReport | None = None,
-                 log: Callable[[str], None] = print) -> InferReport:
+def infer_source(
+    predictor: Predictor,
+    source: StereoSource,
+    out_dir: str | os.PathLike,
+    entries: Sequence[Entry] | None = None,
+    npy: bool = False,
+    depth: bool = False,
+    preview: bool = False,
+    progress: bool = True,
+    report: InferReport | None = None,
+    log: Callable[[str], None] = print,
+) -> InferReport:
     """Write the disparity of every entry of ``source`` under ``out_dir/<source.name>/``.
 
     Extras go to ``out_dir/<source.name>/extra/`` so the zip of the PNGs stays a clean
@@ -137,8 +157,16 @@ def infer_source(predictor: Predictor, source: StereoSource, out_dir: str | os.P
     def predict(entry: Entry) -> np.ndarray:
         return predictor.predict_events(*predictor.window(source, entry), source.height, source.width)
 
-    for window in read_windows(bar, predict, report.skipped, start_us=start_us, window_us=predictor.window_us,
-                               errors=(StereoSNNError, RuntimeError, ValueError), sequence=source.name, log=log):
+    for window in read_windows(
+        bar,
+        predict,
+        report.skipped,
+        start_us=start_us,
+        window_us=predictor.window_us,
+        errors=(StereoSNNError, RuntimeError, ValueError),
+        sequence=source.name,
+        log=log,
+    ):
         entry, disp = window.entry, window.value
         report.written.append(write_submission_png(out_dir, source.name, entry.index, disp))
         stem = extra / f"{entry.index:06d}"

@@ -29,8 +29,9 @@ def smooth_l1_disparity(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tenso
     return _masked_mean(F.smooth_l1_loss(pred, gt, reduction="none", beta=1.0), valid)
 
 
-def subpixel_cross_entropy(log_prob: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
-                           b: float = 1.0) -> torch.Tensor:
+def subpixel_cross_entropy(
+    log_prob: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, b: float = 1.0
+) -> torch.Tensor:
     """Cross-entropy between ``log_prob`` [B, D, H, W] over disparities 0..D-1 and a Laplace
     target of scale ``b`` pixels centred on ``gt`` [B, H, W], averaged over ``valid`` pixels."""
     if b <= 0:
@@ -41,8 +42,13 @@ def subpixel_cross_entropy(log_prob: torch.Tensor, gt: torch.Tensor, valid: torc
     return _masked_mean(ce, valid)
 
 
-def disparity_loss(output: Mapping[str, torch.Tensor], batch: Mapping[str, Any], kind: str = "smooth_l1",
-                   subpixel_b: float = 1.0, coarse_weight: float = 0.5) -> torch.Tensor:
+def disparity_loss(
+    output: Mapping[str, torch.Tensor],
+    batch: Mapping[str, Any],
+    kind: str = "smooth_l1",
+    subpixel_b: float = 1.0,
+    coarse_weight: float = 0.5,
+) -> torch.Tensor:
     """The training loss of a network output (``disparity`` [B,H,W], ``log_prob`` [B,D,H,W],
     and for the pyramid network ``coarse`` [B,H,W]) against a collated batch (``disparity``,
     ``valid``). A ``coarse`` output adds ``coarse_weight`` x its smooth L1 (deep supervision)."""

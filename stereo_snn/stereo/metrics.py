@@ -245,16 +245,23 @@ class Regions:
         if not (math.isfinite(self.near_ratio) and self.near_ratio > 0):
             raise ConfigError(f"near ratio must be a positive factor of the median disparity, got {self.near_ratio!r}")
         if not (isinstance(self.edge_radius_px, int) and self.edge_radius_px >= 0):
-            raise ConfigError(f"edge radius (--edge-radius) must be an integer >= 0 pixels, got {self.edge_radius_px!r}")
+            raise ConfigError(
+                f"edge radius (--edge-radius) must be an integer >= 0 pixels, got {self.edge_radius_px!r}"
+            )
         if not (math.isfinite(self.edge_jump_px) and self.edge_jump_px >= 0):
             raise ConfigError(f"edge jump must be >= 0 pixels, got {self.edge_jump_px!r}")
 
     def describe(self) -> str:
         """One line saying what "near" and "edge" mean with these settings."""
-        near = (f"gt > {self.near_px:g} px" if self.near_px is not None
-                else f"gt > {self.near_ratio:g} x the median of each image's valid gt")
-        return (f"near: {near}; edge: within {self.edge_radius_px} px of a gt jump > {self.edge_jump_px:g} px "
-                f"between neighbouring valid pixels")
+        near = (
+            f"gt > {self.near_px:g} px"
+            if self.near_px is not None
+            else f"gt > {self.near_ratio:g} x the median of each image's valid gt"
+        )
+        return (
+            f"near: {near}; edge: within {self.edge_radius_px} px of a gt jump > {self.edge_jump_px:g} px "
+            f"between neighbouring valid pixels"
+        )
 
 
 def near_mask(gt: np.ndarray, valid: np.ndarray, near_px: float | None = None, ratio: float = 1.5) -> np.ndarray:
@@ -300,8 +307,10 @@ def region_metrics(pred: Any, gt: Any, valid: np.ndarray, regions: Regions) -> d
     2PE of an empty region are None (the accumulator leaves the image out of that mean).
     """
     p, g = _pair(pred, gt)
-    masks = {"near": near_mask(g, valid, regions.near_px, regions.near_ratio),
-             "edge": edge_mask(g, valid, regions.edge_radius_px, regions.edge_jump_px)}
+    masks = {
+        "near": near_mask(g, valid, regions.near_px, regions.near_ratio),
+        "edge": edge_mask(g, valid, regions.edge_radius_px, regions.edge_jump_px),
+    }
     out: dict[str, float | int | None] = {}
     for name in REGIONS:
         mask = masks[name]
@@ -352,8 +361,8 @@ class MetricAccumulator:
             if focal_baseline is None:
                 raise ConfigError("MVSEC metrics need focal_baseline (fx * baseline, pixel-metres)")
             fb = float(focal_baseline)
-            self._fn: Callable[[np.ndarray, np.ndarray], dict[str, float | int]] = (
-                lambda p, g: mvsec_metrics(p, g, fb, min_disparity)
+            self._fn: Callable[[np.ndarray, np.ndarray], dict[str, float | int]] = lambda p, g: mvsec_metrics(
+                p, g, fb, min_disparity
             )
             self.keys: tuple[str, ...] = MVSEC_KEYS
             self._valid: Callable[[np.ndarray], np.ndarray] = mvsec_valid_mask

@@ -16,8 +16,15 @@ from typing import Protocol, Sequence
 
 from ..errors import CheckpointError
 
-__all__ = ["BUNDLED_DIR", "BundledModel", "ModelChoiceError", "bundled_models", "choose_checkpoint", "default_checkpoint",
-           "check_sensor_size"]
+__all__ = [
+    "BUNDLED_DIR",
+    "BundledModel",
+    "ModelChoiceError",
+    "bundled_models",
+    "choose_checkpoint",
+    "default_checkpoint",
+    "check_sensor_size",
+]
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
 
@@ -52,8 +59,12 @@ def bundled_models(index: str | Path | None = None) -> list[BundledModel]:
     path = Path(index) if index is not None else BUNDLED_DIR / "index.json"
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))["models"]
-        return [BundledModel(str(r["name"]), str(r["layout"]), int(r["height"]), int(r["width"]),
-                             path.parent / str(r["file"])) for r in rows]
+        return [
+            BundledModel(
+                str(r["name"]), str(r["layout"]), int(r["height"]), int(r["width"]), path.parent / str(r["file"])
+            )
+            for r in rows
+        ]
     except FileNotFoundError as exc:
         raise CheckpointError(f"{path}: the bundled model index is missing from this installation") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -73,8 +84,9 @@ def _sizes(recordings: Sequence[Recording]) -> set[tuple[str, int, int]]:
     return {(r.layout, int(r.height), int(r.width)) for r in recordings}
 
 
-def choose_checkpoint(recordings: Sequence[Recording], checkpoint: str | Path | None = None,
-                      index: str | Path | None = None) -> Path:
+def choose_checkpoint(
+    recordings: Sequence[Recording], checkpoint: str | Path | None = None, index: str | Path | None = None
+) -> Path:
     """The checkpoint to run on ``recordings``: ``checkpoint`` when given, else the bundled model
     whose layout and sensor size match (a generic event-file pair matches by size only).
 
@@ -86,16 +98,21 @@ def choose_checkpoint(recordings: Sequence[Recording], checkpoint: str | Path | 
     if not kinds:
         raise ModelChoiceError("no recording to choose a model for")
     if len({(h, w) for _, h, w in kinds}) > 1:
-        raise ModelChoiceError("the recordings differ in sensor size (" + ", ".join(
-            f"{w}x{h}" for _, h, w in sorted(kinds)) + "): run them separately or pass --checkpoint")
+        raise ModelChoiceError(
+            "the recordings differ in sensor size ("
+            + ", ".join(f"{w}x{h}" for _, h, w in sorted(kinds))
+            + "): run them separately or pass --checkpoint"
+        )
     models = bundled_models(index)
     layout, h, w = sorted(kinds)[0]
     for m in models:
         if (m.height, m.width) == (h, w) and (layout == "generic" or m.layout == layout):
             return m.path
     have = ", ".join(m.describe() for m in models)
-    raise ModelChoiceError(f"{recordings[0].name}: no bundled model for a {w}x{h} {layout} recording "
-                           f"(bundled: {have}); train one with `stereo-snn train` and pass --checkpoint")
+    raise ModelChoiceError(
+        f"{recordings[0].name}: no bundled model for a {w}x{h} {layout} recording "
+        f"(bundled: {have}); train one with `stereo-snn train` and pass --checkpoint"
+    )
 
 
 def check_sensor_size(recordings: Sequence[Recording], trained_size: Sequence[int] | None, source: str) -> None:
@@ -108,4 +125,5 @@ def check_sensor_size(recordings: Sequence[Recording], trained_size: Sequence[in
         if (int(r.height), int(r.width)) != (th, tw):
             raise ModelChoiceError(
                 f"{source}: trained on {tw}x{th} recordings, but {r.name} is {r.width}x{r.height}; its disparities "
-                f"would be off by the scale between the sensors: use a model for this sensor, or --any-size to run anyway")
+                f"would be off by the scale between the sensors: use a model for this sensor, or --any-size to run anyway"
+            )

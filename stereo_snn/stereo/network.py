@@ -25,9 +25,22 @@ from ..spiking import NeuronConfig, reset
 from .config import StereoConfig
 
 __all__ = [
-    "concat_cost_volume", "soft_argmin", "coincidence_volume", "local_coincidence", "shift_columns", "StereoNet",
-    "PyramidStereoNet", "coarse_levels", "trellis_configs", "build_supernet",
-    "build_network", "load_state_checked", "LoadedModel", "read_checkpoint", "load_model", "make_dgs",
+    "concat_cost_volume",
+    "soft_argmin",
+    "coincidence_volume",
+    "local_coincidence",
+    "shift_columns",
+    "StereoNet",
+    "PyramidStereoNet",
+    "coarse_levels",
+    "trellis_configs",
+    "build_supernet",
+    "build_network",
+    "load_state_checked",
+    "LoadedModel",
+    "read_checkpoint",
+    "load_model",
+    "make_dgs",
 ]
 
 
@@ -108,8 +121,9 @@ def shift_columns(right: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return picked * inside.unsqueeze(1).to(right.dtype)
 
 
-def local_coincidence(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor, radius: int,
-                      groups: int) -> torch.Tensor:
+def local_coincidence(
+    left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor, radius: int, groups: int
+) -> torch.Tensor:
     """Group-wise coincidence (see :func:`coincidence_volume`) of left(x) with right(x - D(x) - k),
     k = -radius..radius, D = ``disparity`` [N, H, W] rounded to whole feature pixels.
 
@@ -189,8 +203,16 @@ class PyramidStereoNet(nn.Module):
     with max_disparity only at 1/(3s) resolution, so 0-128 px at 640x480 stays cheap.
     """
 
-    def __init__(self, feature: nn.Module, matching: nn.Module, refine: nn.Module, max_disparity: int,
-                 coarse_scale: int, groups: int, radius: int):
+    def __init__(
+        self,
+        feature: nn.Module,
+        matching: nn.Module,
+        refine: nn.Module,
+        max_disparity: int,
+        coarse_scale: int,
+        groups: int,
+        radius: int,
+    ):
         super().__init__()
         self.feature = feature
         self.matching = matching
@@ -256,21 +278,54 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     if n.max_skip is not None:
         extra["max_skip"] = n.max_skip
     common = dict(steps=n.steps, out_level=0, neuron=neuron, **extra)
-    feature = TrellisConfig(dim=2, in_channels=int(in_channels), channels=n.feature_channels,
-                            layers=n.feature_layers, levels=n.levels, stem_stride=3, hybrid=False, **common)
+    feature = TrellisConfig(
+        dim=2,
+        in_channels=int(in_channels),
+        channels=n.feature_channels,
+        layers=n.feature_layers,
+        levels=n.levels,
+        stem_stride=3,
+        hybrid=False,
+        **common,
+    )
     feat_out = n.steps * n.feature_channels
     if n.design == "concat":
-        matching = TrellisConfig(dim=3, in_channels=2 * feat_out, channels=n.matching_channels,
-                                 layers=n.matching_layers, levels=n.levels, stem_stride=1, hybrid=n.hybrid, **common)
+        matching = TrellisConfig(
+            dim=3,
+            in_channels=2 * feat_out,
+            channels=n.matching_channels,
+            layers=n.matching_layers,
+            levels=n.levels,
+            stem_stride=1,
+            hybrid=n.hybrid,
+            **common,
+        )
         return {"feature": feature, "matching": matching}
     if feat_out % n.groups:
-        raise ConfigError(f"network.groups {n.groups}: must divide the feature net's {feat_out} output channels "
-                          f"(steps x feature_channels)")
-    matching = TrellisConfig(dim=3, in_channels=n.groups, channels=n.matching_channels, layers=n.matching_layers,
-                             levels=n.levels, stem_stride=1, hybrid=n.hybrid, **common)
-    refine = TrellisConfig(dim=2, in_channels=n.groups * (2 * n.refine_radius + 1) + feat_out,
-                           channels=n.refine_channels, layers=n.refine_layers, levels=n.refine_levels,
-                           stem_stride=1, hybrid=n.hybrid, **common)
+        raise ConfigError(
+            f"network.groups {n.groups}: must divide the feature net's {feat_out} output channels "
+            f"(steps x feature_channels)"
+        )
+    matching = TrellisConfig(
+        dim=3,
+        in_channels=n.groups,
+        channels=n.matching_channels,
+        layers=n.matching_layers,
+        levels=n.levels,
+        stem_stride=1,
+        hybrid=n.hybrid,
+        **common,
+    )
+    refine = TrellisConfig(
+        dim=2,
+        in_channels=n.groups * (2 * n.refine_radius + 1) + feat_out,
+        channels=n.refine_channels,
+        layers=n.refine_layers,
+        levels=n.refine_levels,
+        stem_stride=1,
+        hybrid=n.hybrid,
+        **common,
+    )
     return {"feature": feature, "matching": matching, "refine": refine}
 
 
@@ -278,8 +333,15 @@ def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
     n = cfg.network
     if n.design == "concat":
         return StereoNet(parts["feature"], parts["matching"], cfg.max_disparity, cfg.disparity_levels)
-    return PyramidStereoNet(parts["feature"], parts["matching"], parts["refine"], cfg.max_disparity,
-                            n.coarse_scale, n.groups, n.refine_radius)
+    return PyramidStereoNet(
+        parts["feature"],
+        parts["matching"],
+        parts["refine"],
+        cfg.max_disparity,
+        n.coarse_scale,
+        n.groups,
+        n.refine_radius,
+    )
 
 
 def build_supernet(cfg: StereoConfig) -> nn.Module:
@@ -297,22 +359,28 @@ def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
     comps = getattr(genotype, "components", None) or {}
     missing = [name for name in want if name not in comps]
     if missing:
-        raise GenotypeError(f"stereo genotype: the {cfg.network.design!r} network needs components "
-                            f"{', '.join(repr(k) for k in want)}; missing {', '.join(repr(k) for k in missing)}")
+        raise GenotypeError(
+            f"stereo genotype: the {cfg.network.design!r} network needs components "
+            f"{', '.join(repr(k) for k in want)}; missing {', '.join(repr(k) for k in missing)}"
+        )
     for name, tc in want.items():
         have = comps[name].config.in_channels
         if have != tc.in_channels:
             raise GenotypeError(
                 f"stereo genotype: components.{name}.config.in_channels is {have} but the config gives "
                 f"{tc.in_channels} (representation {dict(cfg.representation)}, time_steps={cfg.time_steps}, "
-                f"network settings)")
+                f"network settings)"
+            )
         differ = [f.name for f in dataclasses.fields(tc) if getattr(tc, f.name) != getattr(comps[name].config, f.name)]
         if differ:
             raise GenotypeError(
-                f"stereo genotype: components.{name} was searched with " + ", ".join(
-                    f"{k}={getattr(comps[name].config, k)!r}" for k in differ) + " but the config gives " + ", ".join(
-                    f"{k}={getattr(tc, k)!r}" for k in differ) + " (network.* settings): use the genotype's own "
-                "settings (no --config) or a config that matches them")
+                f"stereo genotype: components.{name} was searched with "
+                + ", ".join(f"{k}={getattr(comps[name].config, k)!r}" for k in differ)
+                + " but the config gives "
+                + ", ".join(f"{k}={getattr(tc, k)!r}" for k in differ)
+                + " (network.* settings): use the genotype's own "
+                "settings (no --config) or a config that matches them"
+            )
     return _assemble(cfg, {name: SpikingTrellis.from_genotype(comps[name]) for name in want})
 
 
@@ -323,6 +391,7 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], sour
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or unexpected or shapes:
+
         def few(keys: list[str]) -> str:
             return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
 
@@ -332,7 +401,9 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], sour
         if unexpected:
             parts.append(f"unexpected keys: {few(unexpected)}")
         if shapes:
-            parts.append("shape mismatch: " + few([f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes]))
+            parts.append(
+                "shape mismatch: " + few([f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes])
+            )
         raise CheckpointError(f"{source}: checkpoint does not fit the genotype's network; " + "; ".join(parts))
     model.load_state_dict(state)
 
@@ -361,8 +432,11 @@ def read_checkpoint(path: str | Path, keys: Sequence[str], what: str) -> tuple[d
     return state, StereoConfig.from_dict(state["config"], f"{path}: config")
 
 
-def load_model(checkpoint: str | Path | None = None, device: str | torch.device | None = None,
-               genotype_path: str | Path | None = None) -> LoadedModel:
+def load_model(
+    checkpoint: str | Path | None = None,
+    device: str | torch.device | None = None,
+    genotype_path: str | Path | None = None,
+) -> LoadedModel:
     """Load a trained stereo model (the bundled DSEC model when ``checkpoint`` is None; the
     commands choose by the recording's layout, :func:`~.models.choose_checkpoint`).
 
@@ -395,7 +469,9 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     else:
         path = Path(checkpoint)
     state, cfg = read_checkpoint(path, ("model", "config", "genotype"), "stereo checkpoint")
-    genotype = load_genotype(genotype_path) if genotype_path else genotype_from_dict(state["genotype"], f"{path}: genotype")
+    genotype = (
+        load_genotype(genotype_path) if genotype_path else genotype_from_dict(state["genotype"], f"{path}: genotype")
+    )
     model = build_network(cfg, genotype)
     load_state_checked(model, state["model"], str(path))
     dev = resolve_device(device)
@@ -403,8 +479,10 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     return LoadedModel(model.to(dev).eval(), cfg, genotype, info)
 
 
-def make_dgs(model: nn.Module, cfg: StereoConfig, every: int | None = None,
-             max_batches: int | None = None) -> SurrogateSearch:
+def make_dgs(
+    model: nn.Module, cfg: StereoConfig, every: int | None = None, max_batches: int | None = None
+) -> SurrogateSearch:
     """The engine's DGS controller for ``model`` (rounds every ``train.dgs_every`` epochs)."""
-    return SurrogateSearch(model, DGSConfig(every=every or cfg.train.dgs_every,
-                                            max_batches=max_batches or cfg.train.dgs_batches))
+    return SurrogateSearch(
+        model, DGSConfig(every=every or cfg.train.dgs_every, max_batches=max_batches or cfg.train.dgs_batches)
+    )

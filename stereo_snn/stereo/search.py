@@ -35,24 +35,41 @@ def _split_loaders(dataset: StereoWindowDataset, batch_size: int, seed: int) -> 
     if n < 2:
         raise DatasetError(f"search needs at least 2 windows with ground truth (one per half), found {n}")
     order = np.random.default_rng(seed).permutation(n)
-    halves = (sorted(order[: (n + 1) // 2].tolist()), sorted(order[(n + 1) // 2:].tolist()))
+    halves = (sorted(order[: (n + 1) // 2].tolist()), sorted(order[(n + 1) // 2 :].tolist()))
     loaders = []
     for k, idx in enumerate(halves):
         subset = Subset(dataset, idx)
         sampler = distributed.make_sampler(subset, True, int(seed) * 7919 + k)  # torchrun: this process's share
         if sampler is not None:
-            loaders.append(DataLoader(subset, batch_size=distributed.check_batch(batch_size, "search.batch_size"),
-                                      sampler=sampler, collate_fn=pad_collate, num_workers=0))
+            loaders.append(
+                DataLoader(
+                    subset,
+                    batch_size=distributed.check_batch(batch_size, "search.batch_size"),
+                    sampler=sampler,
+                    collate_fn=pad_collate,
+                    num_workers=0,
+                )
+            )
             continue
         gen = torch.Generator().manual_seed(int(seed) * 7919 + k)
-        loaders.append(DataLoader(subset, batch_size=batch_size, shuffle=True, generator=gen,
-                                  collate_fn=pad_collate, num_workers=0))
+        loaders.append(
+            DataLoader(
+                subset, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=pad_collate, num_workers=0
+            )
+        )
     return loaders[0], loaders[1]
 
 
-def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str | Path, seed: int = 0,
-               device: str | None = None, max_batches: int | None = None, overwrite: bool = False,
-               log: Callable[[str], None] = print) -> Genotype:
+def run_search(
+    cfg: StereoConfig,
+    sources: Sequence[StereoSource],
+    out_dir: str | Path,
+    seed: int = 0,
+    device: str | None = None,
+    max_batches: int | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> Genotype:
     """Search the feature and matching cells/paths on ``sources``; returns the derived Genotype.
 
     cfg.search sets epochs, batch size, weight lr (cosine to lr_min), arch lr and weight
@@ -82,32 +99,54 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     seed_everything(seed)
     run = prepare_run_dir(out_dir, overwrite=overwrite)
     if main:
-        run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "command": "search",
-                          "world_size": distributed.world_size(), "global_batch_size": sc.batch_size})
+        run.write_config(
+            {
+                "config": cfg.to_dict(),
+                "seed": seed,
+                "device": str(dev),
+                "command": "search",
+                "world_size": distributed.world_size(),
+                "global_batch_size": sc.batch_size,
+            }
+        )
     dataset = StereoWindowDataset(sources, cfg, crop=sc.crop, vflip=cfg.train.vflip, seed=seed, cache=True)
     train_half, val_half = _split_loaders(dataset, sc.batch_size, seed)
-    log(f"search: {len(dataset)} windows from {len(sources)} sequence(s), {len(train_half.dataset)} weight / "
-        f"{len(val_half.dataset)} architecture, device {dev}")
+    log(
+        f"search: {len(dataset)} windows from {len(sources)} sequence(s), {len(train_half.dataset)} weight / "
+        f"{len(val_half.dataset)} architecture, device {dev}"
+    )
     model = build_supernet(cfg).to(dev)
 
     def loss_fn(m: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         return disparity_loss(m(batch["left"].to(dev), batch["right"].to(dev)), batch, "smooth_l1")
 
-    engine_cfg = BilevelConfig(epochs=sc.epochs, warmup_epochs=sc.warmup_epochs, lr=sc.lr, lr_min=sc.lr_min,
-                              arch_lr=sc.arch_lr, arch_weight_decay=sc.arch_weight_decay,
-                              energy_weight=sc.energy_weight, max_batches=max_batches)
-    dgs = SurrogateSearch(model, DGSConfig(every=sc.dgs_every, max_batches=sc.dgs_batches)) if sc.dgs_every > 0 else None
-    searcher = Searcher(model, loss_fn, engine_cfg, components=model.components(),
-                        dgs=dgs, log=log)
+    engine_cfg = BilevelConfig(
+        epochs=sc.epochs,
+        warmup_epochs=sc.warmup_epochs,
+        lr=sc.lr,
+        lr_min=sc.lr_min,
+        arch_lr=sc.arch_lr,
+        arch_weight_decay=sc.arch_weight_decay,
+        energy_weight=sc.energy_weight,
+        max_batches=max_batches,
+    )
+    dgs = (
+        SurrogateSearch(model, DGSConfig(every=sc.dgs_every, max_batches=sc.dgs_batches)) if sc.dgs_every > 0 else None
+    )
+    searcher = Searcher(model, loss_fn, engine_cfg, components=model.components(), dgs=dgs, log=log)
     genotype = searcher.run(train_half, val_half)
-    genotype = dataclasses.replace(genotype, settings={**dict(genotype.settings), "stereo_config": cfg.to_dict(),
-                                                       "seed": seed, "windows": len(dataset)})
+    genotype = dataclasses.replace(
+        genotype,
+        settings={**dict(genotype.settings), "stereo_config": cfg.to_dict(), "seed": seed, "windows": len(dataset)},
+    )
     if not main:
         return genotype
     save_genotype(run.root / "genotype.json", genotype)
     # the searched supernet itself: decode it again later without searching (derive_from_supernet)
-    save_checkpoint(run.root / "supernet.pt", {"model": model.state_dict(), "config": cfg.to_dict(), "seed": seed,
-                                               "windows": len(dataset)})
+    save_checkpoint(
+        run.root / "supernet.pt",
+        {"model": model.state_dict(), "config": cfg.to_dict(), "seed": seed, "windows": len(dataset)},
+    )
     history = [_plain_row(r) for r in searcher.history]
     run.write_metrics({"history": history})
     plot_genotype(genotype, run.figures / "genotype.png")
@@ -117,8 +156,12 @@ def run_search(cfg: StereoConfig, sources: Sequence[StereoSource], out_dir: str 
     return genotype
 
 
-def derive_from_supernet(supernet: str | Path, out_dir: str | Path, overrides: Mapping[str, Any] | None = None,
-                         log: Callable[[str], None] = print) -> Any:
+def derive_from_supernet(
+    supernet: str | Path,
+    out_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> Any:
     """Decode a searched supernet (``OUT/supernet.pt`` of :func:`run_search`) again, without
     searching: its config with ``overrides`` applied (decoding settings such as
     ``network.max_skip``; settings that change the supernet's parameters do not fit its
@@ -129,8 +172,10 @@ def derive_from_supernet(supernet: str | Path, out_dir: str | Path, overrides: M
         cfg = cfg.replace(**overrides)
     model = build_supernet(cfg)
     load_state_checked(model, state["model"], str(supernet))
-    genotype = Genotype({name: part.derive() for name, part in model.components().items()},
-                        {"stereo_config": cfg.to_dict(), "seed": state.get("seed"), "derived_from": str(supernet)})
+    genotype = Genotype(
+        {name: part.derive() for name, part in model.components().items()},
+        {"stereo_config": cfg.to_dict(), "seed": state.get("seed"), "derived_from": str(supernet)},
+    )
     run = RunDir(out_dir)
     save_genotype(run.root / "genotype.json", genotype)
     plot_genotype(genotype, run.figures / "genotype.png")
@@ -153,8 +198,11 @@ def _numeric_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[floa
     """Every numeric quantity of the per-epoch rows (NaN where a row lacks it), in first-seen order."""
     keys: list[str] = []
     for row in history:
-        keys += [k for k, v in row.items() if k != "epoch" and k not in keys
-                 and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        keys += [
+            k
+            for k, v in row.items()
+            if k != "epoch" and k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
     return {k: [float(r[k]) if isinstance(r.get(k), (int, float)) else float("nan") for r in history] for k in keys}
 
 
@@ -178,7 +226,7 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | Path, title: s
         ax.set_title(k)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(series):]:
+    for ax in list(axes.flat)[len(series) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)
@@ -210,7 +258,7 @@ def plot_genotype(genotype: Any, path: str | Path) -> Path:
         ax.plot(range(1, len(levels) + 1), levels, marker="o", color="tab:blue")
         ax.set_ylim(comp.config.levels - 0.5, -0.5)
         ax.set_yticks(range(comp.config.levels))
-        ax.set_yticklabels([f"1/{3 * 2 ** s}" for s in range(comp.config.levels)])
+        ax.set_yticklabels([f"1/{3 * 2**s}" for s in range(comp.config.levels)])
         ax.set_xticks(range(1, len(levels) + 1))
         ax.set_xlabel("layer")
         ax.set_ylabel("resolution")
@@ -238,13 +286,31 @@ def _draw_cell(ax: Any, cell: Any, title: str) -> None:
     for j, node_edges in enumerate(cell.edges):
         for src, op in node_edges:
             (x0, y0), (x1, y1) = pos[int(src)], pos[2 + j]
-            ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                        arrowprops=dict(arrowstyle="->", color="tab:gray" if op == "skip_connect" else "tab:red", lw=1.2))
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2, op, fontsize=6.5, ha="center", va="center",
-                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+            ax.annotate(
+                "",
+                xy=(x1, y1),
+                xytext=(x0, y0),
+                arrowprops=dict(arrowstyle="->", color="tab:gray" if op == "skip_connect" else "tab:red", lw=1.2),
+            )
+            ax.text(
+                (x0 + x1) / 2,
+                (y0 + y1) / 2,
+                op,
+                fontsize=6.5,
+                ha="center",
+                va="center",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8),
+            )
     for k, (x, y) in pos.items():
-        ax.text(x, y, names[k], ha="center", va="center", fontsize=8,
-                bbox=dict(boxstyle="round", fc="lightblue" if k < 2 else "khaki"))
+        ax.text(
+            x,
+            y,
+            names[k],
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox=dict(boxstyle="round", fc="lightblue" if k < 2 else "khaki"),
+        )
     tau = cell.tau if isinstance(cell.tau, (int, float)) else float(np.mean(cell.tau))
     kind = f"{cell.neuron} tau={tau:.2f} b={cell.surrogate_b:.1f}" if cell.spiking else "ANN (ReLU)"
     ax.set_title(f"{title}\n{kind}", fontsize=8)

@@ -46,25 +46,38 @@ class TrainResult:
     best: dict[str, Any] | None
 
 
-def make_loader(dataset: StereoWindowDataset, batch_size: int, shuffle: bool, seed: int, epoch: int,
-                shard: bool = False) -> DataLoader:
+def make_loader(
+    dataset: StereoWindowDataset, batch_size: int, shuffle: bool, seed: int, epoch: int, shard: bool = False
+) -> DataLoader:
     """A loader whose order is a pure function of (seed, epoch). With ``shard`` under torchrun
     it yields this process's share of each global batch of ``batch_size`` windows."""
     dataset.set_epoch(epoch)
     order_seed = int(seed) * 100_003 + int(epoch)
     sampler = distributed.make_sampler(dataset, shuffle, order_seed) if shard else None
     if sampler is not None:
-        return DataLoader(dataset, batch_size=distributed.check_batch(batch_size, "train.batch_size"), sampler=sampler,
-                          collate_fn=pad_collate, num_workers=0)
+        return DataLoader(
+            dataset,
+            batch_size=distributed.check_batch(batch_size, "train.batch_size"),
+            sampler=sampler,
+            collate_fn=pad_collate,
+            num_workers=0,
+        )
     gen = torch.Generator().manual_seed(order_seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      collate_fn=pad_collate, num_workers=0)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=pad_collate, num_workers=0
+    )
 
 
 @torch.no_grad()
-def evaluate_model(model: torch.nn.Module, dataset: StereoWindowDataset, device: torch.device,
-                   batch_size: int = 1, kind: str = "dsec", focal_baseline: float | None = None,
-                   progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def evaluate_model(
+    model: torch.nn.Module,
+    dataset: StereoWindowDataset,
+    device: torch.device,
+    batch_size: int = 1,
+    kind: str = "dsec",
+    focal_baseline: float | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Mean metrics (per image, averaged) of ``model`` on ``dataset`` and the per-image rows."""
     acc = MetricAccumulator(kind, focal_baseline=focal_baseline)
     model.eval()
@@ -80,8 +93,14 @@ def evaluate_model(model: torch.nn.Module, dataset: StereoWindowDataset, device:
     return acc.compute(), rows
 
 
-def _log_images(writer: Any, model: torch.nn.Module, dataset: StereoWindowDataset, device: torch.device,
-                epoch: int, max_disparity: int) -> None:
+def _log_images(
+    writer: Any,
+    model: torch.nn.Module,
+    dataset: StereoWindowDataset,
+    device: torch.device,
+    epoch: int,
+    max_disparity: int,
+) -> None:
 
     model.eval()
     with torch.no_grad():
@@ -93,12 +112,22 @@ def _log_images(writer: Any, model: torch.nn.Module, dataset: StereoWindowDatase
         writer.add_image(f"disparity/{tag}", np.ascontiguousarray(rgb), epoch, dataformats="HWC")
 
 
-def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[StereoSource],
-                   val_sources: Sequence[StereoSource], out_dir: str | Path, seed: int = 0,
-                   device: str | None = None, resume: bool = False, progress: bool = True,
-                   model_factory: Callable[[StereoConfig, Any], torch.nn.Module] | None = None,
-                   epochs_this_run: int | None = None, overwrite: bool = False,
-                   init: str | Path | None = None, log: Callable[[str], None] = print) -> TrainResult:
+def train_genotype(
+    cfg: StereoConfig,
+    genotype: Any,
+    train_sources: Sequence[StereoSource],
+    val_sources: Sequence[StereoSource],
+    out_dir: str | Path,
+    seed: int = 0,
+    device: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    model_factory: Callable[[StereoConfig, Any], torch.nn.Module] | None = None,
+    epochs_this_run: int | None = None,
+    overwrite: bool = False,
+    init: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
     """Train the fixed network of ``genotype`` and keep the best checkpoint by validation MAE
     (by the training loss when there is no validation data), on the shared run skeleton
     (:func:`stereo_snn.fit.fit`).
@@ -115,8 +144,15 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
     log = distributed.main_only(log)
     tc = cfg.train
     distributed.check_batch(tc.batch_size, "train.batch_size")
-    settings = FitSettings(epochs=tc.epochs, epochs_this_run=epochs_this_run, grad_clip=tc.grad_clip, amp=tc.amp,
-                           best_metric=("val_mae", "train_loss"), best_mode="min", progress=progress)
+    settings = FitSettings(
+        epochs=tc.epochs,
+        epochs_this_run=epochs_this_run,
+        grad_clip=tc.grad_clip,
+        amp=tc.amp,
+        best_metric=("val_mae", "train_loss"),
+        best_mode="min",
+        progress=progress,
+    )
     run = prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
     factory = model_factory or build_network
     seed_everything(seed)
@@ -129,22 +165,34 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
         state = read_run_state(run.root, "stereo")
         last_path = run.checkpoints / "last.pt"
         if state.get("config") != cfg.to_dict():
-            raise CheckpointError(f"{last_path}: the run's config differs from the given one; resume with the same settings")
+            raise CheckpointError(
+                f"{last_path}: the run's config differs from the given one; resume with the same settings"
+            )
         load_state_checked(model, state["model"], str(last_path))  # names the keys that do not fit
     if init is not None and not resume:
         start, _ = read_checkpoint(init, ("model",), "stereo checkpoint")
         load_state_checked(model, start["model"], str(init))  # names the keys that do not fit
         log(f"weights initialised from {init}")
     if not resume and distributed.is_main():
-        run.write_config({"config": cfg.to_dict(), "seed": seed, "device": str(dev), "init": None if init is None else str(init),
-                          "world_size": distributed.world_size(), "global_batch_size": tc.batch_size})
+        run.write_config(
+            {
+                "config": cfg.to_dict(),
+                "seed": seed,
+                "device": str(dev),
+                "init": None if init is None else str(init),
+                "world_size": distributed.world_size(),
+                "global_batch_size": tc.batch_size,
+            }
+        )
         save_genotype(run.root / "genotype.json", genotype)
 
     train_ds = StereoWindowDataset(train_sources, cfg, crop=tc.crop, vflip=tc.vflip, seed=seed, cache=True)
     val_ds = StereoWindowDataset(val_sources, cfg, seed=seed, cache=True) if val_sources else None
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        return disparity_loss(m(batch["left"].to(dev), batch["right"].to(dev)), batch, tc.loss, tc.subpixel_b, tc.coarse_weight)
+        return disparity_loss(
+            m(batch["left"].to(dev), batch["right"].to(dev)), batch, tc.loss, tc.subpixel_b, tc.coarse_weight
+        )
 
     def evaluate(m: torch.nn.Module) -> dict[str, Any]:
         return {} if val_ds is None else {f"val_{k}": v for k, v in evaluate_model(m, val_ds, dev)[0].items()}
@@ -154,15 +202,27 @@ def train_genotype(cfg: StereoConfig, genotype: Any, train_sources: Sequence[Ste
             _log_images(writer, m, val_ds or train_ds, dev, epochs_done, cfg.max_disparity)
 
     task = FitTask(
-        application="stereo", model=model, optimizer=opt, scheduler=sched,
-        train_batches=lambda epoch: make_loader(train_ds, tc.batch_size, shuffle=True, seed=seed, epoch=epoch,
-                                                shard=True),
+        application="stereo",
+        model=model,
+        optimizer=opt,
+        scheduler=sched,
+        train_batches=lambda epoch: make_loader(
+            train_ds, tc.batch_size, shuffle=True, seed=seed, epoch=epoch, shard=True
+        ),
         step_loss=lambda m, batch: StepLoss(loss_fn(m, batch)),
-        evaluate=evaluate, dgs=dgs, dgs_loss=loss_fn,
-        dgs_batches=lambda epoch: (make_loader(train_ds, tc.batch_size, True, seed + 1, epoch),
-                                   make_loader(val_ds or train_ds, tc.batch_size, True, seed + 2, epoch)),
-        extra_state={"config": cfg.to_dict(), "genotype": _genotype_dict(genotype), "seed": seed,
-                     "data_size": [max(s.height for s in train_sources), max(s.width for s in train_sources)]},
+        evaluate=evaluate,
+        dgs=dgs,
+        dgs_loss=loss_fn,
+        dgs_batches=lambda epoch: (
+            make_loader(train_ds, tc.batch_size, True, seed + 1, epoch),
+            make_loader(val_ds or train_ds, tc.batch_size, True, seed + 2, epoch),
+        ),
+        extra_state={
+            "config": cfg.to_dict(),
+            "genotype": _genotype_dict(genotype),
+            "seed": seed,
+            "data_size": [max(s.height for s in train_sources), max(s.width for s in train_sources)],
+        },
         on_epoch_end=pictures,
     )
     res = fit(task, run, settings, dev, resume_state=state, log=log)

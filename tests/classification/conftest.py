@@ -22,8 +22,15 @@ def _pattern_images(labels: np.ndarray, num_classes: int, rng: np.random.Generat
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_cifar(root: Path, variant: str = "cifar10", n_train: int = 40, n_test: int = 20,
-                num_classes: int | None = None, tar: bool = False, seed: int = 0) -> Path:
+def write_cifar(
+    root: Path,
+    variant: str = "cifar10",
+    n_train: int = 40,
+    n_test: int = 20,
+    num_classes: int | None = None,
+    tar: bool = False,
+    seed: int = 0,
+) -> Path:
     """Write a CIFAR python-pickle archive in the published layout (protocol 2, bytes keys).
 
     Returns the extracted folder, or the .tar.gz when ``tar``.
@@ -36,22 +43,40 @@ def write_cifar(root: Path, variant: str = "cifar10", n_train: int = 40, n_test:
         per = np.array_split(np.arange(n_train), 5)
         for b, idx in enumerate(per, start=1):
             lab = rng.integers(0, k, len(idx))
-            files[f"data_batch_{b}"] = {b"batch_label": b"training batch", b"labels": lab.tolist(),
-                                        b"data": _pattern_images(lab, k, rng).reshape(len(idx), -1),
-                                        b"filenames": [b"x.png"] * len(idx)}
+            files[f"data_batch_{b}"] = {
+                b"batch_label": b"training batch",
+                b"labels": lab.tolist(),
+                b"data": _pattern_images(lab, k, rng).reshape(len(idx), -1),
+                b"filenames": [b"x.png"] * len(idx),
+            }
         lab = rng.integers(0, k, n_test)
-        files["test_batch"] = {b"batch_label": b"testing batch", b"labels": lab.tolist(),
-                               b"data": _pattern_images(lab, k, rng).reshape(n_test, -1), b"filenames": [b"y.png"] * n_test}
-        files["batches.meta"] = {b"num_cases_per_batch": 10000, b"label_names": [f"c{i}".encode() for i in range(k)], b"num_vis": 3072}
+        files["test_batch"] = {
+            b"batch_label": b"testing batch",
+            b"labels": lab.tolist(),
+            b"data": _pattern_images(lab, k, rng).reshape(n_test, -1),
+            b"filenames": [b"y.png"] * n_test,
+        }
+        files["batches.meta"] = {
+            b"num_cases_per_batch": 10000,
+            b"label_names": [f"c{i}".encode() for i in range(k)],
+            b"num_vis": 3072,
+        }
     else:
         k = num_classes or 100
         folder, archive = "cifar-100-python", "cifar-100-python.tar.gz"
         for name, n in (("train", n_train), ("test", n_test)):
             lab = rng.integers(0, k, n)
-            files[name] = {b"filenames": [b"z.png"] * n, b"batch_label": name.encode(), b"fine_labels": lab.tolist(),
-                           b"coarse_labels": (lab % 20).tolist(), b"data": _pattern_images(lab, k, rng).reshape(n, -1)}
-        files["meta"] = {b"fine_label_names": [f"f{i}".encode() for i in range(k)],
-                         b"coarse_label_names": [f"g{i}".encode() for i in range(20)]}
+            files[name] = {
+                b"filenames": [b"z.png"] * n,
+                b"batch_label": name.encode(),
+                b"fine_labels": lab.tolist(),
+                b"coarse_labels": (lab % 20).tolist(),
+                b"data": _pattern_images(lab, k, rng).reshape(n, -1),
+            }
+        files["meta"] = {
+            b"fine_label_names": [f"f{i}".encode() for i in range(k)],
+            b"coarse_label_names": [f"g{i}".encode() for i in range(20)],
+        }
     root.mkdir(parents=True, exist_ok=True)
     if tar:
         path = root / archive
@@ -69,7 +94,9 @@ def write_cifar(root: Path, variant: str = "cifar10", n_train: int = 40, n_test:
     return out
 
 
-def write_image_folders(root: Path, classes: int = 3, per_class: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:
+def write_image_folders(
+    root: Path, classes: int = 3, per_class: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0
+) -> Path:
     """Write root/{train,val}/<wnid>/*.JPEG with OpenCV; returns ``root``."""
     import cv2
 

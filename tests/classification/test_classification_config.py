@@ -33,8 +33,15 @@ def test_presets_keep_the_published_recipe():
 
 
 def test_overrides_and_config_files(tmp_path):
-    cfg = C.resolve_config(preset="digits_train", overrides=["train.epochs=3", "model.candidates=[skip_connect, conv_5x5]",
-                                                             "data.root=/x/y", "train.grad_clip=null"])
+    cfg = C.resolve_config(
+        preset="digits_train",
+        overrides=[
+            "train.epochs=3",
+            "model.candidates=[skip_connect, conv_5x5]",
+            "data.root=/x/y",
+            "train.grad_clip=null",
+        ],
+    )
     assert cfg.train.epochs == 3 and cfg.model.candidates == ("skip_connect", "conv_5x5")
     assert cfg.data.root == "/x/y" and cfg.train.grad_clip is None
     f = tmp_path / "mine.yaml"
@@ -63,15 +70,18 @@ def test_bad_settings_are_refused(tmp_path):
         C.resolve_config(config_file=tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("item,message", [
-    ("train.epochs=abc", "train.epochs 'abc': must be an integer"),
-    ("train.lr=[1, 2]", "train.lr \\[1, 2\\]: must be a finite number"),
-    ("train.lr=fast", "train.lr 'fast': must be a number"),
-    ("train.amp=3", "train.amp 3: must be true or false"),
-    ("threads=-2", "threads -2: must be >= 1 or null"),
-    ("search.max_batches=0", "search.max_batches 0: must be >= 1 or null"),
-    ("data.name=mnist", "unknown dataset"),
-])
+@pytest.mark.parametrize(
+    "item,message",
+    [
+        ("train.epochs=abc", "train.epochs 'abc': must be an integer"),
+        ("train.lr=[1, 2]", "train.lr \\[1, 2\\]: must be a finite number"),
+        ("train.lr=fast", "train.lr 'fast': must be a number"),
+        ("train.amp=3", "train.amp 3: must be true or false"),
+        ("threads=-2", "threads -2: must be >= 1 or null"),
+        ("search.max_batches=0", "search.max_batches 0: must be >= 1 or null"),
+        ("data.name=mnist", "unknown dataset"),
+    ],
+)
 def test_settings_of_the_wrong_type_or_range_are_named(item, message):
     with pytest.raises(ConfigError, match=message):
         C.resolve_config(overrides=[item])
@@ -89,16 +99,20 @@ def test_settings_are_typed_and_frozen_and_read_numbers_written_as_text():
 
 def test_old_search_setting_names_are_read():
     old = C.resolve_config().to_dict()
-    old["search"] = {("w_" + k if k in ("lr", "lr_min", "momentum", "weight_decay") else k): v
-                     for k, v in old["search"].items()}
+    old["search"] = {
+        ("w_" + k if k in ("lr", "lr_min", "momentum", "weight_decay") else k): v for k, v in old["search"].items()
+    }
     assert C.ClassifyConfig.from_dict(old).search.lr == C.resolve_config().search.lr
 
 
-@pytest.mark.parametrize("args,message", [
-    (["classify", "train", "--epochs-this-run", "0"], "--epochs-this-run 0: must be an integer >= 1"),
-    (["classify", "train", "--resume", "--overwrite"], "--resume and --overwrite"),
-    (["classify", "search", "--set", "search.max_batches=-1"], "search.max_batches -1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["classify", "train", "--epochs-this-run", "0"], "--epochs-this-run 0: must be an integer >= 1"),
+        (["classify", "train", "--resume", "--overwrite"], "--resume and --overwrite"),
+        (["classify", "search", "--set", "search.max_batches=-1"], "search.max_batches -1"),
+    ],
+)
 def test_run_options_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     from stereo_snn import cli
 

@@ -130,11 +130,14 @@ def test_image_folders_train_and_val_transforms(tmp_path, make_image_folders):
 
 def test_image_folder_source_with_workers_is_deterministic(tmp_path, make_image_folders):
     root = make_image_folders(tmp_path / "imnet", classes=2, per_class=3)
-    bundle = D.build_data(_data(name="imagenet", root=str(root), image_size=16, resize=20, workers=2, flip=True),
-                          batch_size=4, seed=0)
+    bundle = D.build_data(
+        _data(name="imagenet", root=str(root), image_size=16, resize=20, workers=2, flip=True), batch_size=4, seed=0
+    )
     assert bundle.num_classes == 2 and bundle.in_channels == 3 and bundle.image_size == 16
     first = [x for x, _ in bundle.train.batches(epoch=2)]
-    serial = D.FolderSource(bundle.train.dataset, 4, bundle.train.mean, bundle.train.std, shuffle=True, workers=0, seed=0)
+    serial = D.FolderSource(
+        bundle.train.dataset, 4, bundle.train.mean, bundle.train.std, shuffle=True, workers=0, seed=0
+    )
     second = [x for x, _ in serial.batches(epoch=2)]
     assert len(first) == 2
     for a, b in zip(first, second):
@@ -143,8 +146,9 @@ def test_image_folder_source_with_workers_is_deterministic(tmp_path, make_image_
 
 def test_image_folder_limit_is_a_random_subset_split_in_halves(tmp_path, make_image_folders):
     root = make_image_folders(tmp_path / "imnet", classes=4, per_class=3)
-    bundle = D.build_data(_data(name="imagenet", root=str(root), image_size=8, resize=10, limit_train=6),
-                          batch_size=2, seed=0)
+    bundle = D.build_data(
+        _data(name="imagenet", root=str(root), image_size=8, resize=10, limit_train=6), batch_size=2, seed=0
+    )
     chosen = set(bundle.train.subset.indices)
     labels = {bundle.train.dataset.samples[i][1] for i in chosen}
     assert len(chosen) == 6 and len(labels) > 2  # not just the first two class folders
@@ -180,7 +184,9 @@ def test_augmentations():
     # every crop is a shifted window of the zero-padded image
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
-        assert any(torch.equal(crop[i, 0], padded[i, 0, oy:oy + 6, ox:ox + 6]) for oy in range(5) for ox in range(5))
+        assert any(
+            torch.equal(crop[i, 0], padded[i, 0, oy : oy + 6, ox : ox + 6]) for oy in range(5) for ox in range(5)
+        )
     flips = D.random_flip(x.repeat(16, 1, 1, 1), gen)
     flipped = [torch.equal(f, x[i % 2].flip(-1)) for i, f in enumerate(flips)]
     assert 0 < sum(flipped) < 32
@@ -189,8 +195,9 @@ def test_augmentations():
 
 
 def test_array_source_order_depends_only_on_seed_and_epoch(cifar10_folder):
-    bundle = D.build_data(_data(name="cifar10", root=str(cifar10_folder), crop_padding=4, flip=True, cutout=8),
-                          batch_size=16, seed=5)
+    bundle = D.build_data(
+        _data(name="cifar10", root=str(cifar10_folder), crop_padding=4, flip=True, cutout=8), batch_size=16, seed=5
+    )
     a = list(bundle.train.batches(3))
     b = list(bundle.train.batches(3))
     c = list(bundle.train.batches(4))

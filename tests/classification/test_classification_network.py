@@ -14,7 +14,9 @@ from stereo_snn.errors import ConfigError, GenotypeError
 from stereo_snn.search import Genotype
 from stereo_snn.spiking import reset
 
-TINY = dataclasses.replace(C.resolve_config().model, time_steps=2, layers=2, channels=4, levels=2, neuron_kinds=("lif",))
+TINY = dataclasses.replace(
+    C.resolve_config().model, time_steps=2, layers=2, channels=4, levels=2, neuron_kinds=("lif",)
+)
 
 
 def test_supernet_forward_shapes_and_class_count():
@@ -39,7 +41,9 @@ def test_fixed_network_from_genotype_with_auxiliary_head():
     torch.manual_seed(0)
     supernet = N.build_supernet(TINY, num_classes=7, in_channels=1)
     genotype = Genotype({N.COMPONENT: supernet.backbone.derive()})
-    model = N.build_from_genotype(genotype, dataclasses.replace(TINY, channels=6, auxiliary_layer=1), num_classes=7, in_channels=1)
+    model = N.build_from_genotype(
+        genotype, dataclasses.replace(TINY, channels=6, auxiliary_layer=1), num_classes=7, in_channels=1
+    )
     assert model.backbone.config.channels == 6 and not model.backbone.is_supernet
     x = torch.randn(4, 1, 8, 8)
     reset(model)

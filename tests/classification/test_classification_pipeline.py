@@ -18,12 +18,33 @@ from stereo_snn.errors import CheckpointError, ConfigError
 from stereo_snn.runtime import load_checkpoint
 from stereo_snn.search import load_genotype
 
-TINY_MODEL = ["model.time_steps=2", "model.layers=2", "model.channels=4", "model.levels=2", "model.neuron_kinds=[lif]",
-              "threads=1"]
-TINY_SEARCH = ["search.epochs=2", "search.warmup_epochs=1", "search.batch_size=8", "search.max_batches=2",
-               "dgs.start=1", "dgs.every=1", "dgs.max_batches=1"]
-TINY_TRAIN = ["train.epochs=2", "train.batch_size=16", "train.eval_batch_size=64", "train.max_batches=3",
-              "dgs.start=1", "dgs.every=1", "dgs.max_batches=1", "data.limit_test=64"]
+TINY_MODEL = [
+    "model.time_steps=2",
+    "model.layers=2",
+    "model.channels=4",
+    "model.levels=2",
+    "model.neuron_kinds=[lif]",
+    "threads=1",
+]
+TINY_SEARCH = [
+    "search.epochs=2",
+    "search.warmup_epochs=1",
+    "search.batch_size=8",
+    "search.max_batches=2",
+    "dgs.start=1",
+    "dgs.every=1",
+    "dgs.max_batches=1",
+]
+TINY_TRAIN = [
+    "train.epochs=2",
+    "train.batch_size=16",
+    "train.eval_batch_size=64",
+    "train.max_batches=3",
+    "dgs.start=1",
+    "dgs.every=1",
+    "dgs.max_batches=1",
+    "data.limit_test=64",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +69,18 @@ def test_search_writes_genotype_and_run_folder(digits_search):
 
 
 def _train_cfg(genotype: Path, extra=()):
-    return C.resolve_config("digits", command="train",
-                            overrides=[*TINY_MODEL, *TINY_TRAIN, "data.limit_train=48", "model.auxiliary_layer=1",
-                                       f"model.genotype={genotype}", *extra])
+    return C.resolve_config(
+        "digits",
+        command="train",
+        overrides=[
+            *TINY_MODEL,
+            *TINY_TRAIN,
+            "data.limit_train=48",
+            "model.auxiliary_layer=1",
+            f"model.genotype={genotype}",
+            *extra,
+        ],
+    )
 
 
 def test_train_resume_is_bit_identical(digits_search, tmp_path):
@@ -59,7 +89,9 @@ def test_train_resume_is_bit_identical(digits_search, tmp_path):
     assert straight.finished and straight.metrics["epochs_done"] == 2
     part = train_run(cfg, tmp_path / "resumed", epochs_this_run=1, progress=False, log=lambda s: None)
     assert not part.finished and part.metrics["epochs_done"] == 1
-    again = train_run(resume_config(tmp_path / "resumed"), tmp_path / "resumed", resume=True, progress=False, log=lambda s: None)
+    again = train_run(
+        resume_config(tmp_path / "resumed"), tmp_path / "resumed", resume=True, progress=False, log=lambda s: None
+    )
     assert again.finished
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
@@ -77,7 +109,12 @@ def test_train_resume_is_bit_identical(digits_search, tmp_path):
     assert ev["top1"] == pytest.approx(straight.metrics["test_top1"])
     en = energy_checkpoint(tmp_path / "straight" / "checkpoints" / "best.pt", images=4)
     per = en.per_image()
-    assert en.images == 4 and en.to_dict()["per_image"] == per and per["snn"]["compute_mj"] > 0 and per["ann"]["compute_mj"] > 0
+    assert (
+        en.images == 4
+        and en.to_dict()["per_image"] == per
+        and per["snn"]["compute_mj"] > 0
+        and per["ann"]["compute_mj"] > 0
+    )
     assert per["ann"]["macs"] > per["snn"]["macs"]  # the ANN twin multiplies where the SNN adds
     with pytest.raises(CheckpointError, match="nothing to resume"):
         train_run(cfg, tmp_path / "nothing", resume=True, progress=False)
@@ -95,15 +132,48 @@ def test_cifar_archives_end_to_end_via_cli(tmp_path, make_cifar, variant, classe
     common = ["--set", f"data.root={archive}", "--set", "data.cutout=8"]
     for item in TINY_MODEL:
         common += ["--set", item]
-    search_args = ["classify", "search", "--preset", variant, "--out", str(tmp_path / "s"), *common,
-                   "--set", "search.epochs=1", "--set", "search.warmup_epochs=0", "--set", "search.batch_size=4",
-                   "--set", "search.max_batches=1", "--set", "search.dgs=false"]
+    search_args = [
+        "classify",
+        "search",
+        "--preset",
+        variant,
+        "--out",
+        str(tmp_path / "s"),
+        *common,
+        "--set",
+        "search.epochs=1",
+        "--set",
+        "search.warmup_epochs=0",
+        "--set",
+        "search.batch_size=4",
+        "--set",
+        "search.max_batches=1",
+        "--set",
+        "search.dgs=false",
+    ]
     assert cli.main(search_args) == 0
     genotype = tmp_path / "s" / "genotype.json"
     assert genotype.is_file()
-    train_args = ["classify", "train", "--preset", variant, "--genotype", str(genotype), "--out", str(tmp_path / "t"),
-                  "--no-progress", *common, "--set", "model.auxiliary_layer=2", "--set", "train.epochs=1",
-                  "--set", "train.batch_size=8", "--set", "train.dgs=false"]
+    train_args = [
+        "classify",
+        "train",
+        "--preset",
+        variant,
+        "--genotype",
+        str(genotype),
+        "--out",
+        str(tmp_path / "t"),
+        "--no-progress",
+        *common,
+        "--set",
+        "model.auxiliary_layer=2",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.dgs=false",
+    ]
     assert cli.main(train_args) == 0
     ckpt = tmp_path / "t" / "checkpoints" / "last.pt"
     state = load_checkpoint(ckpt)
@@ -124,9 +194,19 @@ def test_cifar_archives_end_to_end_via_cli(tmp_path, make_cifar, variant, classe
 
 
 def test_demo_runs_search_train_evaluate_energy(tmp_path, capsys):
-    tiny = [*TINY_MODEL, "search.epochs=1", "search.warmup_epochs=0", "search.max_batches=1", "search.dgs=false",
-            "train.epochs=1", "train.max_batches=2", "train.dgs=false", "data.limit_train=32", "data.limit_test=32",
-            "energy.images=2"]
+    tiny = [
+        *TINY_MODEL,
+        "search.epochs=1",
+        "search.warmup_epochs=0",
+        "search.max_batches=1",
+        "search.dgs=false",
+        "train.epochs=1",
+        "train.max_batches=2",
+        "train.dgs=false",
+        "data.limit_train=32",
+        "data.limit_test=32",
+        "energy.images=2",
+    ]
     args = ["classify", "demo", "--out", str(tmp_path), "--no-progress"]
     for item in tiny:
         args += ["--set", item]
@@ -136,4 +216,6 @@ def test_demo_runs_search_train_evaluate_energy(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo.json").read_text())
     assert summary["test_images"] == 32 and summary["time_steps"] == 2
     assert summary["energy_per_image_uj"]["ann_twin_compute"] > 0 and summary["energy_per_image_uj"]["snn_compute"] > 0
-    assert (tmp_path / "search" / "genotype.json").is_file() and (tmp_path / "train" / "checkpoints" / "best.pt").is_file()
+    assert (tmp_path / "search" / "genotype.json").is_file() and (
+        tmp_path / "train" / "checkpoints" / "best.pt"
+    ).is_file()

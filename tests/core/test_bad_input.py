@@ -44,15 +44,17 @@ def test_output_on_an_input_is_refused(tmp_path):
 def test_checkpoint_with_non_finite_weights_names_the_tensor(tmp_path, bad):
     w = torch.ones(3, 3)
     w[1, 2] = bad
-    path = runtime.save_checkpoint(tmp_path / "c.pt", {"model": {"conv.weight": torch.ones(2), "head.weight": w},
-                                                       "epoch": 3, "best": float("inf")})
+    path = runtime.save_checkpoint(
+        tmp_path / "c.pt", {"model": {"conv.weight": torch.ones(2), "head.weight": w}, "epoch": 3, "best": float("inf")}
+    )
     with pytest.raises(CheckpointError, match=r"c\.pt: tensor model\.head\.weight holds NaN or inf"):
         runtime.load_checkpoint(path)
 
 
 def test_finite_checkpoint_with_integer_tensors_loads(tmp_path):
-    path = runtime.save_checkpoint(tmp_path / "c.pt", {"model": {"w": torch.ones(2), "n": torch.tensor([1, 2])},
-                                                       "best": float("inf")})
+    path = runtime.save_checkpoint(
+        tmp_path / "c.pt", {"model": {"w": torch.ones(2), "n": torch.tensor([1, 2])}, "best": float("inf")}
+    )
     assert runtime.load_checkpoint(path)["best"] == float("inf")  # plain numbers are not weights
 
 
@@ -103,20 +105,27 @@ def test_zero_or_none_threads_keep_the_default():
 # ---------------------------------------------------------------------------------- settings
 def test_yaml_text_that_is_plainly_a_number_becomes_a_float():
     assert parse_overrides(["window_ms=1e9", "a=-2E-3", "b=fast", "c=1e"]) == [
-        ("window_ms", 1e9), ("a", -2e-3), ("b", "fast"), ("c", "1e")]
+        ("window_ms", 1e9),
+        ("a", -2e-3),
+        ("b", "fast"),
+        ("c", "1e"),
+    ]
 
 
-@pytest.mark.parametrize("item, key", [
-    ("train.epochs=abc", "train.epochs must be an integer"),
-    ("train.epochs=2.5", "train.epochs must be an integer"),
-    ("train.lr=[1,2]", "train.lr must be a finite number"),
-    ("train.lr=fast", "train.lr must be a finite number"),
-    ("train.lr=.inf", "train.lr must be a finite number"),
-    ("train.vflip=maybe", "train.vflip must be true or false"),
-    ("train.crop=[1,2,3]", "train.crop must be a list of 2 values"),
-    ("network.feature_channels=true", "network.feature_channels must be an integer"),
-    ("window_ms=abc", "window_ms must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "item, key",
+    [
+        ("train.epochs=abc", "train.epochs must be an integer"),
+        ("train.epochs=2.5", "train.epochs must be an integer"),
+        ("train.lr=[1,2]", "train.lr must be a finite number"),
+        ("train.lr=fast", "train.lr must be a finite number"),
+        ("train.lr=.inf", "train.lr must be a finite number"),
+        ("train.vflip=maybe", "train.vflip must be true or false"),
+        ("train.crop=[1,2,3]", "train.crop must be a list of 2 values"),
+        ("network.feature_channels=true", "network.feature_channels must be an integer"),
+        ("window_ms=abc", "window_ms must be a finite number"),
+    ],
+)
 def test_stereo_settings_of_the_wrong_type(item, key):
     from stereo_snn.stereo.config import load_config
 
@@ -130,8 +139,9 @@ def test_stereo_setting_written_as_1e9_is_a_number():
     assert load_config("tiny", dict(parse_overrides(["window_ms=1e3"]))).window_ms == 1000.0
 
 
-@pytest.mark.parametrize("item", ["train.epochs=abc", "train.lr=[1,2]", "train.lr=fast", "model.hybrid=3",
-                                  "model.candidates=conv"])
+@pytest.mark.parametrize(
+    "item", ["train.epochs=abc", "train.lr=[1,2]", "train.lr=fast", "model.hybrid=3", "model.candidates=conv"]
+)
 def test_classification_settings_of_the_wrong_type(item):
     from classification.config import resolve_config
 
@@ -150,11 +160,14 @@ def test_config_preset_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatc
 
 
 # ---------------------------------------------------------------------------------- CLI
-@pytest.mark.parametrize("exc, expected", [
-    (PermissionError(13, "Permission denied", "/data/seq/events"), "/data/seq/events: permission denied"),
-    (NotADirectoryError(20, "Not a directory", "/data/file"), "/data/file: not a folder"),
-    (IsADirectoryError(21, "Is a directory", "/data/dir"), "/data/dir: is a folder, not a file"),
-])
+@pytest.mark.parametrize(
+    "exc, expected",
+    [
+        (PermissionError(13, "Permission denied", "/data/seq/events"), "/data/seq/events: permission denied"),
+        (NotADirectoryError(20, "Not a directory", "/data/file"), "/data/file: not a folder"),
+        (IsADirectoryError(21, "Is a directory", "/data/dir"), "/data/dir: is a folder, not a file"),
+    ],
+)
 def test_os_errors_about_files_are_one_line_with_exit_code_2(monkeypatch, capsys, exc, expected):
     import stereo_snn.stereo.cli_visualize as vis
 

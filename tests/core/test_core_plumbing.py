@@ -113,7 +113,9 @@ def test_events_len_is_the_event_count_and_replace_works():
 
     from stereo_snn.events.recording import Events, empty_events
 
-    ev = Events(np.arange(3, dtype=np.uint16), np.zeros(3, np.uint16), np.arange(3, dtype=np.int64), np.ones(3, np.int8))
+    ev = Events(
+        np.arange(3, dtype=np.uint16), np.zeros(3, np.uint16), np.arange(3, dtype=np.int64), np.ones(3, np.int8)
+    )
     assert len(ev) == 3 and ev.count == 3
     moved = ev._replace(x=ev.x + 1)
     assert isinstance(moved, Events) and moved.x.tolist() == [1, 2, 3] and len(moved) == 3

@@ -123,8 +123,14 @@ def test_the_checks_catch_a_broken_link_a_bad_anchor_and_a_repeat(tmp_path):
 @pytest.mark.parametrize(
     ("heading", "anchor"),
     [
-        ("Event representations (`stereo_snn.events`, numba, no torch)", "event-representations-stereo_snnevents-numba-no-torch"),
-        ("The demo: search + train on real handwritten digits, on a CPU", "the-demo-search--train-on-real-handwritten-digits-on-a-cpu"),
+        (
+            "Event representations (`stereo_snn.events`, numba, no torch)",
+            "event-representations-stereo_snnevents-numba-no-torch",
+        ),
+        (
+            "The demo: search + train on real handwritten digits, on a CPU",
+            "the-demo-search--train-on-real-handwritten-digits-on-a-cpu",
+        ),
         ("Targets (issue 2), honestly", "targets-issue-2-honestly"),
     ],
 )

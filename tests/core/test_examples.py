@@ -46,11 +46,14 @@ def _ignore_hook():
     return module.pytest_ignore_collect
 
 
-@pytest.mark.parametrize(("path", "ignored"), [
-    ("stereo_snn/cli.py", True),  # no example: never imported at collection
-    ("stereo_snn/windows.py", False),
-    ("tests/core/test_examples.py", None),  # the tests are collected as usual
-    ("tests/stereo/conftest.py", True),  # fixtures load as plugins; as doctest modules they would clash
-])
+@pytest.mark.parametrize(
+    ("path", "ignored"),
+    [
+        ("stereo_snn/cli.py", True),  # no example: never imported at collection
+        ("stereo_snn/windows.py", False),
+        ("tests/core/test_examples.py", None),  # the tests are collected as usual
+        ("tests/stereo/conftest.py", True),  # fixtures load as plugins; as doctest modules they would clash
+    ],
+)
 def test_doctest_collection_imports_only_modules_with_examples(path, ignored):
     assert _ignore_hook()(ROOT / path, None) is ignored

@@ -24,7 +24,7 @@ def _task(application: str = "toy") -> FitTask:
 
     def batches(epoch: int):
         order = torch.randperm(len(X), generator=torch.Generator().manual_seed(epoch))
-        return [(X[order[i:i + 8]], Y[order[i:i + 8]]) for i in range(0, len(X), 8)]
+        return [(X[order[i : i + 8]], Y[order[i : i + 8]]) for i in range(0, len(X), 8)]
 
     def step(m, batch):
         x, y = batch
@@ -35,8 +35,16 @@ def _task(application: str = "toy") -> FitTask:
         with torch.no_grad():
             return {"val_mse": float(torch.nn.functional.mse_loss(m(X), Y))}
 
-    return FitTask(application=application, model=model, optimizer=opt, scheduler=sched, train_batches=batches,
-                   step_loss=step, evaluate=evaluate, extra_state={"note": "toy"})
+    return FitTask(
+        application=application,
+        model=model,
+        optimizer=opt,
+        scheduler=sched,
+        train_batches=batches,
+        step_loss=step,
+        evaluate=evaluate,
+        extra_state={"note": "toy"},
+    )
 
 
 def _fit(run_dir, resume=False, epochs_this_run=None, application="toy"):
@@ -113,11 +121,17 @@ def test_the_other_applications_run_is_refused_by_name(tmp_path):
         read_run_state(tmp_path, "classification")
 
 
-@pytest.mark.parametrize("application,legacy,done", [
-    ("stereo", {"epoch": 2, "data_size": [48, 64], "best": {"score": 1.5, "epoch": 2, "val_mae": 1.5}}, 3),
-    ("classification", {"epoch": 3, "meta": {}, "best_top1": 80.0,
-                        "history": [{"epoch": 3, "test_top1": 80.0}]}, 3),
-])
+@pytest.mark.parametrize(
+    "application,legacy,done",
+    [
+        ("stereo", {"epoch": 2, "data_size": [48, 64], "best": {"score": 1.5, "epoch": 2, "val_mae": 1.5}}, 3),
+        (
+            "classification",
+            {"epoch": 3, "meta": {}, "best_top1": 80.0, "history": [{"epoch": 3, "test_top1": 80.0}]},
+            3,
+        ),
+    ],
+)
 def test_checkpoints_from_before_the_skeleton_are_converted(tmp_path, application, legacy, done):
     common = {"model": {}, "optimizer": {}, "scheduler": {}, "scaler": {}, "rng": {}, "history": []}
     save_checkpoint(tmp_path / "checkpoints" / "last.pt", {**common, **legacy})

@@ -161,6 +161,10 @@ def test_no_module_or_package_imports_one_that_imports_it_back(graph):
 
 def test_the_events_layer_never_imports_torch():
     modules = _modules()
-    offenders = sorted(n for n in modules if (n == "stereo_snn.events" or n.startswith("stereo_snn.events."))
-                       and "torch" in external_imports_of(n, modules))
+    offenders = sorted(
+        n
+        for n in modules
+        if (n == "stereo_snn.events" or n.startswith("stereo_snn.events."))
+        and "torch" in external_imports_of(n, modules)
+    )
     assert not offenders, f"stereo_snn.events must not import torch: {offenders}"

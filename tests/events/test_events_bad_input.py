@@ -34,11 +34,14 @@ def _edit_ms_to_idx(path, change):
         f["ms_to_idx"][...] = change(m)
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param(lambda m: np.minimum(m + 3000, m[-1]), id="offset by 3000 events"),
-    pytest.param(lambda m: np.zeros_like(m), id="all zero"),
-    pytest.param(lambda m: np.maximum(m.astype(np.int64) - 700, 0).astype(m.dtype), id="offset backwards"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda m: np.minimum(m + 3000, m[-1]), id="offset by 3000 events"),
+        pytest.param(lambda m: np.zeros_like(m), id="all zero"),
+        pytest.param(lambda m: np.maximum(m.astype(np.int64) - 700, 0).astype(m.dtype), id="offset backwards"),
+    ],
+)
 def test_ms_to_idx_inconsistent_with_t_is_refused(event_h5, brute_force, small_events, change):
     path, t0 = event_h5
     _edit_ms_to_idx(path, change)
@@ -179,8 +182,16 @@ def deny(monkeypatch):
     return denied
 
 
-@pytest.mark.parametrize("rel", ["events/left/events.h5", "events/left/rectify_map.h5", "calibration/cam_to_cam.yaml",
-                                 "disparity/timestamps.txt", "events"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "events/left/events.h5",
+        "events/left/rectify_map.h5",
+        "calibration/cam_to_cam.yaml",
+        "disparity/timestamps.txt",
+        "events",
+    ],
+)
 def test_unreadable_files_are_permission_problems(seq_dir, deny, rel):
     deny.add(str(seq_dir / rel))
     with pytest.raises(StereoSNNError, match=f"{rel}: permission denied"):
@@ -210,11 +221,14 @@ def test_rectify_map_of_another_sensor_size_is_refused(seq_dir, recording, shift
             seq.event_file("left")
 
 
-@pytest.mark.parametrize("damage, expected", [
-    (lambda m: m.T, "transposed"),
-    (lambda m: m * 100, "not a rectification"),
-    (lambda m: np.full_like(m, np.nan), "finite"),
-])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda m: m.T, "transposed"),
+        (lambda m: m * 100, "not a rectification"),
+        (lambda m: np.full_like(m, np.nan), "finite"),
+    ],
+)
 def test_mvsec_maps_are_checked_when_the_recording_is_opened(mvsec_files, damage, expected):
     from stereo_snn.stereo.data import MVSECSource
 

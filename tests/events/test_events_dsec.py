@@ -151,7 +151,12 @@ def test_split(tmp_path, recording):
 
 def test_rectify_events_keep_and_drop(shifted_map):
     rmap = shifted_map(4, 5, 0.5, -0.25)
-    ev = Events(np.array([0, 4, 2, 4], np.uint16), np.array([0, 3, 1, 0], np.uint16), np.arange(4), np.array([1, 0, 1, 0], np.int8))
+    ev = Events(
+        np.array([0, 4, 2, 4], np.uint16),
+        np.array([0, 3, 1, 0], np.uint16),
+        np.arange(4),
+        np.array([1, 0, 1, 0], np.int8),
+    )
     kept = rectify_events(ev, rmap, keep_outside=True)
     np.testing.assert_array_equal(kept.x, [0.5, 4.5, 2.5, 4.5])
     np.testing.assert_array_equal(kept.y, [-0.25, 2.75, 0.75, -0.25])
@@ -277,7 +282,11 @@ def test_valid_submission_dir_and_zip(tmp_path, good_submission):
     assert validate_submission(sub, csv_dir) == []
     z = zip_submission(sub, tmp_path / "out" / "submission.zip")
     with zipfile.ZipFile(z) as zf:
-        assert sorted(zf.namelist()) == ["interlaken_00_a/000020.png", "interlaken_00_a/000040.png", "thun_01_a/000000.png"]
+        assert sorted(zf.namelist()) == [
+            "interlaken_00_a/000020.png",
+            "interlaken_00_a/000040.png",
+            "thun_01_a/000000.png",
+        ]
     assert validate_submission(z, csv_dir) == []
     assert validate_submission(sub, {"interlaken_00_a": [20, 40], "thun_01_a": [0]}) == []
 

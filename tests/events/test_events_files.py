@@ -152,9 +152,15 @@ def test_blosc_layout_is_dsec_like(tmp_path, small_events):
     write_event_h5(path, small_events, t_offset_us=T0)
     with h5py.File(path, "r") as f:
         assert {k: f[f"events/{k}"].dtype for k in "xytp"} == {
-            "x": np.uint16, "y": np.uint16, "t": np.uint32, "p": np.uint8
+            "x": np.uint16,
+            "y": np.uint16,
+            "t": np.uint32,
+            "p": np.uint8,
         }
-        assert 32001 in [f["events/t"].id.get_create_plist().get_filter(i)[0] for i in range(f["events/t"].id.get_create_plist().get_nfilters())]
+        assert 32001 in [
+            f["events/t"].id.get_create_plist().get_filter(i)[0]
+            for i in range(f["events/t"].id.get_create_plist().get_nfilters())
+        ]
 
 
 # ------------------------------------------------------------------------------------ bad input
@@ -338,7 +344,6 @@ def test_writers_reject_bad_events(tmp_path, small_events, writer, change, messa
     with pytest.raises(EventFileError, match=message):
         writer(path, change(small_events), t_offset_us=T0, sensor_size=(24, 32))
     assert not path.exists()
-
 
 
 def test_event_file_pickles_by_reopening(tmp_path, small_events):

@@ -36,8 +36,10 @@ def test_run_pair_gives_the_sequential_results() -> None:
 def test_run_pair_runs_the_two_calls_in_two_threads_with_half_the_threads_each() -> None:
     before = numba.get_num_threads()
     assert before >= 2 and pair_is_concurrent()
-    seen = run_pair(lambda: (threading.get_ident(), numba.get_num_threads()),
-                    lambda: (threading.get_ident(), numba.get_num_threads()))
+    seen = run_pair(
+        lambda: (threading.get_ident(), numba.get_num_threads()),
+        lambda: (threading.get_ident(), numba.get_num_threads()),
+    )
     (left_thread, left_n), (right_thread, right_n) = seen
     assert left_thread == threading.get_ident() and right_thread != left_thread
     assert left_n + right_n == before and min(left_n, right_n) >= 1

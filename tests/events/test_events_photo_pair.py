@@ -61,8 +61,17 @@ def _pair() -> PhotoPair:
 
 
 def _config(**kw) -> PhotoSwayConfig:
-    settings = dict(name="box", height=H, width=W, duration_ms=300.0, speed_px_s=40.0, rotation_deg=0.0, zoom=0.0,
-                    seed=5, start_time_us=1_000_000)
+    settings = dict(
+        name="box",
+        height=H,
+        width=W,
+        duration_ms=300.0,
+        speed_px_s=40.0,
+        rotation_deg=0.0,
+        zoom=0.0,
+        seed=5,
+        start_time_us=1_000_000,
+    )
     settings.update(kw)
     return PhotoSwayConfig(**settings)
 
@@ -83,7 +92,7 @@ def test_ground_truth_is_the_known_disparity_scaled_with_the_images(simulated):
     assert not np.array_equal(near[0], near[-1])
     for mask in near:
         ys, xs = np.nonzero(mask)
-        assert mask[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1].all()
+        assert mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].all()
 
 
 def test_right_events_are_the_left_events_shifted_by_the_ground_truth(simulated):
@@ -96,7 +105,7 @@ def test_right_events_are_the_left_events_shifted_by_the_ground_truth(simulated)
     far = FAR * info.canvas_scale_x
     shifts = np.arange(0, 13)
     # correlation of left(x) with right(x - s) over the columns both cover
-    score = [float(np.sum(left[:, 12:] * right[:, 12 - s: W - s])) for s in shifts]
+    score = [float(np.sum(left[:, 12:] * right[:, 12 - s : W - s])) for s in shifts]
     assert abs(shifts[int(np.argmax(score))] - far) <= 1.0
 
 
@@ -187,13 +196,16 @@ def test_files_load_with_their_disparity_scale(tmp_path):
     assert 0 <= pair.left.min() and pair.left.max() <= 1 and pair.right.shape == (PH, PW)
 
 
-@pytest.mark.parametrize(("files", "message"), [
-    (("missing.png", "l.png", "d.npy"), "missing.png: image not found"),
-    (("l.png", "junk.png", "d.npy"), "junk.png: cannot decode"),
-    (("l.png", "small.png", "d.npy"), "same height and width"),
-    (("l.png", "l.png", "zero.npy"), "zero.npy: no valid disparity"),
-    (("l.png", "l.png", "none.npy"), "none.npy: disparity file not found"),
-])
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (("missing.png", "l.png", "d.npy"), "missing.png: image not found"),
+        (("l.png", "junk.png", "d.npy"), "junk.png: cannot decode"),
+        (("l.png", "small.png", "d.npy"), "same height and width"),
+        (("l.png", "l.png", "zero.npy"), "zero.npy: no valid disparity"),
+        (("l.png", "l.png", "none.npy"), "none.npy: disparity file not found"),
+    ],
+)
 def test_bad_pair_files_raise_one_clear_error(tmp_path, files, message):
     left, right, disp = _known_pair()
     cv2.imwrite(str(tmp_path / "l.png"), left)
@@ -218,9 +230,28 @@ def test_cli_writes_sequences_and_reports_errors_in_one_line(tmp_path, capsys):
         cv2.imwrite(str(tmp_path / name), img)
     np.save(tmp_path / "d.npy", disp)
     out = tmp_path / "out"
-    args = ["simulate-photo", "--left", str(tmp_path / "l.png"), "--right", str(tmp_path / "r.png"),
-            "--disparity", str(tmp_path / "d.npy"), "--out", str(out), "--height", "32", "--width", "48",
-            "--duration-ms", "200", "--sequences", "2", "--speed", "30", "--no-progress"]
+    args = [
+        "simulate-photo",
+        "--left",
+        str(tmp_path / "l.png"),
+        "--right",
+        str(tmp_path / "r.png"),
+        "--disparity",
+        str(tmp_path / "d.npy"),
+        "--out",
+        str(out),
+        "--height",
+        "32",
+        "--width",
+        "48",
+        "--duration-ms",
+        "200",
+        "--sequences",
+        "2",
+        "--speed",
+        "30",
+        "--no-progress",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "GT disparity" in printed and "wrote 2 DSEC sequence(s)" in printed
@@ -228,11 +259,29 @@ def test_cli_writes_sequences_and_reports_errors_in_one_line(tmp_path, capsys):
     with DSECSequence(out / "l_001") as seq:
         assert seq.height == 32 and len(seq.disparity_timestamps_us()) == 3
     with pytest.raises(OutputError):  # the same sequences again
-        write_photo_sequences(load_photo_pair(tmp_path / "l.png", tmp_path / "r.png", tmp_path / "d.npy"),
-                              PhotoSwayConfig(name="l", height=32, width=48), out, count=2)
+        write_photo_sequences(
+            load_photo_pair(tmp_path / "l.png", tmp_path / "r.png", tmp_path / "d.npy"),
+            PhotoSwayConfig(name="l", height=32, width=48),
+            out,
+            count=2,
+        )
     assert main(["simulate-photo", "--left", str(tmp_path / "l.png"), "--out", str(out)]) == 2
-    assert main(["simulate-photo", "--left", str(tmp_path / "l.png"), "--right", str(tmp_path / "nope.png"),
-                 "--disparity", str(tmp_path / "d.npy"), "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "simulate-photo",
+                "--left",
+                str(tmp_path / "l.png"),
+                "--right",
+                str(tmp_path / "nope.png"),
+                "--disparity",
+                str(tmp_path / "d.npy"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("stereo-snn simulate-photo: error: left: --left needs")
     assert "nope.png: image not found" in err[1] and len(err) == 2

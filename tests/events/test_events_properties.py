@@ -53,8 +53,12 @@ def test_every_representation_is_finite_or_a_project_error(ev, bins):
     from stereo_snn.events import make_representation
 
     inside = (ev.x >= 0) & (ev.x < 16) & (ev.y >= 0) & (ev.y < 12)
-    good = Events(ev.x[inside].astype(np.float32), ev.y[inside].astype(np.float32), ev.t[inside],
-                  np.clip(ev.p[inside], 0, 1).astype(np.int8))
+    good = Events(
+        ev.x[inside].astype(np.float32),
+        ev.y[inside].astype(np.float32),
+        ev.t[inside],
+        np.clip(ev.p[inside], 0, 1).astype(np.int8),
+    )
     for name in ("voxel_grid", "sbt", "histogram", "mixed_density"):
         try:
             rep = make_representation({"name": name, "bins": bins})
@@ -90,8 +94,13 @@ def test_written_then_damaged_event_files_give_only_project_errors(tmp_path_fact
 
 
 @FAST
-@given(arr=hnp.arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 3)),
-                      elements=st.floats(width=32, allow_nan=True, allow_infinity=True)))
+@given(
+    arr=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 3)),
+        elements=st.floats(width=32, allow_nan=True, allow_infinity=True),
+    )
+)
 def test_random_rectify_maps_load_or_give_a_project_error(tmp_path_factory, arr):
     path = tmp_path_factory.mktemp("map") / "rectify_map.h5"
     with h5py.File(path, "w") as f:

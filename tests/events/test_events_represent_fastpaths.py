@@ -148,7 +148,22 @@ def test_ms_index_lookup_matches_bisection(tmp_path) -> None:
     write_raw_h5(tmp_path / "ms.h5", x, y, t, p, ms_to_idx=ms_to_idx_table(t), height=H, width=W)
     write_raw_h5(tmp_path / "plain.h5", x, y, t, p, height=H, width=W)
     rng = np.random.default_rng(0)
-    rels = [-3000, -1, 0, 1, 99, 100, 999, 1000, 1001, int(t[5000]), int(t[5000]) + 1, int(t[-1]), int(t[-1]) + 1, 45_000]
+    rels = [
+        -3000,
+        -1,
+        0,
+        1,
+        99,
+        100,
+        999,
+        1000,
+        1001,
+        int(t[5000]),
+        int(t[5000]) + 1,
+        int(t[-1]),
+        int(t[-1]) + 1,
+        45_000,
+    ]
     rels += [int(v) for v in rng.integers(-2000, 43_000, 40)]
     with open_events(tmp_path / "ms.h5") as fm, open_events(tmp_path / "plain.h5") as fp:
         assert fm.has_ms_to_idx and not fp.has_ms_to_idx

@@ -30,8 +30,25 @@ def test_every_preset_is_a_valid_config(name):
 
 def test_dsec_preset_writes_a_native_dsec_sequence(tmp_path, capsys):
     out = tmp_path / "d"
-    assert main(["simulate", "--preset", "dsec", "--out", str(out), "--duration-ms", "12", "--seed", "3",
-                 "--objects", "4", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--preset",
+                "dsec",
+                "--out",
+                str(out),
+                "--duration-ms",
+                "12",
+                "--seed",
+                "3",
+                "--objects",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "640x480" in capsys.readouterr().out
     with DSECSequence(out / "sim") as seq:
         assert (seq.height, seq.width) == (480, 640)
@@ -44,8 +61,27 @@ def test_dsec_preset_writes_a_native_dsec_sequence(tmp_path, capsys):
 
 def test_mvsec_preset_writes_native_mvsec_files_and_flags_override(tmp_path):
     out = tmp_path / "m"
-    assert main(["simulate", "--preset", "mvsec", "--out", str(out), "--duration-ms", "12", "--seed", "1",
-                 "--objects", "4", "--max-disparity", "40", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--preset",
+                "mvsec",
+                "--out",
+                str(out),
+                "--duration-ms",
+                "12",
+                "--seed",
+                "1",
+                "--objects",
+                "4",
+                "--max-disparity",
+                "40",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     folder = out / "sim"
     assert (folder / "sim_data.hdf5").is_file() and (folder / "sim_left_x_map.txt").is_file()
     rec = MVSECRecording(folder / "sim_data.hdf5", folder / "sim_gt.hdf5", maps_dir=folder)

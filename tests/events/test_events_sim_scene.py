@@ -39,19 +39,42 @@ def _scene(surfaces: list[dict], rig: RigMotion | None = None, max_d: float = 25
     textures = np.stack([mip_levels(make_texture("noise", 32, rng)) for _ in range(n)])
     get = lambda key, default: np.array([s.get(key, default) for s in surfaces], np.float64)  # noqa: E731
     return Scene(
-        height=H, width=W, fx=FX, cx=(W - 1) / 2, cy=(H - 1) / 2, baseline_m=BASE, max_disparity=max_d,
-        origin=get("origin", None), vel=get("vel", (0.0, 0.0, 0.0)), e1=get("e1", None), e2=get("e2", None),
-        spin=get("spin", 0.0), size=get("size", (0.0, 0.0, 0.0, 0.0)),
-        shape_ids=np.array([s.get("shape", 0) for s in surfaces], np.int64), texel_m=get("texel_m", 0.05),
-        gain=np.full(n, 0.7), bias=np.full(n, 0.1), tex_ids=np.arange(n, dtype=np.int64), textures=textures,
+        height=H,
+        width=W,
+        fx=FX,
+        cx=(W - 1) / 2,
+        cy=(H - 1) / 2,
+        baseline_m=BASE,
+        max_disparity=max_d,
+        origin=get("origin", None),
+        vel=get("vel", (0.0, 0.0, 0.0)),
+        e1=get("e1", None),
+        e2=get("e2", None),
+        spin=get("spin", 0.0),
+        size=get("size", (0.0, 0.0, 0.0, 0.0)),
+        shape_ids=np.array([s.get("shape", 0) for s in surfaces], np.int64),
+        texel_m=get("texel_m", 0.05),
+        gain=np.full(n, 0.7),
+        bias=np.full(n, 0.1),
+        tex_ids=np.arange(n, dtype=np.int64),
+        textures=textures,
         rig=rig or RigMotion.still(),
     )
 
 
 def _turning_rig() -> RigMotion:
     z = np.zeros(3)
-    return RigMotion("test", vel=np.array([0.1, -0.05, 0.2]), osc_amp=z, osc_freq=np.ones(3), osc_phase=z,
-                     rate=np.array([0.08, -0.05, 0.12]), rot_amp=z, rot_freq=np.ones(3), rot_phase=z)
+    return RigMotion(
+        "test",
+        vel=np.array([0.1, -0.05, 0.2]),
+        osc_amp=z,
+        osc_freq=np.ones(3),
+        osc_phase=z,
+        rate=np.array([0.08, -0.05, 0.12]),
+        rot_amp=z,
+        rot_freq=np.ones(3),
+        rot_phase=z,
+    )
 
 
 def test_slanted_plane_ground_truth_is_focal_baseline_over_depth():
@@ -82,38 +105,53 @@ def test_nearer_surface_wins_per_pixel_whatever_the_order():
     for pair in ([slanted, flat], [flat, slanted]):
         gt = _scene(pair).ground_truth(0.0)
         flat_d = FX * BASE / 6.0
-        left, right = gt[:, 5:W // 2 - 2], gt[:, W // 2 + 2:]
+        left, right = gt[:, 5 : W // 2 - 2], gt[:, W // 2 + 2 :]
         # the slanted plane comes nearer on the left of the image (its x rises with depth)
         assert np.all(left > flat_d + 0.05) and np.allclose(right, flat_d, atol=1e-4)
 
 
 def test_ground_plane_disparity_grows_toward_the_bottom():
-    cfg = SimConfig(height=H, width=W, layouts=("street",), motions=("sway",), num_objects=0, seed=2,
-                    duration_ms=100, min_disparity=0.3).resolved()
+    cfg = SimConfig(
+        height=H,
+        width=W,
+        layouts=("street",),
+        motions=("sway",),
+        num_objects=0,
+        seed=2,
+        duration_ms=100,
+        min_disparity=0.3,
+    ).resolved()
     scene = build_scene(cfg, np.random.default_rng(0))
     assert "ground" in scene.kinds
     gt = scene.ground_truth(0.05)
     column = gt[:, W // 2]
-    low = column[H // 2 + 3:]
+    low = column[H // 2 + 3 :]
     assert np.all(np.diff(low) > 0)  # every row nearer than the one above
     assert low[-1] > 0.5 * cfg.max_disparity and low[-1] <= cfg.max_disparity
     assert column[: H // 2 - 3].max() < low.min()  # above the horizon: the far background
 
 
 def test_thin_structures_appear_in_ground_truth():
-    pole = {"origin": (0.2, 0.0, 5.0), "e1": (1.0, 0.0, 0.0), "e2": (0.0, 1.0, 0.0), "shape": 3,
-            "size": (1.5 * 5.0 / FX, 1.0, 0.0, 0.0)}  # 3 px wide, 20 px tall at 5 m
+    pole = {
+        "origin": (0.2, 0.0, 5.0),
+        "e1": (1.0, 0.0, 0.0),
+        "e2": (0.0, 1.0, 0.0),
+        "shape": 3,
+        "size": (1.5 * 5.0 / FX, 1.0, 0.0, 0.0),
+    }  # 3 px wide, 20 px tall at 5 m
     wall = {"origin": (0.0, 0.0, 20.0), "e1": (1.0, 0.0, 0.0), "e2": (0.0, 1.0, 0.0)}
     gt = _scene([pole, wall]).ground_truth(0.0)
     row = gt[H // 2]
     on_pole = np.isclose(row, FX * BASE / 5.0, atol=1e-3)
     assert on_pole.sum() == 3 and np.all(np.diff(np.flatnonzero(on_pole)) == 1)
-    assert np.isclose(gt[H // 2 - 12:H // 2 + 12], FX * BASE / 5.0, atol=1e-3).sum(axis=0).max() == 20
+    assert np.isclose(gt[H // 2 - 12 : H // 2 + 12], FX * BASE / 5.0, atol=1e-3).sum(axis=0).max() == 20
     # drawn scenes: with thin_fraction 1 every object is thin and shows up in the GT
     cfg = SimConfig(height=60, width=80, layouts=("open",), num_objects=6, thin_fraction=1.0, seed=4).resolved()
     scene = build_scene(cfg, np.random.default_rng(3))
     thin = [k for k, kind in enumerate(scene.kinds) if kind in ("pole", "wire", "bar", "fence")]
-    assert len(thin) >= 3 and all(kind in ("pole", "wire", "bar", "fence", "ground", "background") for kind in scene.kinds)
+    assert len(thin) >= 3 and all(
+        kind in ("pole", "wire", "bar", "fence", "ground", "background") for kind in scene.kinds
+    )
     t = cfg.duration_ms * 5e-4  # mid-sequence, where the sizes are planned in pixels
     gt = scene.ground_truth(t)
     table = scene.layer_table("left", t)
@@ -177,9 +215,20 @@ def test_auto_render_rate_keeps_motion_within_the_limit():
 
 def test_hot_pixels_fire_at_fixed_pixels():
     def gen(seed):
-        return EventGenerator(20, 30, threshold_pos=0.2, threshold_neg=0.2, threshold_sigma=0.0, refractory_us=0,
-                              noise_rate_hz=0.0, log_eps=1e-3, rng=np.random.default_rng(seed),
-                              hot_pixel_fraction=0.01, hot_pixel_rate_hz=500.0)
+        return EventGenerator(
+            20,
+            30,
+            threshold_pos=0.2,
+            threshold_neg=0.2,
+            threshold_sigma=0.0,
+            refractory_us=0,
+            noise_rate_hz=0.0,
+            log_eps=1e-3,
+            rng=np.random.default_rng(seed),
+            hot_pixel_fraction=0.01,
+            hot_pixel_rate_hz=500.0,
+        )
+
     still = np.full((20, 30), 0.5, np.float32)
     a = gen(0)
     assert len(a.hot_pixels) == 6
@@ -193,8 +242,18 @@ def test_hot_pixels_fire_at_fixed_pixels():
     assert abs(len(idx) - 6 * 500 * 0.2) < 0.2 * 6 * 500 * 0.2  # the configured rate
     assert not np.array_equal(gen(1).hot_pixels, a.hot_pixels)  # another camera: other pixels
     # through the simulator: a static scene gives events only at each camera's own hot pixels
-    cfg = SimConfig(height=H, width=W, duration_ms=50, speed_px_s=0.0, ego_motion=0.0, object_motion=0.0,
-                    noise_rate_hz=0.0, hot_pixel_fraction=0.004, hot_pixel_rate_hz=400.0, seed=2)
+    cfg = SimConfig(
+        height=H,
+        width=W,
+        duration_ms=50,
+        speed_px_s=0.0,
+        ego_motion=0.0,
+        object_motion=0.0,
+        noise_rate_hz=0.0,
+        hot_pixel_fraction=0.004,
+        hot_pixel_rate_hz=400.0,
+        seed=2,
+    )
     rec = simulate_stereo(cfg)
     left = set(np.unique(rec.left.y.astype(int) * W + rec.left.x.astype(int)))
     right = set(np.unique(rec.right.y.astype(int) * W + rec.right.x.astype(int)))
@@ -224,7 +283,7 @@ def test_windows_only_renders_the_spans_before_each_ground_truth_map():
     np.testing.assert_array_equal(part.gt_timestamps_us, full.gt_timestamps_us)
     np.testing.assert_array_equal(part.gt_disparity, full.gt_disparity)
     for ev, ref in ((part.left, full.left), (part.right, full.right)):
-        since = (ev.t[:, None] - full.gt_timestamps_us[None, :] + 40_000)
+        since = ev.t[:, None] - full.gt_timestamps_us[None, :] + 40_000
         assert np.all(((since >= 0) & (since <= 40_000)).any(axis=1))  # only inside the spans
         assert np.all(np.diff(ev.t) >= 0)
         for g in full.gt_timestamps_us[1:]:  # each 30 ms window: about as many events as the full run
@@ -240,8 +299,15 @@ def test_nothing_reaches_the_near_clip_whatever_the_rig_turns():
 
     _, preset = load_preset("dsec")
     for seed in range(12):
-        small = {**preset, "height": 120, "width": 160, "fx": preset["fx"] / 4, "max_disparity": preset["max_disparity"] / 4,
-                 "min_disparity": 0.25, "seed": seed}
+        small = {
+            **preset,
+            "height": 120,
+            "width": 160,
+            "fx": preset["fx"] / 4,
+            "max_disparity": preset["max_disparity"] / 4,
+            "min_disparity": 0.25,
+            "seed": seed,
+        }
         scene = scene_for(SimConfig.from_dict(small))
         unclipped = dataclasses.replace(scene, max_disparity=1e6)
         for t in (0.0, 1.0, 2.0):

@@ -26,8 +26,15 @@ H, W = 48, 64
 
 
 def _generator(seed: int = 0, **kw) -> EventGenerator:
-    settings = dict(threshold_pos=0.2, threshold_neg=0.25, threshold_sigma=0.03, refractory_us=0,
-                    noise_rate_hz=0.0, log_eps=1e-3, rng=np.random.default_rng(seed))
+    settings = dict(
+        threshold_pos=0.2,
+        threshold_neg=0.25,
+        threshold_sigma=0.03,
+        refractory_us=0,
+        noise_rate_hz=0.0,
+        log_eps=1e-3,
+        rng=np.random.default_rng(seed),
+    )
     settings.update(kw)
     return EventGenerator(8, 10, **settings)
 
@@ -105,8 +112,17 @@ def test_refractory_period_is_respected():
 
 
 def test_noise_rate_and_polarities():
-    gen = EventGenerator(32, 32, threshold_pos=0.2, threshold_neg=0.2, threshold_sigma=0.0, refractory_us=0,
-                         noise_rate_hz=50.0, log_eps=1e-3, rng=np.random.default_rng(3))
+    gen = EventGenerator(
+        32,
+        32,
+        threshold_pos=0.2,
+        threshold_neg=0.2,
+        threshold_sigma=0.0,
+        refractory_us=0,
+        noise_rate_hz=50.0,
+        log_eps=1e-3,
+        rng=np.random.default_rng(3),
+    )
     still = np.full((32, 32), 0.5, np.float32)
     gen.reset(still, 0)
     chunks = [gen.step(still, k * 2000) for k in range(1, 251)]  # 0.5 s
@@ -184,8 +200,9 @@ def test_events_follow_rendered_intensity(tiny_config):
 
 
 def test_static_scene_gives_no_events(tiny_config):
-    cfg = dataclasses.replace(tiny_config, speed_px_s=0.0, ego_motion=0.0, object_motion=0.0, noise_rate_hz=0.0,
-                              duration_ms=50)
+    cfg = dataclasses.replace(
+        tiny_config, speed_px_s=0.0, ego_motion=0.0, object_motion=0.0, noise_rate_hz=0.0, duration_ms=50
+    )
     rec = simulate_stereo(cfg)
     assert len(rec.left) == 0 and len(rec.right) == 0
     noisy = simulate_stereo(dataclasses.replace(cfg, noise_rate_hz=100.0))
@@ -287,18 +304,21 @@ def test_config_from_dict_and_errors():
         simulate_stereo(SimConfig(height=H, width=W, duration_ms=100, render_rate_hz=20))
 
 
-@pytest.mark.parametrize(("values", "word"), [
-    ({"colour": 1}, "colour"),
-    ({"height": 2.5}, "height"),
-    ({"height": "abc"}, "height"),
-    ({"duration_ms": -1}, "duration_ms"),
-    ({"textures": ["noise", "marble"]}, "marble"),
-    ({"min_disparity": 10, "max_disparity": 5}, "min_disparity"),
-    ({"max_disparity": 50, "width": 64}, "max_disparity"),
-    ({"noise_rate_hz": -1}, "noise_rate_hz"),
-    ({"name": "a/b"}, "name"),
-    ({"seed": True}, "seed"),
-])
+@pytest.mark.parametrize(
+    ("values", "word"),
+    [
+        ({"colour": 1}, "colour"),
+        ({"height": 2.5}, "height"),
+        ({"height": "abc"}, "height"),
+        ({"duration_ms": -1}, "duration_ms"),
+        ({"textures": ["noise", "marble"]}, "marble"),
+        ({"min_disparity": 10, "max_disparity": 5}, "min_disparity"),
+        ({"max_disparity": 50, "width": 64}, "max_disparity"),
+        ({"noise_rate_hz": -1}, "noise_rate_hz"),
+        ({"name": "a/b"}, "name"),
+        ({"seed": True}, "seed"),
+    ],
+)
 def test_bad_config_values_are_refused_by_name(values, word):
     with pytest.raises(ConfigError, match=word):
         SimConfig.from_dict(values)

@@ -16,8 +16,16 @@ H, W = 40, 56
 
 @pytest.fixture(scope="module")
 def config() -> SimConfig:
-    return SimConfig(name="round", height=H, width=W, duration_ms=150, seed=11, start_time_us=5_000_000,
-                     speed_px_s=100.0, noise_rate_hz=1.0)
+    return SimConfig(
+        name="round",
+        height=H,
+        width=W,
+        duration_ms=150,
+        seed=11,
+        start_time_us=5_000_000,
+        speed_px_s=100.0,
+        noise_rate_hz=1.0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +49,10 @@ def test_dsec_round_trip(recording, config, tmp_path):
             assert np.abs(gt - recording.gt_disparity[i]).max() <= 1 / 256
             np.testing.assert_array_equal(gt > 0, recording.gt_disparity[i] > 0)
         t0, t1 = 5_000_000, 5_150_001
-        for cam, ev, rmap in (("left", recording.left, recording.rectify_left),
-                              ("right", recording.right, recording.rectify_right)):
+        for cam, ev, rmap in (
+            ("left", recording.left, recording.rectify_left),
+            ("right", recording.right, recording.rectify_right),
+        ):
             _assert_events_equal(seq.events(cam, t0, t1, rectify=False), ev)
             rect = seq.events(cam, t0, t1, rectify=True, keep_outside=True)
             np.testing.assert_allclose(rect.x, rmap[ev.y, ev.x, 0], atol=1e-4)
@@ -66,8 +76,10 @@ def test_mvsec_round_trip(recording, config, tmp_path):
         np.testing.assert_array_equal(rec.depth_timestamps_us(), recording.gt_timestamps_us)
         for i in range(len(recording.gt_timestamps_us)):
             np.testing.assert_allclose(rec.disparity(i), recording.gt_disparity[i], rtol=1e-5, atol=1e-5)
-        for cam, ev, rmap in (("left", recording.left, recording.rectify_left),
-                              ("right", recording.right, recording.rectify_right)):
+        for cam, ev, rmap in (
+            ("left", recording.left, recording.rectify_left),
+            ("right", recording.right, recording.rectify_right),
+        ):
             _assert_events_equal(rec.events(cam, 5_000_000, 5_150_001, rectify=False), ev)
             rect = rec.events(cam, 5_000_000, 5_150_001, keep_outside=True)
             np.testing.assert_allclose(rect.x, rmap[ev.y, ev.x, 0], atol=1e-4)
@@ -75,9 +87,28 @@ def test_mvsec_round_trip(recording, config, tmp_path):
 
 def test_cli_writes_sequences_and_reports(tmp_path, capsys):
     out = tmp_path / "sim"
-    args = ["simulate", "--out", str(out), "--format", "dsec", "--sequences", "2", "--duration-ms", "120",
-            "--height", "32", "--width", "48", "--seed", "3", "--max-disparity", "6", "--textures", "noise,photo",
-            "--no-progress"]
+    args = [
+        "simulate",
+        "--out",
+        str(out),
+        "--format",
+        "dsec",
+        "--sequences",
+        "2",
+        "--duration-ms",
+        "120",
+        "--height",
+        "32",
+        "--width",
+        "48",
+        "--seed",
+        "3",
+        "--max-disparity",
+        "6",
+        "--textures",
+        "noise,photo",
+        "--no-progress",
+    ]
     assert main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and "sim_000" in lines[0] and "sim_001" in lines[1] and "GT maps" in lines[0]
@@ -97,18 +128,40 @@ def test_cli_writes_sequences_and_reports(tmp_path, capsys):
 
 def test_cli_mvsec(tmp_path):
     out = tmp_path / "mv"
-    assert main(["simulate", "--out", str(out), "--format", "mvsec", "--name", "flying", "--duration-ms", "100",
-                 "--height", "32", "--width", "48", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(out),
+                "--format",
+                "mvsec",
+                "--name",
+                "flying",
+                "--duration-ms",
+                "100",
+                "--height",
+                "32",
+                "--width",
+                "48",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (out / "flying" / "flying_data.hdf5").is_file() and (out / "flying" / "flying_left_x_map.txt").is_file()
 
 
-@pytest.mark.parametrize(("extra", "word"), [
-    (["--out", "{tmp}/file"], "not a folder"),
-    (["--out", "{tmp}/a", "--width", "4"], "width"),
-    (["--out", "{tmp}/b", "--textures", "marble"], "marble"),
-    (["--out", "{tmp}/c", "--sequences", "0"], "sequences"),
-    (["--out", "{tmp}/d", "--render-rate", "10"], "render_rate_hz"),
-])
+@pytest.mark.parametrize(
+    ("extra", "word"),
+    [
+        (["--out", "{tmp}/file"], "not a folder"),
+        (["--out", "{tmp}/a", "--width", "4"], "width"),
+        (["--out", "{tmp}/b", "--textures", "marble"], "marble"),
+        (["--out", "{tmp}/c", "--sequences", "0"], "sequences"),
+        (["--out", "{tmp}/d", "--render-rate", "10"], "render_rate_hz"),
+    ],
+)
 def test_cli_bad_options_give_one_line(tmp_path, capsys, extra, word):
     (tmp_path / "file").write_text("x")
     assert main(["simulate", "--no-progress", *(a.format(tmp=tmp_path) for a in extra)]) == 2

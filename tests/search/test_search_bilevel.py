@@ -19,7 +19,7 @@ def _data(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     for i in range(n):
         rows = slice(0, 4) if y[i] == 1 else slice(4, 8)
         x[:, i, :, rows, :] = dense[:, i]
-    return [(x[:, j:j + 8], y[j:j + 8]) for j in range(0, n, 8)]
+    return [(x[:, j : j + 8], y[j : j + 8]) for j in range(0, n, 8)]
 
 
 class _Classifier(nn.Module):
@@ -44,9 +44,13 @@ def _search(energy_weight: float):
     model = _Classifier(CFG)
     before = {n: p.detach().clone() for n, p in model.body.named_parameters() if "arch_" in n or "plif_w" in n}
     logs: list[str] = []
-    searcher = Searcher(model, _loss, BilevelConfig(epochs=4, warmup_epochs=1, lr=0.05, arch_lr=0.05,
-                                                   energy_weight=energy_weight),
-                        {"body": model.body}, log=logs.append)
+    searcher = Searcher(
+        model,
+        _loss,
+        BilevelConfig(epochs=4, warmup_epochs=1, lr=0.05, arch_lr=0.05, energy_weight=energy_weight),
+        {"body": model.body},
+        log=logs.append,
+    )
     g = searcher.run(_data(24, 1), _data(24, 2))
     return model, before, g, logs, searcher
 
@@ -123,8 +127,14 @@ def test_searcher_runs_dgs_and_records_settings(tmp_path):
     cfg = TrellisConfig(dim=2, in_channels=1, channels=2, layers=1, steps=1, levels=1, moves=("same",))
     model = _Classifier(cfg)
     dgs = SurrogateSearch(model, DGSConfig(every=1, max_batches=1))
-    s = Searcher(model, _loss, BilevelConfig(epochs=1, warmup_epochs=0, max_batches=1), {"body": model.body},
-                 dgs=dgs, log=lambda line: None)
+    s = Searcher(
+        model,
+        _loss,
+        BilevelConfig(epochs=1, warmup_epochs=0, max_batches=1),
+        {"body": model.body},
+        dgs=dgs,
+        log=lambda line: None,
+    )
     g = s.run(_data(8, 1), _data(8, 2))
     assert all(len(h) == 2 for h in dgs.history.values())
     assert g.settings["dgs"]["deltas"] == [-0.4, -0.2, 0.0, 0.2, 0.4]

@@ -41,8 +41,27 @@ def test_genotype_energy_and_errors(tmp_path, capsys):
 
 def test_bench_search_runs_tiny(tmp_path, capsys):
     out = tmp_path / "b.json"
-    assert bench_main(["--size", "8", "--layers", "1", "--channels", "2", "--repeats", "1", "--warmup", "0",
-                       "--time-steps", "2", "--out", str(out)]) == 0
+    assert (
+        bench_main(
+            [
+                "--size",
+                "8",
+                "--layers",
+                "1",
+                "--channels",
+                "2",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--time-steps",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["step_seconds_median"] > 0 and res["peak_rss_mib"] > 0
     assert "search step (2D supernet" in capsys.readouterr().out

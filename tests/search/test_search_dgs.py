@@ -15,7 +15,7 @@ def _data(n: int, seed: int, bs: int = 64):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(4, n, 8, generator=g)
     y = (x[:, :, :4].mean((0, 2)) > x[:, :, 4:].mean((0, 2))).long()
-    return [(x[:, j:j + bs], y[j:j + bs]) for j in range(0, n, bs)]
+    return [(x[:, j : j + bs], y[j : j + bs]) for j in range(0, n, bs)]
 
 
 class _Tiny(nn.Module):
@@ -69,8 +69,19 @@ def test_dgs_moves_b_and_helps_when_default_b_is_poor():
 
 def test_dgs_schedule_and_every_layer_of_a_trellis(make_spikes):
     torch.manual_seed(0)
-    net = SpikingTrellis(TrellisConfig(dim=2, in_channels=1, channels=2, layers=1, steps=1, levels=1,
-                                       moves=("same",), neuron_kinds=("lif",), hybrid=False))
+    net = SpikingTrellis(
+        TrellisConfig(
+            dim=2,
+            in_channels=1,
+            channels=2,
+            layers=1,
+            steps=1,
+            levels=1,
+            moves=("same",),
+            neuron_kinds=("lif",),
+            hybrid=False,
+        )
+    )
     xs = [(make_spikes(2, 4, 1, 6, 6, seed=s), None) for s in range(2)]
     loss = lambda m, b: m(b[0]).mean()  # noqa: E731
     dgs = SurrogateSearch(net, DGSConfig(every=2, start=1, max_batches=1, deltas=(-1.0, 0.0, 1.0), b_max=3.5))

@@ -59,7 +59,11 @@ def test_decode_cell_max_skip_replaces_the_closest_skips_by_their_best_other_op(
     capped = decode_cell(a, CANDS, 2, max_skip=1)
     assert capped == (((0, "conv_3x3_b5"), (1, "skip_connect")), ((1, "conv_3x3_b3"), (2, "conv_3x3_b3")))
     assert [e for node in decode_cell(a, CANDS, 2, max_skip=0) for e in node] == [
-        (0, "conv_3x3_b5"), (1, "conv_3x3_b3"), (1, "conv_3x3_b3"), (2, "conv_3x3_b3")]
+        (0, "conv_3x3_b5"),
+        (1, "conv_3x3_b3"),
+        (1, "conv_3x3_b3"),
+        (2, "conv_3x3_b3"),
+    ]
     # the edges kept never change, only their ops
     assert [[i for i, _ in node] for node in capped] == [[i for i, _ in node] for node in free]
     with pytest.raises(ConfigError, match="max_skip"):
@@ -108,8 +112,9 @@ def test_supernet_derive_uses_hand_set_betas():
 
 
 def _genotype() -> Genotype:
-    net = SpikingTrellis(TrellisConfig(dim=3, in_channels=2, channels=2, layers=2, steps=2, levels=2,
-                                       neuron_kinds=("clif",)))
+    net = SpikingTrellis(
+        TrellisConfig(dim=3, in_channels=2, channels=2, layers=2, steps=2, levels=2, neuron_kinds=("clif",))
+    )
     return Genotype({"matching": net.derive()}, settings={"seed": 3})
 
 
@@ -127,10 +132,16 @@ def test_round_trip_and_fixed_net_from_file(tmp_path, make_spikes):
 def _mutations():
     yield "format", lambda d: d.update(format="other"), "format"
     yield "version", lambda d: d.update(version=99), "version"
-    yield "op", lambda d: d["components"]["matching"]["cells"][1]["edges"][0][0].__setitem__(1, "conv_9x9"), \
-        r"components\.matching\.cells\[1\]\.edges\[0\]\[0\]\[1\]: unknown op"
-    yield "index", lambda d: d["components"]["matching"]["cells"][0]["edges"][0][0].__setitem__(0, 7), \
-        r"cells\[0\]\.edges\[0\]\[0\]\[0\]"
+    yield (
+        "op",
+        lambda d: d["components"]["matching"]["cells"][1]["edges"][0][0].__setitem__(1, "conv_9x9"),
+        r"components\.matching\.cells\[1\]\.edges\[0\]\[0\]\[1\]: unknown op",
+    )
+    yield (
+        "index",
+        lambda d: d["components"]["matching"]["cells"][0]["edges"][0][0].__setitem__(0, 7),
+        r"cells\[0\]\.edges\[0\]\[0\]\[0\]",
+    )
     yield "path", lambda d: d["components"]["matching"].update(path=[0, 3]), r"path\[1\]"
     yield "cells", lambda d: d["components"]["matching"]["cells"].pop(), r"matching\.cells"
     yield "neuron", lambda d: d["components"]["matching"]["cells"][0].update(neuron="hh"), r"cells\[0\]\.neuron"

@@ -24,7 +24,7 @@ def test_every_op_keeps_shape_and_passes_gradient(name, dim, make_spikes):
         assert p.grad is not None and p.grad.abs().sum() > 0
     if name != "skip_connect":
         k = 5 if name == "conv_5x5" else 3
-        assert op.last_macs == 3 * 3 * k ** dim * 6 ** dim
+        assert op.last_macs == 3 * 3 * k**dim * 6**dim
 
 
 def test_grouped_membrane_routes_each_ops_temperature():

@@ -33,7 +33,7 @@ def _separate(mods, xs):
 def _grads(mods, xs, run, create_graph=False):
     y = run(mods, xs)
     w = torch.linspace(0.5, 1.5, y[:, :2].numel()).view_as(y[:, :2])
-    loss = sum(((y[:, 2 * i:2 * i + 2] * w) * (i + 1)).sum() for i in range(len(xs)))
+    loss = sum(((y[:, 2 * i : 2 * i + 2] * w) * (i + 1)).sum() for i in range(len(xs)))
     params = [xs[0], xs[1], xs[2]] + ([mods[0].w] if hasattr(mods[0], "w") else [])
     return y, torch.autograd.grad(loss, params, create_graph=create_graph)
 

@@ -35,8 +35,10 @@ def tiny_genotype(tiny_cfg):
 
     torch.manual_seed(3)
     net = build_supernet(tiny_cfg)
-    return Genotype(components={"feature": net.feature.derive(), "matching": net.matching.derive()},
-                    settings={"stereo_config": tiny_cfg.to_dict()})
+    return Genotype(
+        components={"feature": net.feature.derive(), "matching": net.matching.derive()},
+        settings={"stereo_config": tiny_cfg.to_dict()},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +58,14 @@ def trained_run(tmp_path_factory, tiny_cfg, tiny_genotype, sim_root) -> Path:
 
     out = tmp_path_factory.mktemp("stereo_run")
     sources = open_sources(sim_root)
-    train_genotype(tiny_cfg.replace(**{"train.epochs": 1}), tiny_genotype, sources[:2], sources[2:], out,
-                   seed=0, progress=False, log=lambda s: None)
+    train_genotype(
+        tiny_cfg.replace(**{"train.epochs": 1}),
+        tiny_genotype,
+        sources[:2],
+        sources[2:],
+        out,
+        seed=0,
+        progress=False,
+        log=lambda s: None,
+    )
     return out

@@ -88,27 +88,69 @@ def test_visualize_names_a_wrong_size_prediction_png(seq, tmp_path, capsys):
     pred = tmp_path / "pred" / seq.name
     pred.mkdir(parents=True)
     cv2.imwrite(str(pred / "000002.png"), np.zeros((10, 12), np.uint16))
-    code = main(["visualize", str(seq), "--out", str(tmp_path / "v"), "--prediction", str(tmp_path / "pred"),
-                 "--what", "disparity", "--no-progress"])
+    code = main(
+        [
+            "visualize",
+            str(seq),
+            "--out",
+            str(tmp_path / "v"),
+            "--prediction",
+            str(tmp_path / "pred"),
+            "--what",
+            "disparity",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0  # the other windows are drawn
     assert "000002.png: prediction is 10x12 (HxW), the recording is 48x64" in out
 
 
-@pytest.mark.parametrize("setting, expected", [
-    ("train.epochs=abc", "train.epochs must be an integer"),
-    ("train.lr=[1,2]", "train.lr must be a finite number"),
-    ("train.lr=fast", "train.lr must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("train.epochs=abc", "train.epochs must be an integer"),
+        ("train.lr=[1,2]", "train.lr must be a finite number"),
+        ("train.lr=fast", "train.lr must be a finite number"),
+    ],
+)
 def test_train_set_values_of_the_wrong_type(genotype_file, seq, tmp_path, capsys, setting, expected):
-    assert main(["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(tmp_path / "t"),
-                 "--set", setting]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--genotype",
+                str(genotype_file),
+                "--data",
+                str(seq),
+                "--out",
+                str(tmp_path / "t"),
+                "--set",
+                setting,
+            ]
+        )
+        == 2
+    )
     _one_line(capsys, expected)
 
 
 def test_negative_thread_count_is_one_line(genotype_file, seq, tmp_path, capsys):
-    assert main(["train", "--genotype", str(genotype_file), "--data", str(seq), "--out", str(tmp_path / "t"),
-                 "--threads", "-2"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--genotype",
+                str(genotype_file),
+                "--data",
+                str(seq),
+                "--out",
+                str(tmp_path / "t"),
+                "--threads",
+                "-2",
+            ]
+        )
+        == 2
+    )
     _one_line(capsys, "--threads -2")
 
 
@@ -138,8 +180,17 @@ def test_genotype_needing_tens_of_gigabytes_is_refused_before_allocating(genotyp
 def test_generic_frame_size_must_be_plausible_pixels(seq, tmp_path, capsys, command, size):
     events = seq / "events"
     with pytest.raises(SystemExit) as exit_:
-        main([command, str(events / "left" / "events.h5"), "--right", str(events / "right" / "events.h5"),
-              "--out", str(tmp_path / "o"), *size])
+        main(
+            [
+                command,
+                str(events / "left" / "events.h5"),
+                "--right",
+                str(events / "right" / "events.h5"),
+                "--out",
+                str(tmp_path / "o"),
+                *size,
+            ]
+        )
     assert exit_.value.code == 2
     assert size[0] in capsys.readouterr().err.strip().splitlines()[-1]
 

@@ -21,8 +21,25 @@ def test_synthetic_pair_shifts_the_right_view() -> None:
 
 def test_bench_stereo_measures_a_frame_of_the_bundled_model(tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
-    assert main(["--height", "24", "--width", "36", "--events", "3000", "--repeats", "1",
-                 "--device", "cpu", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--height",
+                "24",
+                "--width",
+                "36",
+                "--events",
+                "3000",
+                "--repeats",
+                "1",
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     figures = json.loads(out.read_text())
     (frame,) = figures["frames"]
     assert frame["output_shape"] == [24, 36] and frame["checkpoint"] == "bundled dsec"

@@ -49,10 +49,14 @@ def test_crops_are_reproducible_and_flips_mirror_views_and_gt(sim_root, tiny_cfg
         item = crop[1]
         # the crop is a window of the full item, the same in both views and the ground truth
         ref = full[1]
-        hits = [(y, x) for y in range(48 - 24 + 1) for x in range(64 - 36 + 1)
-                if torch.equal(ref["disparity"][y:y + 24, x:x + 36], item["disparity"])
-                and torch.equal(ref["right"][..., y:y + 24, x:x + 36], item["right"])
-                and torch.equal(ref["left"][..., y:y + 24, x:x + 36], item["left"])]
+        hits = [
+            (y, x)
+            for y in range(48 - 24 + 1)
+            for x in range(64 - 36 + 1)
+            if torch.equal(ref["disparity"][y : y + 24, x : x + 36], item["disparity"])
+            and torch.equal(ref["right"][..., y : y + 24, x : x + 36], item["right"])
+            and torch.equal(ref["left"][..., y : y + 24, x : x + 36], item["left"])
+        ]
         assert hits
         crops.add(hits[0])
     assert len(crops) > 1
@@ -79,8 +83,14 @@ def test_crop_larger_than_frame_is_an_error(sim_root, tiny_cfg):
 def test_pad_collate_pads_with_invalid_pixels():
     def item(h, w, name):
         d = torch.full((h, w), 3.0)
-        return {"left": torch.ones(2, 1, h, w), "right": torch.ones(2, 1, h, w), "disparity": d,
-                "valid": d > 0, "name": name, "index": 0}
+        return {
+            "left": torch.ones(2, 1, h, w),
+            "right": torch.ones(2, 1, h, w),
+            "disparity": d,
+            "valid": d > 0,
+            "name": name,
+            "index": 0,
+        }
 
     batch = pad_collate([item(6, 9, "a"), item(9, 6, "b")])
     assert batch["left"].shape == (2, 2, 1, 9, 9)

@@ -21,10 +21,21 @@ import torch
 
 from stereo_snn.errors import ConfigError
 
-TINY_CLASSIFY = ["model.time_steps=2", "model.layers=2", "model.channels=4", "model.levels=2",
-                 "model.neuron_kinds=[lif]", "threads=1", "train.epochs=2", "train.batch_size=16",
-                 "train.eval_batch_size=64", "train.max_batches=3", "train.dgs=false", "data.limit_train=48",
-                 "data.limit_test=32"]
+TINY_CLASSIFY = [
+    "model.time_steps=2",
+    "model.layers=2",
+    "model.channels=4",
+    "model.levels=2",
+    "model.neuron_kinds=[lif]",
+    "threads=1",
+    "train.epochs=2",
+    "train.batch_size=16",
+    "train.eval_batch_size=64",
+    "train.max_batches=3",
+    "train.dgs=false",
+    "data.limit_train=48",
+    "data.limit_test=32",
+]
 
 
 def _free_port() -> int:
@@ -40,8 +51,15 @@ def _quiet(_msg: str) -> None:
 def _stereo_cfg():
     from stereo_snn.stereo.config import load_config
 
-    return load_config("tiny").replace(**{"train.epochs": 1, "train.image_every": 0, "search.epochs": 1,
-                                          "search.warmup_epochs": 0, "search.crop": [24, 36]})
+    return load_config("tiny").replace(
+        **{
+            "train.epochs": 1,
+            "train.image_every": 0,
+            "search.epochs": 1,
+            "search.warmup_epochs": 0,
+            "search.crop": [24, 36],
+        }
+    )
 
 
 def _jobs(root: Path, sim_root: Path, genotype_file: Path, tag: str) -> dict:
@@ -62,15 +80,29 @@ def _jobs(root: Path, sim_root: Path, genotype_file: Path, tag: str) -> dict:
         built.append(build_network(c, g))
         return built[-1]
 
-    stereo = train_genotype(cfg, genotype, sources, [], root / f"train_{tag}", seed=4, device="cpu", progress=False,
-                            model_factory=factory, log=_quiet)
-    ccfg = C.resolve_config("digits", command="train",
-                            overrides=[*TINY_CLASSIFY, f"model.genotype={root / 'classify_genotype.json'}"])
+    stereo = train_genotype(
+        cfg,
+        genotype,
+        sources,
+        [],
+        root / f"train_{tag}",
+        seed=4,
+        device="cpu",
+        progress=False,
+        model_factory=factory,
+        log=_quiet,
+    )
+    ccfg = C.resolve_config(
+        "digits", command="train", overrides=[*TINY_CLASSIFY, f"model.genotype={root / 'classify_genotype.json'}"]
+    )
     classify = train_run(ccfg, root / f"classify_{tag}", epochs_this_run=1, progress=False, log=_quiet)
     found = run_search(cfg, sources, root / f"search_{tag}", seed=1, device="cpu", max_batches=1, log=_quiet)
-    return {"stereo_loss": stereo.history[-1]["train_loss"], "classify_loss": classify.metrics["history"][-1]["train_loss"],
-            "genotype": json.dumps([list(c.path) for c in found.components.values()]),
-            "stereo_weights": {k: v.clone() for k, v in built[0].state_dict().items()}}
+    return {
+        "stereo_loss": stereo.history[-1]["train_loss"],
+        "classify_loss": classify.metrics["history"][-1]["train_loss"],
+        "genotype": json.dumps([list(c.path) for c in found.components.values()]),
+        "stereo_weights": {k: v.clone() for k, v in built[0].state_dict().items()},
+    }
 
 
 def _averaged_gradient_error() -> float:
@@ -106,8 +138,15 @@ def _scores() -> dict:
 def _worker(rank: int, world: int, port: int, root: str, sim_root: str, genotype_file: str) -> None:
     import os
 
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+        }
+    )
     torch.set_num_threads(1)
     import torch.distributed as dist
 
@@ -193,7 +232,9 @@ def test_two_processes_train_like_one_with_the_same_global_batch(runs, genotype_
 def test_two_processes_search_like_one(runs):
     root, single, ranks = runs
     assert ranks[0]["genotype"] == ranks[1]["genotype"]
-    one, two = (json.loads((root / f"search_{tag}" / "metrics.json").read_text())["history"][0] for tag in ("one", "ddp"))
+    one, two = (
+        json.loads((root / f"search_{tag}" / "metrics.json").read_text())["history"][0] for tag in ("one", "ddp")
+    )
     assert two["loss"] == pytest.approx(one["loss"], rel=0.05)
     assert two["val_loss"] == pytest.approx(one["val_loss"], rel=0.05)
 
@@ -202,7 +243,9 @@ def test_a_two_process_run_resumes_in_one_process(runs):
     from classification.train import resume_config, train_run
 
     root = runs[0]
-    done = train_run(resume_config(root / "classify_ddp"), root / "classify_ddp", resume=True, progress=False, log=_quiet)
+    done = train_run(
+        resume_config(root / "classify_ddp"), root / "classify_ddp", resume=True, progress=False, log=_quiet
+    )
     assert done.finished and [r["epoch"] for r in done.metrics["history"]] == [1, 2]
 
 
@@ -241,8 +284,13 @@ def test_a_half_set_distributed_environment_is_one_line(monkeypatch, capsys, tmp
 def test_simulating_under_torchrun_is_refused(monkeypatch, capsys, tmp_path):
     from stereo_snn import cli
 
-    for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": "29999"}.items():
+    for key, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29999",
+    }.items():
         monkeypatch.setenv(key, value)
     assert cli.main(["search", "--simulate", "1", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

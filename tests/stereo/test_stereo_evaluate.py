@@ -61,8 +61,11 @@ def mvsec_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mvsec")
     recs = []
     for k in (1, 2):
-        rec = simulate_stereo(SimConfig.from_dict({"name": f"sim_flying{k}", "height": 48, "width": 64,
-                                                   "duration_ms": 260.0, "seed": 30 + k}))
+        rec = simulate_stereo(
+            SimConfig.from_dict(
+                {"name": f"sim_flying{k}", "height": 48, "width": 64, "duration_ms": 260.0, "seed": 30 + k}
+            )
+        )
         write_mvsec_recording(rec, root, "sim_flying")
         recs.append(rec)
     return root, recs
@@ -91,8 +94,13 @@ def test_mvsec_protocol_selects_the_split_frames(mvsec_root):
     from stereo_snn.stereo.data import mvsec_protocol_sources
 
     root, _ = mvsec_root
-    protocol = {"sequences": {1: "sim_flying1", 2: "sim_flying2"}, "train_frames": {1: [1, 3], 2: [1, 3]},
-                "test_frames": {1: [1, 3], 2: [1, 3]}, "validation_frames": 1, "default_seed": 0}
+    protocol = {
+        "sequences": {1: "sim_flying1", 2: "sim_flying2"},
+        "train_frames": {1: [1, 3], 2: [1, 3]},
+        "test_frames": {1: [1, 3], 2: [1, 3]},
+        "validation_frames": 1,
+        "default_seed": 0,
+    }
     train = mvsec_protocol_sources(root, 2, "train", protocol=protocol)
     assert [s.name for s in train] == ["sim_flying1"] and [e.gt_row for e in train[0].entries()] == [1, 2]
     val = mvsec_protocol_sources(root, 2, "val", protocol=protocol)

@@ -30,8 +30,17 @@ def predictor(trained_run):
 def test_infer_dsec_layout_named_by_gt_index(predictor, sim_root, tmp_path):
     src = DSECSource(sorted(sim_root.iterdir())[0])
     entries = [e for e in src.entries() if e.gt_row and e.gt_row >= 1]
-    report = infer_source(predictor, src, tmp_path, entries=entries, npy=True, depth=True, preview=True,
-                          progress=False, log=lambda s: None)
+    report = infer_source(
+        predictor,
+        src,
+        tmp_path,
+        entries=entries,
+        npy=True,
+        depth=True,
+        preview=True,
+        progress=False,
+        log=lambda s: None,
+    )
     names = sorted(p.name for p in (tmp_path / src.name).glob("*.png"))
     assert names == [f"{e.index:06d}.png" for e in entries] and not report.skipped
     png = cv2.imread(str(tmp_path / src.name / names[0]), cv2.IMREAD_UNCHANGED)
@@ -67,8 +76,9 @@ def test_window_before_the_first_event_is_a_quiet_skip(predictor, sim_root, tmp_
     messages: list[str] = []
     report = infer_source(predictor, src, tmp_path, entries=[first, second], progress=False, log=messages.append)
     assert [p.name for p in report.written] == [f"{second.index:06d}.png"]
-    assert report.skipped == [{"sequence": src.name, "index": first.index, "t_us": first.t_us,
-                               "reason": BEFORE_FIRST_EVENT}]
+    assert report.skipped == [
+        {"sequence": src.name, "index": first.index, "t_us": first.t_us, "reason": BEFORE_FIRST_EVENT}
+    ]
     assert messages == []  # recorded and counted, no per-entry line
     assert skip_summary(report.skipped) == "skipped 1 (window before the first event)"
 
@@ -83,7 +93,8 @@ def test_before_first_event_and_skip_summary():
     assert skip_summary([]) == "skipped 0"
     assert skip_summary([before, before]) == "skipped 2 (window before the first event)"
     assert skip_summary([before, {"reason": NO_GROUND_TRUTH}, {"reason": "x.h5: corrupt"}]) == (
-        "skipped 3 (1 window before the first event, 1 no valid ground-truth pixel, 1 failed, listed above)")
+        "skipped 3 (1 window before the first event, 1 no valid ground-truth pixel, 1 failed, listed above)"
+    )
     assert skip_summary([{"reason": "x.h5: corrupt"}]) == "skipped 1 (1 failed, listed above)"
 
 
@@ -105,8 +116,12 @@ def test_infer_generic_event_files_with_an_empty_window(predictor, sim_root, tmp
         keep = np.ones(len(ev), bool)
         if cam == "right":  # a gap: no right-camera events in [t0 + 140 ms, t0 + 260 ms)
             keep = (ev.t < t0 + 140_000) | (ev.t >= t0 + 260_000)
-        ev = type(ev)(np.clip(np.rint(ev.x[keep]), 0, 63).astype(np.uint16),
-                      np.clip(np.rint(ev.y[keep]), 0, 47).astype(np.uint16), ev.t[keep], ev.p[keep])
+        ev = type(ev)(
+            np.clip(np.rint(ev.x[keep]), 0, 63).astype(np.uint16),
+            np.clip(np.rint(ev.y[keep]), 0, 47).astype(np.uint16),
+            ev.t[keep],
+            ev.p[keep],
+        )
         paths.append(tmp_path / f"{cam}.npz")
         write_event_npz(paths[-1], ev, sensor_size=(48, 64))
     src = open_source(paths[0], right=paths[1], window_us=predictor.window_us)

@@ -205,7 +205,7 @@ def test_region_metrics_error_only_at_the_edge():
     gt = _step_gt()
     valid = gt > 0
     pred = gt.copy()
-    pred[:7, 4] = 7.0   # background next to the step: 3 px too far (bled foreground)
+    pred[:7, 4] = 7.0  # background next to the step: 3 px too far (bled foreground)
     pred[:7, 5] = 10.0  # foreground next to the step: 2 px short
     m = region_metrics(pred, gt, valid, Regions())
     # edge: columns 2..7 of the 7 valid rows = 42 pixels, 7 of them off by 3 px and 7 by 2 px
@@ -242,13 +242,16 @@ def test_accumulator_region_means_skip_images_without_the_region():
     assert "near_mae" not in MetricAccumulator("dsec").compute()  # regions are opt-in (training)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"near_px": -1.0}, "near-px"),
-    ({"near_ratio": 0.0}, "near ratio"),
-    ({"edge_radius_px": -1}, "edge-radius"),
-    ({"edge_radius_px": 1.5}, "edge-radius"),
-    ({"edge_jump_px": float("nan")}, "jump"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"near_px": -1.0}, "near-px"),
+        ({"near_ratio": 0.0}, "near ratio"),
+        ({"edge_radius_px": -1}, "edge-radius"),
+        ({"edge_radius_px": 1.5}, "edge-radius"),
+        ({"edge_jump_px": float("nan")}, "jump"),
+    ],
+)
 def test_regions_bad_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         Regions(**kwargs)

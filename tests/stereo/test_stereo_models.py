@@ -23,27 +23,40 @@ class Rec:
 @pytest.fixture()
 def index(tmp_path):
     path = tmp_path / "index.json"
-    path.write_text(json.dumps({"models": [
-        {"name": "dsec", "layout": "dsec", "height": 480, "width": 640, "file": "d.pt"},
-        {"name": "mvsec", "layout": "mvsec", "height": 260, "width": 346, "file": "m.pt"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {"name": "dsec", "layout": "dsec", "height": 480, "width": 640, "file": "d.pt"},
+                    {"name": "mvsec", "layout": "mvsec", "height": 260, "width": 346, "file": "m.pt"},
+                ]
+            }
+        )
+    )
     return path
 
 
-@pytest.mark.parametrize("rec,file", [
-    (Rec("a", "dsec", 480, 640), "d.pt"),
-    (Rec("b", "mvsec", 260, 346), "m.pt"),
-    (Rec("c", "generic", 260, 346), "m.pt"),
-    (Rec("d", "generic", 480, 640), "d.pt"),
-])
+@pytest.mark.parametrize(
+    "rec,file",
+    [
+        (Rec("a", "dsec", 480, 640), "d.pt"),
+        (Rec("b", "mvsec", 260, 346), "m.pt"),
+        (Rec("c", "generic", 260, 346), "m.pt"),
+        (Rec("d", "generic", 480, 640), "d.pt"),
+    ],
+)
 def test_the_bundled_model_of_the_recordings_layout_and_size_is_chosen(index, rec, file):
     assert choose_checkpoint([rec], None, index).name == file
 
 
-@pytest.mark.parametrize("recs,match", [
-    ([Rec("big", "dsec", 720, 1280)], "no bundled model for a 1280x720 dsec recording"),
-    ([Rec("odd", "dsec", 260, 346)], "no bundled model for a 346x260 dsec"),
-    ([Rec("a", "dsec", 480, 640), Rec("b", "mvsec", 260, 346)], "differ in sensor size"),
-])
+@pytest.mark.parametrize(
+    "recs,match",
+    [
+        ([Rec("big", "dsec", 720, 1280)], "no bundled model for a 1280x720 dsec recording"),
+        ([Rec("odd", "dsec", 260, 346)], "no bundled model for a 346x260 dsec"),
+        ([Rec("a", "dsec", 480, 640), Rec("b", "mvsec", 260, 346)], "differ in sensor size"),
+    ],
+)
 def test_recordings_no_bundled_model_fits_are_refused_in_one_line(index, recs, match):
     with pytest.raises(ModelChoiceError, match=match):
         choose_checkpoint(recs, None, index)
@@ -59,7 +72,7 @@ def test_a_given_checkpoint_wins_and_is_checked_against_its_training_size(index,
 
 def test_a_broken_index_is_one_error(tmp_path):
     bad = tmp_path / "index.json"
-    bad.write_text("{\"models\": [{\"name\": 1}]}")
+    bad.write_text('{"models": [{"name": 1}]}')
     with pytest.raises(Exception, match="unreadable bundled model index"):
         bundled_models(bad)
 

@@ -20,8 +20,13 @@ from stereo_snn.stereo.network import (
     shift_columns,
 )
 
-PYRAMID = {"network.design": "pyramid", "network.groups": 4, "network.refine_channels": 4,
-           "network.refine_radius": 2, "network.refine_levels": 2}
+PYRAMID = {
+    "network.design": "pyramid",
+    "network.groups": 4,
+    "network.refine_channels": 4,
+    "network.refine_radius": 2,
+    "network.refine_levels": 2,
+}
 
 
 def pyramid_cfg(**extra):
@@ -89,8 +94,9 @@ def test_pyramid_forward_shapes_range_and_gradients_on_an_odd_size():
     assert out["disparity"].shape == out["coarse"].shape == (2, 31, 50)
     disp = out["disparity"].detach()
     assert float(disp.min()) >= 0.0 and float(disp.max()) <= cfg.max_disparity
-    disparity_loss(out, {"disparity": torch.full((2, 31, 50), 3.0),
-                         "valid": torch.ones(2, 31, 50, dtype=torch.bool)}).backward()
+    disparity_loss(
+        out, {"disparity": torch.full((2, 31, 50), 3.0), "valid": torch.ones(2, 31, 50, dtype=torch.bool)}
+    ).backward()
     for name, part in net.components().items():
         grads = [p.grad for p in part.weight_parameters() if p.grad is not None]
         assert grads and any(float(g.abs().sum()) > 0 for g in grads), name
@@ -126,13 +132,16 @@ def test_deep_supervision_adds_the_weighted_coarse_error():
     assert torch.allclose(disparity_loss({"disparity": fine, "coarse": coarse}, batch, coarse_weight=0.0), base)
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("network.design", "volume", "network.design"),
-    ("network.groups", 0, "network.groups"),
-    ("network.refine_radius", 0, "network.refine_radius"),
-    ("train.loss", "subpixel_ce", "train.loss"),
-    ("train.coarse_weight", -1.0, "train.coarse_weight"),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("network.design", "volume", "network.design"),
+        ("network.groups", 0, "network.groups"),
+        ("network.refine_radius", 0, "network.refine_radius"),
+        ("train.loss", "subpixel_ce", "train.loss"),
+        ("train.coarse_weight", -1.0, "train.coarse_weight"),
+    ],
+)
 def test_pyramid_settings_are_validated(key, value, match):
     with pytest.raises(ConfigError, match=match):
         pyramid_cfg(**{key: value})
@@ -148,6 +157,8 @@ def test_a_config_whose_network_differs_from_the_genotypes_is_refused_naming_the
     cfg = pyramid_cfg()
     sup = build_supernet(cfg)
     genotype = Genotype({name: part.derive() for name, part in sup.components().items()})
-    with pytest.raises(GenotypeError, match="components.matching was searched with layers=2 but the config gives layers=3"):
+    with pytest.raises(
+        GenotypeError, match="components.matching was searched with layers=2 but the config gives layers=3"
+    ):
         build_network(pyramid_cfg(**{"network.matching_layers": 3}), genotype)
     build_network(pyramid_cfg(**{"max_disparity": 24}), genotype)  # the range is not part of the genotype

@@ -40,15 +40,19 @@ def test_search_writes_a_genotype_that_builds(sim_root, tiny_cfg, tmp_path):
     # decoding settings give another one without searching
     again = derive_from_supernet(tmp_path / "supernet.pt", tmp_path / "again", log=lambda s: None)
     assert genotype_to_dict(again)["components"] == genotype_to_dict(loaded)["components"]
-    capped = derive_from_supernet(tmp_path / "supernet.pt", tmp_path / "capped", {"network.max_skip": 0},
-                                  log=lambda s: None)
-    assert (tmp_path / "capped" / "genotype.json").is_file() and (tmp_path / "capped" / "figures/genotype.png").is_file()
+    capped = derive_from_supernet(
+        tmp_path / "supernet.pt", tmp_path / "capped", {"network.max_skip": 0}, log=lambda s: None
+    )
+    assert (tmp_path / "capped" / "genotype.json").is_file() and (
+        tmp_path / "capped" / "figures/genotype.png"
+    ).is_file()
     ops = [op for comp in capped.components.values() for cell in comp.cells for node in cell.edges for _, op in node]
     assert ops and "skip_connect" not in ops
     assert capped.settings["stereo_config"]["network"]["max_skip"] == 0
     with pytest.raises(CheckpointError, match="shape mismatch"):  # a setting that changes the weights does not fit
-        derive_from_supernet(tmp_path / "supernet.pt", tmp_path / "wider", {"network.matching_channels": 12},
-                             log=lambda s: None)
+        derive_from_supernet(
+            tmp_path / "supernet.pt", tmp_path / "wider", {"network.matching_channels": 12}, log=lambda s: None
+        )
 
 
 def test_search_command_derive_from_a_saved_supernet(sim_root, tiny_cfg, tmp_path, capsys):

@@ -22,11 +22,13 @@ def test_resume_is_bit_identical(sim_root, tiny_cfg, tiny_genotype, tmp_path):
     cfg = tiny_cfg.replace(**{"train.epochs": 2, "train.image_every": 0})
     sources = open_sources(sim_root)[:1]
     straight = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "a", seed=4, progress=False, log=_quiet)
-    half = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, epochs_this_run=1,
-                          log=_quiet)
+    half = train_genotype(
+        cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, epochs_this_run=1, log=_quiet
+    )
     assert half.epochs == 1
-    resumed = train_genotype(cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, resume=True,
-                             log=_quiet)
+    resumed = train_genotype(
+        cfg, tiny_genotype, sources, [], tmp_path / "b", seed=4, progress=False, resume=True, log=_quiet
+    )
     assert resumed.epochs == straight.epochs == 2
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
@@ -43,17 +45,36 @@ def test_run_folder_contents(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert len(metrics["history"]) == 1 and metrics["best"]["val_mae"] is not None
     state = load_checkpoint(trained_run / "checkpoints" / "last.pt")
-    assert {"model", "optimizer", "scheduler", "scaler", "epochs_done", "rng", "config", "genotype", "application"} <= set(state)
+    assert {
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "epochs_done",
+        "rng",
+        "config",
+        "genotype",
+        "application",
+    } <= set(state)
 
 
 def test_resume_refuses_other_settings_and_missing_run(sim_root, tiny_cfg, tiny_genotype, trained_run, tmp_path):
     sources = open_sources(sim_root)
     with pytest.raises(CheckpointError, match="config differs"):
-        train_genotype(tiny_cfg.replace(**{"train.epochs": 3}), tiny_genotype, sources[:1], [], trained_run,
-                       resume=True, progress=False, log=_quiet)
+        train_genotype(
+            tiny_cfg.replace(**{"train.epochs": 3}),
+            tiny_genotype,
+            sources[:1],
+            [],
+            trained_run,
+            resume=True,
+            progress=False,
+            log=_quiet,
+        )
     with pytest.raises(CheckpointError, match="nothing to resume"):
-        train_genotype(tiny_cfg, tiny_genotype, sources[:1], [], tmp_path / "empty", resume=True,
-                       progress=False, log=_quiet)
+        train_genotype(
+            tiny_cfg, tiny_genotype, sources[:1], [], tmp_path / "empty", resume=True, progress=False, log=_quiet
+        )
 
 
 def test_checkpoint_that_does_not_fit_the_genotype(trained_run, tiny_cfg, tmp_path):
@@ -70,7 +91,9 @@ def test_checkpoint_that_does_not_fit_the_genotype(trained_run, tiny_cfg, tmp_pa
     path = tmp_path / "other.json"
     save_genotype(path, other)
     # the genotype was searched with other channels than the checkpoint's config: named before any weight is read
-    with pytest.raises(GenotypeError, match="components.matching was searched with channels=6 but the config gives channels=4"):
+    with pytest.raises(
+        GenotypeError, match="components.matching was searched with channels=6 but the config gives channels=4"
+    ):
         load_model(ckpt, genotype_path=path)
     model = build_network(other_cfg, other)
     state = load_checkpoint(ckpt)["model"]
@@ -78,8 +101,9 @@ def test_checkpoint_that_does_not_fit_the_genotype(trained_run, tiny_cfg, tmp_pa
         load_state_checked(model, state, str(ckpt))
 
 
-def test_init_starts_a_new_run_from_another_checkpoints_weights(trained_run, tiny_cfg, tiny_genotype, sim_root,
-                                                                  tmp_path):
+def test_init_starts_a_new_run_from_another_checkpoints_weights(
+    trained_run, tiny_cfg, tiny_genotype, sim_root, tmp_path
+):
     import torch
 
     from stereo_snn.errors import CheckpointError
@@ -102,5 +126,13 @@ def test_init_starts_a_new_run_from_another_checkpoints_weights(trained_run, tin
     sup = build_supernet(tiny_cfg.replace(**{"network.feature_channels": 6}))
     other = Genotype({k: v.derive() for k, v in sup.components().items()})
     with pytest.raises(CheckpointError, match="does not fit"):
-        train_genotype(tiny_cfg.replace(**{"network.feature_channels": 6}), other, sources[:1], [], tmp_path / "bad",
-                       progress=False, init=ckpt, log=lambda s: None)
+        train_genotype(
+            tiny_cfg.replace(**{"network.feature_channels": 6}),
+            other,
+            sources[:1],
+            [],
+            tmp_path / "bad",
+            progress=False,
+            init=ckpt,
+            log=lambda s: None,
+        )

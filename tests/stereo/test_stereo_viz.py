@@ -77,8 +77,15 @@ def test_every_picture_writes_readable_files(scene, tmp_path):
 
 def test_figures_have_panels_and_colour_bars(scene, tmp_path):
     pred, gt, ev = scene
-    full = viz.disparity_figure(pred, gt, viz.events_image(ev, H, W), tmp_path / "panel.png", max_disp=32,
-                                depth=19.94 / np.maximum(pred, 1), title="test")
+    full = viz.disparity_figure(
+        pred,
+        gt,
+        viz.events_image(ev, H, W),
+        tmp_path / "panel.png",
+        max_disp=32,
+        depth=19.94 / np.maximum(pred, 1),
+        title="test",
+    )
     no_gt = viz.disparity_figure(pred, None, None, tmp_path / "pred.png", max_disp=32)
     a, b = cv2.imread(str(full)), cv2.imread(str(no_gt))
     assert a is not None and b is not None
@@ -160,8 +167,12 @@ class _DotSource:
             raise self._error(f"window before {entry.t_us} us starts before the recording")
         rng = np.random.default_rng(entry.index)
         n = 800
-        ev = Events(rng.uniform(0, W, n).astype(np.float32), rng.uniform(0, H, n).astype(np.float32),
-                    np.sort(rng.integers(entry.t_us - window_us, entry.t_us, n)), rng.integers(0, 2, n).astype(np.int8))
+        ev = Events(
+            rng.uniform(0, W, n).astype(np.float32),
+            rng.uniform(0, H, n).astype(np.float32),
+            np.sort(rng.integers(entry.t_us - window_us, entry.t_us, n)),
+            rng.integers(0, 2, n).astype(np.int8),
+        )
         return ev, ev
 
     def disparity(self, entry):
@@ -175,9 +186,16 @@ def test_visualize_sequence_all_items(tmp_path):
     preds = tmp_path / "pred" / "dots"
     for idx in (2, 4):  # no prediction for entry 6: drawn without one
         write_disparity_png(preds / f"{idx:06d}.png", src.gt + 0.5)
-    report = viz.visualize_sequence(src, tmp_path / "out", what=viz.VISUALIZE_ITEMS, window_us=50_000,
-                                    prediction_dir=tmp_path / "pred", animation=tmp_path / "out" / "a.gif",
-                                    bins=3, progress=False)
+    report = viz.visualize_sequence(
+        src,
+        tmp_path / "out",
+        what=viz.VISUALIZE_ITEMS,
+        window_us=50_000,
+        prediction_dir=tmp_path / "pred",
+        animation=tmp_path / "out" / "a.gif",
+        bins=3,
+        progress=False,
+    )
     assert [s["index"] for s in report.skipped] == [0]
     assert report.max_disp == 8.0  # 1.05 * 6.5 px (prediction) rounded up to a multiple of 8
     names = {p.relative_to(tmp_path / "out").as_posix() for p in report.written}
@@ -225,12 +243,25 @@ def test_visualize_command_end_to_end(sim_root, tmp_path, capsys):
         # an `infer`-style prediction folder: OUT/<seq>/<index>.png, here the truth + 1 px
         for row in range(1, len(stamps)):
             gt = seq.disparity(row)
-            write_disparity_png(tmp_path / "pred" / seq.name / f"{seq.disparity_file_index(row):06d}.png",
-                                np.where(gt > 0, gt + 1.0, 0))
+            write_disparity_png(
+                tmp_path / "pred" / seq.name / f"{seq.disparity_file_index(row):06d}.png", np.where(gt > 0, gt + 1.0, 0)
+            )
     out = tmp_path / "viz"
-    code = main(["visualize", str(seq_dir), "--out", str(out), "--what", "events,disparity,depth,error,panel",
-                 "--prediction", str(tmp_path / "pred"), "--animation", str(out / "seq.mp4"),
-                 "--no-progress"])
+    code = main(
+        [
+            "visualize",
+            str(seq_dir),
+            "--out",
+            str(out),
+            "--what",
+            "events,disparity,depth,error,panel",
+            "--prediction",
+            str(tmp_path / "pred"),
+            "--animation",
+            str(out / "seq.mp4"),
+            "--no-progress",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0, text
     # the first ground-truth map has no events before it: counted, no line of its own
@@ -248,18 +279,32 @@ def test_visualize_command_end_to_end(sim_root, tmp_path, capsys):
     assert ok and frame.shape[0] >= 240  # small recordings are enlarged
 
     # user timestamps, a generic pair of event files, and bad options
-    code = main(["visualize", str(seq_dir), "--out", str(tmp_path / "ts"), "--timestamps", f"{int(stamps[2])}",
-                 "--what", "events", "--no-progress"])
+    code = main(
+        [
+            "visualize",
+            str(seq_dir),
+            "--out",
+            str(tmp_path / "ts"),
+            "--timestamps",
+            f"{int(stamps[2])}",
+            "--what",
+            "events",
+            "--no-progress",
+        ]
+    )
     assert code == 0 and len(list((tmp_path / "ts" / "events").glob("*.png"))) == 1
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (["--what", "events,rainbow"], "unknown item"),
-    (["--what", "error"], "--prediction"),
-    (["--animation", "x.avi"], ".gif or .mp4"),
-    (["--window-ms", "0"], "--window-ms"),
-    (["--source", "nope"], "no such file"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--what", "events,rainbow"], "unknown item"),
+        (["--what", "error"], "--prediction"),
+        (["--animation", "x.avi"], ".gif or .mp4"),
+        (["--window-ms", "0"], "--window-ms"),
+        (["--source", "nope"], "no such file"),
+    ],
+)
 def test_visualize_command_bad_options(sim_root, tmp_path, capsys, options, message):
     from stereo_snn.cli import main
 
@@ -275,8 +320,9 @@ def test_visualize_command_mvsec(tmp_path, capsys):
     from stereo_snn.events.mvsec import write_mvsec_recording
     from stereo_snn.events.simulator import SimConfig, simulate_stereo
 
-    rec = simulate_stereo(SimConfig.from_dict({"name": "sim_flying1", "height": 32, "width": 48,
-                                               "duration_ms": 160.0, "seed": 5}))
+    rec = simulate_stereo(
+        SimConfig.from_dict({"name": "sim_flying1", "height": 32, "width": 48, "duration_ms": 160.0, "seed": 5})
+    )
     data = write_mvsec_recording(rec, tmp_path, "sim_flying")
     out = tmp_path / "viz"
     assert main(["visualize", str(data), "--out", str(out), "--what", "events,disparity,depth", "--no-progress"]) == 0
@@ -296,8 +342,9 @@ def test_visualize_dsec_without_calibration(sim_root, tmp_path, capsys):
     seq = tmp_path / "seq"
     shutil.copytree(sorted(p for p in sim_root.iterdir() if p.is_dir())[0], seq)
     shutil.rmtree(seq / "calibration")
-    assert main(["visualize", str(seq), "--out", str(tmp_path / "a"), "--what", "events,disparity",
-                 "--no-progress"]) == 0
+    assert (
+        main(["visualize", str(seq), "--out", str(tmp_path / "a"), "--what", "events,disparity", "--no-progress"]) == 0
+    )
     assert len(list((tmp_path / "a" / "events").glob("*.png"))) >= 2
     capsys.readouterr()
     assert main(["visualize", str(seq), "--out", str(tmp_path / "b"), "--what", "depth", "--no-progress"]) == 1

@@ -16,6 +16,21 @@ from .scene import LAYOUTS, MOTIONS, Scene, make_rectify_map
 from .textures import TEXTURE_KINDS, bundled_photos, make_texture
 
 __all__ = [
-    "SimConfig", "simulate_stereo", "make_demo_sequences", "write_sequences", "summarize", "scene_for",
-    "EventGenerator", "Scene", "build_scene", "LAYOUTS", "MOTIONS", "PRESETS", "load_preset", "make_rectify_map", "TEXTURE_KINDS", "bundled_photos", "make_texture",
+    "SimConfig",
+    "simulate_stereo",
+    "make_demo_sequences",
+    "write_sequences",
+    "summarize",
+    "scene_for",
+    "EventGenerator",
+    "Scene",
+    "build_scene",
+    "LAYOUTS",
+    "MOTIONS",
+    "PRESETS",
+    "load_preset",
+    "make_rectify_map",
+    "TEXTURE_KINDS",
+    "bundled_photos",
+    "make_texture",
 ]

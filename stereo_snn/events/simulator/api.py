@@ -19,7 +19,15 @@ from .esim import EventGenerator
 from .layouts import build_scene
 from .scene import Scene, make_rectify_map
 
-__all__ = ["simulate_stereo", "plan_sequences", "make_demo_sequences", "write_sequences", "summarize", "scene_for", "MAX_MOTION_PX_PER_FRAME"]
+__all__ = [
+    "simulate_stereo",
+    "plan_sequences",
+    "make_demo_sequences",
+    "write_sequences",
+    "summarize",
+    "scene_for",
+    "MAX_MOTION_PX_PER_FRAME",
+]
 
 MAX_MOTION_PX_PER_FRAME = 2.0  # linear interpolation between frames is trusted up to this motion
 
@@ -76,10 +84,17 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
     }
     gens = {
         cam: EventGenerator(
-            h, w, threshold_pos=cfg.threshold_pos, threshold_neg=cfg.threshold_neg,
-            threshold_sigma=cfg.threshold_sigma, refractory_us=cfg.refractory_us,
-            noise_rate_hz=cfg.noise_rate_hz, log_eps=cfg.log_eps, rng=np.random.default_rng(ss),
-            hot_pixel_fraction=cfg.hot_pixel_fraction, hot_pixel_rate_hz=cfg.hot_pixel_rate_hz,
+            h,
+            w,
+            threshold_pos=cfg.threshold_pos,
+            threshold_neg=cfg.threshold_neg,
+            threshold_sigma=cfg.threshold_sigma,
+            refractory_us=cfg.refractory_us,
+            noise_rate_hz=cfg.noise_rate_hz,
+            log_eps=cfg.log_eps,
+            rng=np.random.default_rng(ss),
+            hot_pixel_fraction=cfg.hot_pixel_fraction,
+            hot_pixel_rate_hz=cfg.hot_pixel_rate_hz,
         )
         for cam, ss in zip(_CAMERAS, (lev_ss, rev_ss))
     }
@@ -94,7 +109,9 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
     else:
         before_us = int(round((cfg.gt_window_ms + cfg.warmup_ms) * 1000))
         spans = merge_spans([(max(t0, int(g) - before_us), int(g)) for g in gt_times])
-    samples = {cam: (np.ascontiguousarray(maps[cam][..., 0]), np.ascontiguousarray(maps[cam][..., 1])) for cam in _CAMERAS}
+    samples = {
+        cam: (np.ascontiguousarray(maps[cam][..., 0]), np.ascontiguousarray(maps[cam][..., 1])) for cam in _CAMERAS
+    }
     chunks: dict[str, list[Events]] = {cam: [] for cam in _CAMERAS}
     buffers = {cam: (np.empty((h, w), np.float32), np.empty((h, w), np.float32)) for cam in _CAMERAS}
     frames = [span_frames(a, b, t0, dt_us) for a, b in spans]
@@ -112,11 +129,20 @@ def simulate_stereo(config: SimConfig, progress: bool = False) -> StereoRecordin
     bar.close()
     gt = np.stack([scene.ground_truth((t - t0) * 1e-6) for t in gt_times]).astype(np.float32)
     return StereoRecording(
-        name=cfg.name, height=h, width=w,
-        left=_concat(chunks["left"]), right=_concat(chunks["right"]),
-        rectify_left=maps["left"], rectify_right=maps["right"],
-        gt_timestamps_us=gt_times, gt_disparity=gt,
-        fx=scene.fx, fy=scene.fx, cx=scene.cx, cy=scene.cy, baseline_m=scene.baseline_m,
+        name=cfg.name,
+        height=h,
+        width=w,
+        left=_concat(chunks["left"]),
+        right=_concat(chunks["right"]),
+        rectify_left=maps["left"],
+        rectify_right=maps["right"],
+        gt_timestamps_us=gt_times,
+        gt_disparity=gt,
+        fx=scene.fx,
+        fy=scene.fx,
+        cx=scene.cx,
+        cy=scene.cy,
+        baseline_m=scene.baseline_m,
         t_offset_us=t0,
     )
 
@@ -145,7 +171,9 @@ def auto_render_rate(speed_px_s: float, gt_rate_hz: float) -> float:
     ``speed_px_s`` move at most :data:`MAX_MOTION_PX_PER_FRAME` per frame."""
     rate = 50.0 * math.ceil(speed_px_s / MAX_MOTION_PX_PER_FRAME / 50.0 - 1e-9)
     if rate > 1e6:
-        raise ConfigError(f"render_rate_hz: auto would need {rate:g} Hz (above 1 MHz); lower speed_px_s/ego_motion/object_motion")
+        raise ConfigError(
+            f"render_rate_hz: auto would need {rate:g} Hz (above 1 MHz); lower speed_px_s/ego_motion/object_motion"
+        )
     return max(rate, float(gt_rate_hz))
 
 
@@ -159,7 +187,11 @@ def summarize(recording: StereoRecording) -> str:
     """One line: events per camera, ground-truth maps and the disparity range (pixels)."""
     valid = recording.gt_disparity[recording.gt_disparity > 0]
     rng = f"{valid.min():.1f}-{valid.max():.1f} px" if valid.size else "none valid"
-    span_ms = (recording.gt_timestamps_us[-1] - recording.gt_timestamps_us[0]) / 1000 if len(recording.gt_timestamps_us) else 0
+    span_ms = (
+        (recording.gt_timestamps_us[-1] - recording.gt_timestamps_us[0]) / 1000
+        if len(recording.gt_timestamps_us)
+        else 0
+    )
     return (
         f"{recording.name}: {recording.width}x{recording.height}, {span_ms:.0f} ms, "
         f"events left {recording.left.count:,} right {recording.right.count:,}, "
@@ -190,7 +222,9 @@ def _check_free(out_dir: Path, name: str) -> None:
         raise OutputError(f"{folder}: already exists and is not empty; choose another --out or --name")
 
 
-def plan_sequences(config: Any, out_dir: str | os.PathLike, fmt: str, count: int) -> tuple[Callable[[StereoRecording, Path], Path], Path, list[Any]]:
+def plan_sequences(
+    config: Any, out_dir: str | os.PathLike, fmt: str, count: int
+) -> tuple[Callable[[StereoRecording, Path], Path], Path, list[Any]]:
     """Check the output and plan ``count`` sequences before any is simulated.
 
     ``config`` is any frozen settings dataclass with ``name`` and ``seed`` fields; with
@@ -285,7 +319,14 @@ def make_demo_sequences(
         OutputError: a sequence folder of the same name already exists and is not empty
             (delete it, or reuse it instead of calling this again).
     """
-    settings = {"name": "demo", "height": size[0], "width": size[1], "duration_ms": duration_ms, "seed": seed, **overrides}
+    settings = {
+        "name": "demo",
+        "height": size[0],
+        "width": size[1],
+        "duration_ms": duration_ms,
+        "seed": seed,
+        **overrides,
+    }
     config = SimConfig.from_dict(settings)
     if count == 1:
         config = SimConfig.from_dict({**settings, "name": f"{settings['name']}_000"})

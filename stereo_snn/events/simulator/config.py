@@ -148,7 +148,9 @@ class SimConfig:
                 raise ConfigError(f"{key}: the list is empty")
             unknown = [t for t in value if t not in known]
             if unknown:
-                raise ConfigError(f"{key}: unknown kind(s) {', '.join(map(repr, unknown))} (choose from {', '.join(known)})")
+                raise ConfigError(
+                    f"{key}: unknown kind(s) {', '.join(map(repr, unknown))} (choose from {', '.join(known)})"
+                )
         if not (bool(self.name) and "/" not in self.name and "\\" not in self.name and self.name not in (".", "..")):
             raise ConfigError(f"name: {self.name!r} is not a valid file name")
         for key, (lo, hi) in _BOUNDS.items():
@@ -164,26 +166,36 @@ class SimConfig:
             (self.gt_rate_hz > 0, f"gt_rate_hz: must be > 0, got {self.gt_rate_hz}"),
             (self.fx is None or self.fx > 0, f"fx: must be > 0, got {self.fx}"),
             (self.baseline_m > 0, f"baseline_m: must be > 0, got {self.baseline_m}"),
-            (self.threshold_pos > 0 and self.threshold_neg > 0,
-             f"threshold_pos/threshold_neg: must be > 0, got {self.threshold_pos}/{self.threshold_neg}"),
+            (
+                self.threshold_pos > 0 and self.threshold_neg > 0,
+                f"threshold_pos/threshold_neg: must be > 0, got {self.threshold_pos}/{self.threshold_neg}",
+            ),
             (self.log_eps > 0, f"log_eps: must be > 0, got {self.log_eps}"),
         ]
         if self.render_rate_hz is not None:
             checks += [
                 (self.render_rate_hz > 0, f"render_rate_hz: must be > 0, got {self.render_rate_hz}"),
-                (self.gt_rate_hz <= self.render_rate_hz,
-                 f"gt_rate_hz: {self.gt_rate_hz} Hz exceeds render_rate_hz {self.render_rate_hz} Hz"),
-                (self.duration_ms * 1e-3 * self.render_rate_hz <= _MAX_FRAMES,
-                 f"duration_ms/render_rate_hz: {self.duration_ms} ms at {self.render_rate_hz} Hz is more than {_MAX_FRAMES:,} frames"),
+                (
+                    self.gt_rate_hz <= self.render_rate_hz,
+                    f"gt_rate_hz: {self.gt_rate_hz} Hz exceeds render_rate_hz {self.render_rate_hz} Hz",
+                ),
+                (
+                    self.duration_ms * 1e-3 * self.render_rate_hz <= _MAX_FRAMES,
+                    f"duration_ms/render_rate_hz: {self.duration_ms} ms at {self.render_rate_hz} Hz is more than {_MAX_FRAMES:,} frames",
+                ),
             ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         r = self.resolved_values()
         if not 0 < r["min_disparity"] < r["max_disparity"]:
-            raise ConfigError(f"min_disparity/max_disparity: need 0 < min < max, got {r['min_disparity']} / {r['max_disparity']}")
+            raise ConfigError(
+                f"min_disparity/max_disparity: need 0 < min < max, got {r['min_disparity']} / {r['max_disparity']}"
+            )
         if r["max_disparity"] >= self.width / 2:
-            raise ConfigError(f"max_disparity: {r['max_disparity']} px is not below half the width ({self.width / 2} px)")
+            raise ConfigError(
+                f"max_disparity: {r['max_disparity']} px is not below half the width ({self.width / 2} px)"
+            )
 
     # ------------------------------------------------------------------ derived values
     def resolved_values(self) -> dict[str, float]:

@@ -99,8 +99,9 @@ def _count_serial(l0, l1, ref, cpos, cneg, tlast, t0, dt, refractory, nstart, nt
     dummy_t = np.empty(0, np.int64)
     dummy_p = np.empty(0, np.int8)
     for i in range(l0.shape[0]):
-        counts[i] = _pixel(i, l0, l1, ref, cpos, cneg, tlast, t0, dt, refractory, nstart, nt, np_,
-                           dummy_t, dummy_p, 0, False)
+        counts[i] = _pixel(
+            i, l0, l1, ref, cpos, cneg, tlast, t0, dt, refractory, nstart, nt, np_, dummy_t, dummy_p, 0, False
+        )
 
 
 @numba.njit(cache=True, parallel=True)
@@ -108,8 +109,9 @@ def _count_parallel(l0, l1, ref, cpos, cneg, tlast, t0, dt, refractory, nstart, 
     dummy_t = np.empty(0, np.int64)
     dummy_p = np.empty(0, np.int8)
     for i in numba.prange(l0.shape[0]):
-        counts[i] = _pixel(i, l0, l1, ref, cpos, cneg, tlast, t0, dt, refractory, nstart, nt, np_,
-                           dummy_t, dummy_p, 0, False)
+        counts[i] = _pixel(
+            i, l0, l1, ref, cpos, cneg, tlast, t0, dt, refractory, nstart, nt, np_, dummy_t, dummy_p, 0, False
+        )
 
 
 @numba.njit(cache=True)
@@ -209,16 +211,45 @@ class EventGenerator:
         nstart, nt, npol = self._noise(n, t0, dt)
         parallel = n >= PARALLEL_MIN_PIXELS
         counts = np.empty(n, np.int64)
-        (_count_parallel if parallel else _count_serial)(self._last_log, log, self.ref, self.c_pos, self.c_neg, self._tlast, t0, dt,
-                    self.refractory_us, nstart, nt, npol, counts)
+        (_count_parallel if parallel else _count_serial)(
+            self._last_log,
+            log,
+            self.ref,
+            self.c_pos,
+            self.c_neg,
+            self._tlast,
+            t0,
+            dt,
+            self.refractory_us,
+            nstart,
+            nt,
+            npol,
+            counts,
+        )
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         total = int(offsets[-1])
         out_t = np.empty(total, np.int64)
         out_p = np.empty(total, np.int8)
         out_i = np.empty(total, np.int64)
-        (_fill_parallel if parallel else _fill_serial)(self._last_log, log, self.ref, self.c_pos, self.c_neg, self._tlast, t0, dt,
-                   self.refractory_us, nstart, nt, npol, offsets, out_t, out_p, out_i)
+        (_fill_parallel if parallel else _fill_serial)(
+            self._last_log,
+            log,
+            self.ref,
+            self.c_pos,
+            self.c_neg,
+            self._tlast,
+            t0,
+            dt,
+            self.refractory_us,
+            nstart,
+            nt,
+            npol,
+            offsets,
+            out_t,
+            out_p,
+            out_i,
+        )
         self._last_log = log
         self._last_t = int(t_us)
         order = np.argsort(out_t, kind="stable")
@@ -235,7 +266,9 @@ class EventGenerator:
         total = int(self._rng.poisson(self.noise_rate_hz * dt * 1e-6 * n)) if self.noise_rate_hz > 0 else 0
         pix = self._rng.integers(0, n, total)
         if len(self.hot_pixels) and self.hot_pixel_rate_hz > 0:
-            hot = np.repeat(self.hot_pixels, self._rng.poisson(self.hot_pixel_rate_hz * dt * 1e-6, len(self.hot_pixels)))
+            hot = np.repeat(
+                self.hot_pixels, self._rng.poisson(self.hot_pixel_rate_hz * dt * 1e-6, len(self.hot_pixels))
+            )
             pix = np.concatenate([pix, hot])
             total = len(pix)
         t = t0 + self._rng.integers(0, dt, total).astype(np.int64)

@@ -43,8 +43,18 @@ class _Surfaces:
     texel_m: list = field(default_factory=list)
     kind: list = field(default_factory=list)
 
-    def add(self, kind: str, shape: str, origin, e1, e2, texel_m: float, size=(0.0, 0.0, 0.0, 0.0),
-            vel=(0.0, 0.0, 0.0), spin: float = 0.0) -> None:
+    def add(
+        self,
+        kind: str,
+        shape: str,
+        origin,
+        e1,
+        e2,
+        texel_m: float,
+        size=(0.0, 0.0, 0.0, 0.0),
+        vel=(0.0, 0.0, 0.0),
+        spin: float = 0.0,
+    ) -> None:
         self.kind.append(kind)
         self.shape.append(_SHAPE[shape])
         self.origin.append(np.asarray(origin, np.float64))
@@ -56,8 +66,9 @@ class _Surfaces:
         self.spin.append(float(spin))
 
 
-def make_rig_motion(kind: str, speed_px_s: float, ego: float, near_m: float, fx: float, radius_px: float,
-                    rng: np.random.Generator) -> RigMotion:
+def make_rig_motion(
+    kind: str, speed_px_s: float, ego: float, near_m: float, fx: float, radius_px: float, rng: np.random.Generator
+) -> RigMotion:
     """The rig's motion of one ``kind`` ("drive", "sideways", "sway").
 
     ``speed_px_s`` sets the scale: the translation moves a point at ``near_m`` by about that
@@ -97,8 +108,15 @@ def make_rig_motion(kind: str, speed_px_s: float, ego: float, near_m: float, fx:
     else:  # pragma: no cover - SimConfig validates the motion names
         raise ValueError(f"unknown motion {kind!r}")
     return RigMotion(
-        kind=kind, vel=vel, osc_amp=osc_vel / (2 * np.pi * osc_freq), osc_freq=osc_freq, osc_phase=osc_phase,
-        rate=rate, rot_amp=rot_vel / (2 * np.pi * rot_freq), rot_freq=rot_freq, rot_phase=rot_phase,
+        kind=kind,
+        vel=vel,
+        osc_amp=osc_vel / (2 * np.pi * osc_freq),
+        osc_freq=osc_freq,
+        osc_phase=osc_phase,
+        rate=rate,
+        rot_amp=rot_vel / (2 * np.pi * rot_freq),
+        rot_freq=rot_freq,
+        rot_phase=rot_phase,
     )
 
 
@@ -106,8 +124,18 @@ _STRUCTURE = ("ground", "ceiling", "wall", "facade")
 _STRUCTURE_LIMIT = 0.95  # largest disparity of ground, walls, ceiling and facades, as a fraction of the maximum
 
 
-def _keep_beyond(origin: np.ndarray, normal: np.ndarray, rig: RigMotion, ts: np.ndarray, corners: np.ndarray,
-                 fx: float, cx: float, cy: float, baseline_m: float, limit_px: float) -> np.ndarray:
+def _keep_beyond(
+    origin: np.ndarray,
+    normal: np.ndarray,
+    rig: RigMotion,
+    ts: np.ndarray,
+    corners: np.ndarray,
+    fx: float,
+    cx: float,
+    cy: float,
+    baseline_m: float,
+    limit_px: float,
+) -> np.ndarray:
     """Move a plane (``origin``, ``normal``) away from the rig's path until its disparity stays
     below ``limit_px`` at the image corners at the times ``ts`` for both cameras (the rig's
     rotations turn planes placed for a level rig towards the cameras). The disparity of a plane
@@ -135,8 +163,17 @@ def _keep_beyond(origin: np.ndarray, normal: np.ndarray, rig: RigMotion, ts: np.
 _OBJECT_LIMIT = 0.97  # largest disparity of an object's corners, as a fraction of the maximum
 
 
-def _corner_peak(origin: np.ndarray, vel: np.ndarray, e1: np.ndarray, e2: np.ndarray, spin: float, ext: np.ndarray,
-                 rig: RigMotion, ts: np.ndarray, focal_baseline: float) -> float:
+def _corner_peak(
+    origin: np.ndarray,
+    vel: np.ndarray,
+    e1: np.ndarray,
+    e2: np.ndarray,
+    spin: float,
+    ext: np.ndarray,
+    rig: RigMotion,
+    ts: np.ndarray,
+    focal_baseline: float,
+) -> float:
     """Largest disparity (pixels) of the corners of a moving, spinning shape's bounding
     rectangle (half extents ``ext`` along e1, e2) at the times ``ts`` (the disparity over a
     planar shape peaks at a corner; depth along the optical axis is the same for both
@@ -206,8 +243,14 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
     if layout in ("street", "room") or (layout == "open" and rng.random() < 0.5):
         below = base * (h - cy) / (rng.uniform(0.5, 0.9) * max_d)  # bottom row at 50-90 % of max
         floor_y = hi[1] + below
-        surf.add("ground", "plane", (rng.uniform(-50, 50), floor_y, rng.uniform(-50, 50)), _X, _Z,
-                 texel_at(below * fx / (0.5 * (h - cy))))
+        surf.add(
+            "ground",
+            "plane",
+            (rng.uniform(-50, 50), floor_y, rng.uniform(-50, 50)),
+            _X,
+            _Z,
+            texel_at(below * fx / (0.5 * (h - cy))),
+        )
     if layout == "street":
         height_m = rng.uniform(3.0, 25.0)
         length = z_bg * rng.uniform(0.3, 0.9)
@@ -216,8 +259,15 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
                 dist = base * (w / 2) / (rng.uniform(0.15, 0.8) * max_d)  # image edge at 15-80 % of max
                 x = (hi[0] + dist) if side > 0 else (lo[0] - dist)
                 centre = (x, 0.5 * (floor_y - height_m), lo[2] - 5.0 + length / 2)
-                surf.add("facade", "rectangle", centre, _Z, _Y, texel_at(dist * fx / (0.25 * w)),
-                         size=(length / 2, 0.5 * (floor_y + height_m), 0, 0))
+                surf.add(
+                    "facade",
+                    "rectangle",
+                    centre,
+                    _Z,
+                    _Y,
+                    texel_at(dist * fx / (0.25 * w)),
+                    size=(length / 2, 0.5 * (floor_y + height_m), 0, 0),
+                )
     if layout == "room":
         above = base * cy / (rng.uniform(0.4, 0.9) * max_d)
         ceiling_y = lo[1] - above
@@ -230,8 +280,18 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
     corners = np.array([[0.0, 0.0, 1.0], [w - 1.0, 0.0, 1.0], [0.0, h - 1.0, 1.0], [w - 1.0, h - 1.0, 1.0]])
     for k, kind in enumerate(surf.kind):
         if kind in _STRUCTURE:
-            surf.origin[k] = _keep_beyond(surf.origin[k], np.cross(surf.e1[k], surf.e2[k]), rig, ts, corners,
-                                          fx, cx, cy, base, _STRUCTURE_LIMIT * max_d)
+            surf.origin[k] = _keep_beyond(
+                surf.origin[k],
+                np.cross(surf.e1[k], surf.e2[k]),
+                rig,
+                ts,
+                corners,
+                fx,
+                cx,
+                cy,
+                base,
+                _STRUCTURE_LIMIT * max_d,
+            )
             if kind == "ground":
                 floor_y = float(surf.origin[k][1])
             elif kind == "ceiling":
@@ -252,15 +312,22 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
             if kind == "fence":
                 shape, angle = "fence", 0.0
                 period = rng.uniform(6.0, 20.0)
-                size_px = (rng.uniform(0.15, 0.4) * w, rng.uniform(0.06, 0.2) * h, period,
-                           min(rng.uniform(1.0, 2.5), 0.3 * period))
+                size_px = (
+                    rng.uniform(0.15, 0.4) * w,
+                    rng.uniform(0.06, 0.2) * h,
+                    period,
+                    min(rng.uniform(1.0, 2.5), 0.3 * period),
+                )
                 tilt_y = rng.uniform(-1, 1) * slant_max
             else:
                 shape = "rectangle"
                 long_px = rng.uniform(0.2, 0.6) * (h if kind == "pole" else w)
                 size_px = (rng.uniform(1.0, 3.0), 0.5 * long_px, 0.0, 0.0)
-                angle = {"pole": rng.normal(0, 0.03), "wire": math.pi / 2 + rng.normal(0, 0.1),
-                         "bar": rng.uniform(0, math.pi)}[kind]
+                angle = {
+                    "pole": rng.normal(0, 0.03),
+                    "wire": math.pi / 2 + rng.normal(0, 0.1),
+                    "bar": rng.uniform(0, math.pi),
+                }[kind]
         else:
             kind = "object"
             shape = ("disk", "ellipse", "rectangle", "triangle")[int(rng.integers(4))]
@@ -274,7 +341,11 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
         lean = max(size_px[0], size_px[1]) * max(abs(math.sin(tilt_x)), abs(math.sin(tilt_y))) / fx
         depth = (fb / d + ahead) / (1.0 - min(lean, 0.5))
         spin = spin_px / size_px[0]
-        grounded = floor_y is not None and kind in ("pole", "fence", "object") and rng.random() < (0.9 if kind == "pole" else 0.4)
+        grounded = (
+            floor_y is not None
+            and kind in ("pole", "fence", "object")
+            and rng.random() < (0.9 if kind == "pole" else 0.4)
+        )
         # in-plane axes: fronto-parallel, tilted about x then y, then turned by `angle`
         tilt = rotation_matrix(tilt_y, tilt_x, 0.0)
         a1, a2 = tilt @ _X, tilt @ _Y
@@ -309,11 +380,26 @@ def build_scene(config: SimConfig, rng: np.random.Generator) -> Scene:
     gain = rng.uniform(0.55, 1.0 - bias)
     pick = np.array(order)
     return Scene(
-        height=h, width=w, fx=fx, cx=cx, cy=cy, baseline_m=float(config.baseline_m), max_disparity=max_d,
-        origin=np.stack(surf.origin)[pick], vel=np.stack(surf.vel)[pick], e1=np.stack(surf.e1)[pick],
-        e2=np.stack(surf.e2)[pick], spin=np.array(surf.spin)[pick], size=np.stack(surf.size)[pick],
-        shape_ids=np.array(surf.shape, np.int64)[pick], texel_m=np.array(surf.texel_m)[pick],
-        gain=gain[pick], bias=bias[pick], tex_ids=np.arange(n, dtype=np.int64)[pick], textures=textures,
-        rig=rig, layout=layout, kinds=tuple(surf.kind[i] for i in order),
+        height=h,
+        width=w,
+        fx=fx,
+        cx=cx,
+        cy=cy,
+        baseline_m=float(config.baseline_m),
+        max_disparity=max_d,
+        origin=np.stack(surf.origin)[pick],
+        vel=np.stack(surf.vel)[pick],
+        e1=np.stack(surf.e1)[pick],
+        e2=np.stack(surf.e2)[pick],
+        spin=np.array(surf.spin)[pick],
+        size=np.stack(surf.size)[pick],
+        shape_ids=np.array(surf.shape, np.int64)[pick],
+        texel_m=np.array(surf.texel_m)[pick],
+        gain=gain[pick],
+        bias=bias[pick],
+        tex_ids=np.arange(n, dtype=np.int64)[pick],
+        textures=textures,
+        rig=rig,
+        layout=layout,
+        kinds=tuple(surf.kind[i] for i in order),
     )
-

@@ -43,8 +43,17 @@ from .config import SimConfig
 from .esim import EventGenerator
 
 __all__ = [
-    "LAYOUT_SIZES", "BUNDLED_PAIRS", "PhotoPair", "PhotoSwayConfig", "PhotoSequenceInfo", "Sway", "SwayPath",
-    "load_photo_pair", "bundled_pair", "simulate_photo_pair", "write_photo_sequences",
+    "LAYOUT_SIZES",
+    "BUNDLED_PAIRS",
+    "PhotoPair",
+    "PhotoSwayConfig",
+    "PhotoSequenceInfo",
+    "Sway",
+    "SwayPath",
+    "load_photo_pair",
+    "bundled_pair",
+    "simulate_photo_pair",
+    "write_photo_sequences",
 ]
 
 #: (height, width) of each output layout
@@ -113,8 +122,15 @@ def _clean_disparity(disparity: np.ndarray, where: str) -> np.ndarray:
     return d
 
 
-def _make_pair(name: str, left: np.ndarray, right: np.ndarray, disparity: np.ndarray, fx: float,
-               baseline_m: float, where: tuple[str, str, str]) -> PhotoPair:
+def _make_pair(
+    name: str,
+    left: np.ndarray,
+    right: np.ndarray,
+    disparity: np.ndarray,
+    fx: float,
+    baseline_m: float,
+    where: tuple[str, str, str],
+) -> PhotoPair:
     left_l = _linear_gray(left, where[0])
     right_l = _linear_gray(right, where[1])
     disp = _clean_disparity(disparity, where[2])
@@ -183,9 +199,15 @@ def _read_disparity(path: Path, scale: float | None) -> np.ndarray:
     return values.astype(np.float32) / np.float32(s)
 
 
-def load_photo_pair(left: str | os.PathLike, right: str | os.PathLike, disparity: str | os.PathLike,
-                    disparity_scale: float | None = None, fx: float | None = None,
-                    baseline_m: float = 0.1, name: str | None = None) -> PhotoPair:
+def load_photo_pair(
+    left: str | os.PathLike,
+    right: str | os.PathLike,
+    disparity: str | os.PathLike,
+    disparity_scale: float | None = None,
+    fx: float | None = None,
+    baseline_m: float = 0.1,
+    name: str | None = None,
+) -> PhotoPair:
     """Read a rectified stereo pair with left-view ground truth from files.
 
     Args:
@@ -208,8 +230,15 @@ def load_photo_pair(left: str | os.PathLike, right: str | os.PathLike, disparity
     left_img, right_img = _read_image(lp), _read_image(rp)
     disp = _read_disparity(dp, disparity_scale)
     width = float(left_img.shape[1])
-    return _make_pair(name or lp.stem, left_img, right_img, disp, fx if fx is not None else width, baseline_m,
-                      (str(lp), str(rp), str(dp)))
+    return _make_pair(
+        name or lp.stem,
+        left_img,
+        right_img,
+        disp,
+        fx if fx is not None else width,
+        baseline_m,
+        (str(lp), str(rp), str(dp)),
+    )
 
 
 @dataclass(frozen=True)
@@ -250,22 +279,43 @@ class PhotoSwayConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.layout in LAYOUT_SIZES, f"format: unknown layout {self.layout!r} (choose {' or '.join(LAYOUT_SIZES)})"),
+            (
+                self.layout in LAYOUT_SIZES,
+                f"format: unknown layout {self.layout!r} (choose {' or '.join(LAYOUT_SIZES)})",
+            ),
             ((self.height is None) == (self.width is None), "size: give both height and width, or neither"),
-            (self.height is None or (self.height >= 8 and self.width >= 8),
-             f"size: {self.height}x{self.width} is too small (min 8x8)"),
-            (self.duration_ms > 0 and math.isfinite(self.duration_ms), f"duration_ms: must be > 0, got {self.duration_ms}"),
+            (
+                self.height is None or (self.height >= 8 and self.width >= 8),
+                f"size: {self.height}x{self.width} is too small (min 8x8)",
+            ),
+            (
+                self.duration_ms > 0 and math.isfinite(self.duration_ms),
+                f"duration_ms: must be > 0, got {self.duration_ms}",
+            ),
             (self.gt_rate_hz > 0, f"gt_rate_hz: must be > 0, got {self.gt_rate_hz}"),
-            (self.render_rate_hz is None or self.render_rate_hz >= self.gt_rate_hz,
-             f"render_rate_hz: {self.render_rate_hz} Hz is below gt_rate_hz {self.gt_rate_hz} Hz"),
-            (self.render_rate_hz is None or self.render_rate_hz <= 1e6, f"render_rate_hz: {self.render_rate_hz} Hz is above 1 MHz"),
-            (self.speed_px_s is None or 0 <= self.speed_px_s < 1e5, f"speed_px_s: must be in [0, 1e5), got {self.speed_px_s}"),
+            (
+                self.render_rate_hz is None or self.render_rate_hz >= self.gt_rate_hz,
+                f"render_rate_hz: {self.render_rate_hz} Hz is below gt_rate_hz {self.gt_rate_hz} Hz",
+            ),
+            (
+                self.render_rate_hz is None or self.render_rate_hz <= 1e6,
+                f"render_rate_hz: {self.render_rate_hz} Hz is above 1 MHz",
+            ),
+            (
+                self.speed_px_s is None or 0 <= self.speed_px_s < 1e5,
+                f"speed_px_s: must be in [0, 1e5), got {self.speed_px_s}",
+            ),
             (0 <= self.rotation_deg <= 10, f"rotation_deg: must be in [0, 10], got {self.rotation_deg}"),
             (0 <= self.zoom <= 0.2, f"zoom: must be in [0, 0.2], got {self.zoom}"),
-            (self.max_disparity is None or self.max_disparity > 0, f"max_disparity: must be > 0, got {self.max_disparity}"),
+            (
+                self.max_disparity is None or self.max_disparity > 0,
+                f"max_disparity: must be > 0, got {self.max_disparity}",
+            ),
             (self.start_time_us >= 0, f"start_time_us: must be >= 0, got {self.start_time_us}"),
-            (bool(self.name) and "/" not in self.name and "\\" not in self.name and self.name not in (".", ".."),
-             f"name: {self.name!r} is not a valid file name"),
+            (
+                bool(self.name) and "/" not in self.name and "\\" not in self.name and self.name not in (".", ".."),
+                f"name: {self.name!r} is not a valid file name",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -339,13 +389,25 @@ class Sway:
         step = float(fine[1] - fine[0])
         mean_speed = float(np.mean(np.hypot(np.diff(x(fine)), np.diff(y(fine))))) / step
         gain = config.speed / mean_speed if mean_speed > 0 else 0.0
-        return cls(x, y, _peak_normalised(roll, fine), _peak_normalised(zoom, fine), gain,
-                   math.radians(config.rotation_deg), config.zoom)
+        return cls(
+            x,
+            y,
+            _peak_normalised(roll, fine),
+            _peak_normalised(zoom, fine),
+            gain,
+            math.radians(config.rotation_deg),
+            config.zoom,
+        )
 
     def sample(self, times_s: np.ndarray) -> SwayPath:
         t = np.asarray(times_s, dtype=np.float64)
-        return SwayPath(t, self.gain_px * self.x(t), self.gain_px * self.y(t), self.rotation_rad * self.roll(t),
-                        1.0 + self.zoom * self.zoom_wave(t))
+        return SwayPath(
+            t,
+            self.gain_px * self.x(t),
+            self.gain_px * self.y(t),
+            self.rotation_rad * self.roll(t),
+            1.0 + self.zoom * self.zoom_wave(t),
+        )
 
 
 def _peak_normalised(wave: _Sinusoids, fine: np.ndarray) -> _Sinusoids:
@@ -353,7 +415,9 @@ def _peak_normalised(wave: _Sinusoids, fine: np.ndarray) -> _Sinusoids:
     return dataclasses.replace(wave, amp=wave.amp / peak) if peak > 0 else wave
 
 
-def _forward(path: SwayPath, i: int, canvas_centre: tuple[float, float], view_centre: tuple[float, float]) -> np.ndarray:
+def _forward(
+    path: SwayPath, i: int, canvas_centre: tuple[float, float], view_centre: tuple[float, float]
+) -> np.ndarray:
     """2x3 affine canvas -> view of sample ``i`` (what cv2.warpAffine takes)."""
     tx, ty, theta, s = path.at(i)
     c, sn = s * math.cos(theta), s * math.sin(theta)
@@ -470,7 +534,9 @@ def _canvas(pair: PhotoPair, hx: float, hy: float) -> tuple[np.ndarray, np.ndarr
     return left, right, disp, kx
 
 
-def simulate_photo_pair(pair: PhotoPair, config: PhotoSwayConfig, progress: bool = False) -> tuple[StereoRecording, PhotoSequenceInfo]:
+def simulate_photo_pair(
+    pair: PhotoPair, config: PhotoSwayConfig, progress: bool = False
+) -> tuple[StereoRecording, PhotoSequenceInfo]:
     """Turn ``pair`` into a stereo event recording with ground truth (see the module docstring).
 
     Returns:
@@ -502,9 +568,17 @@ def simulate_photo_pair(pair: PhotoPair, config: PhotoSwayConfig, progress: bool
     vc = ((w - 1) / 2.0, (h - 1) / 2.0)
 
     gens = {
-        cam: EventGenerator(h, w, threshold_pos=sim.threshold_pos, threshold_neg=sim.threshold_neg,
-                            threshold_sigma=sim.threshold_sigma, refractory_us=sim.refractory_us,
-                            noise_rate_hz=sim.noise_rate_hz, log_eps=sim.log_eps, rng=np.random.default_rng(ss))
+        cam: EventGenerator(
+            h,
+            w,
+            threshold_pos=sim.threshold_pos,
+            threshold_neg=sim.threshold_neg,
+            threshold_sigma=sim.threshold_sigma,
+            refractory_us=sim.refractory_us,
+            noise_rate_hz=sim.noise_rate_hz,
+            log_eps=sim.log_eps,
+            rng=np.random.default_rng(ss),
+        )
         for cam, ss in (("left", left_ss), ("right", right_ss))
     }
     images = {"left": left_c, "right": right_c}
@@ -523,8 +597,14 @@ def simulate_photo_pair(pair: PhotoPair, config: PhotoSwayConfig, progress: bool
     gt = np.empty((gt_rel.size, h, w), np.float32)
     for i in range(gt_rel.size):
         _, _, theta, s = gt_path.at(i)
-        warped = cv2.warpAffine(disp_c, _forward(gt_path, i, cc, vc), (w, h), flags=cv2.INTER_NEAREST,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        warped = cv2.warpAffine(
+            disp_c,
+            _forward(gt_path, i, cc, vc),
+            (w, h),
+            flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
         gt[i] = warped * np.float32(s * math.cos(theta))
     valid = gt[gt > 0]
     if valid.size == 0:
@@ -539,18 +619,42 @@ def simulate_photo_pair(pair: PhotoPair, config: PhotoSwayConfig, progress: bool
     fx = pair.fx * kx * float(np.mean(path.scale))
     identity = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
     recording = StereoRecording(
-        name=config.name, height=h, width=w, left=left_ev, right=right_ev,
-        rectify_left=identity, rectify_right=identity.copy(),
-        gt_timestamps_us=gt_rel + t0, gt_disparity=gt,
-        fx=fx, fy=fx, cx=vc[0], cy=vc[1], baseline_m=pair.baseline_m, t_offset_us=t0,
+        name=config.name,
+        height=h,
+        width=w,
+        left=left_ev,
+        right=right_ev,
+        rectify_left=identity,
+        rectify_right=identity.copy(),
+        gt_timestamps_us=gt_rel + t0,
+        gt_disparity=gt,
+        fx=fx,
+        fy=fx,
+        cx=vc[0],
+        cy=vc[1],
+        baseline_m=pair.baseline_m,
+        t_offset_us=t0,
     )
     info = PhotoSequenceInfo(
-        pair=pair.name, layout=config.layout, height=h, width=w, seed=config.seed, source_size=pair.size,
-        canvas_scale_x=kx, gt_min_px=float(valid.min()), gt_max_px=gt_max,
-        gt_valid_fraction=float(valid.size / gt.size), render_rate_hz=rate, max_motion_px_per_frame=motion,
-        mean_speed_px_s=config.speed, rotation_deg=config.rotation_deg, zoom=config.zoom,
+        pair=pair.name,
+        layout=config.layout,
+        height=h,
+        width=w,
+        seed=config.seed,
+        source_size=pair.size,
+        canvas_scale_x=kx,
+        gt_min_px=float(valid.min()),
+        gt_max_px=gt_max,
+        gt_valid_fraction=float(valid.size / gt.size),
+        render_rate_hz=rate,
+        max_motion_px_per_frame=motion,
+        mean_speed_px_s=config.speed,
+        rotation_deg=config.rotation_deg,
+        zoom=config.zoom,
         max_vertical_error_px=gt_max * math.sin(float(np.max(np.abs(path.theta)))),
-        max_disparity=config.max_disparity, events_left=left_ev.count, events_right=right_ev.count,
+        max_disparity=config.max_disparity,
+        events_left=left_ev.count,
+        events_right=right_ev.count,
     )
     return recording, info
 

@@ -33,8 +33,14 @@ import numba
 import numpy as np
 
 __all__ = [
-    "Scene", "RigMotion", "make_rectify_map", "mip_levels", "rotation_matrix",
-    "SHAPES", "LAYOUTS", "MOTIONS",
+    "Scene",
+    "RigMotion",
+    "make_rectify_map",
+    "mip_levels",
+    "rotation_matrix",
+    "SHAPES",
+    "LAYOUTS",
+    "MOTIONS",
 ]
 
 SHAPES: tuple[str, ...] = ("plane", "disk", "ellipse", "rectangle", "triangle", "fence")
@@ -206,8 +212,21 @@ def _render_row(r, sample_x, sample_y, layers, shape_ids, tex_ids, textures, foc
     cx_ = np.empty(n)
     cy_ = np.empty(n)
     for c in range(sample_x.shape[1]):
-        out_i[r, c], out_d[r, c] = _render_pixel(sample_x[r, c], sample_y[r, c], layers, shape_ids, tex_ids, textures,
-                                                 focal_baseline, w_max, cw, ck, ca, cx_, cy_)
+        out_i[r, c], out_d[r, c] = _render_pixel(
+            sample_x[r, c],
+            sample_y[r, c],
+            layers,
+            shape_ids,
+            tex_ids,
+            textures,
+            focal_baseline,
+            w_max,
+            cw,
+            ck,
+            ca,
+            cx_,
+            cy_,
+        )
 
 
 @numba.njit(cache=True)
@@ -276,8 +295,12 @@ class RigMotion:
         """Linear speed (m/s) and an upper bound of the angular speed (rad/s, sum of the
         three angle rates) at the times ``t_s``."""
         t = np.asarray(t_s, np.float64)[:, None]
-        lin = self.vel + self.osc_amp * 2 * np.pi * self.osc_freq * np.cos(2 * np.pi * self.osc_freq * t + self.osc_phase)
-        ang = self.rate + self.rot_amp * 2 * np.pi * self.rot_freq * np.cos(2 * np.pi * self.rot_freq * t + self.rot_phase)
+        lin = self.vel + self.osc_amp * 2 * np.pi * self.osc_freq * np.cos(
+            2 * np.pi * self.osc_freq * t + self.osc_phase
+        )
+        ang = self.rate + self.rot_amp * 2 * np.pi * self.rot_freq * np.cos(
+            2 * np.pi * self.rot_freq * t + self.rot_phase
+        )
         return np.linalg.norm(lin, axis=1), np.abs(ang).sum(axis=1)
 
 
@@ -363,12 +386,15 @@ class Scene:
         if len(bounded):
             ext = self._extent()[bounded]
             signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], np.float64)  # around the rectangle
-            corners = (origin[bounded, None, :] + (signs[None, :, 0:1] * ext[:, None, 0:1]) * e1[bounded, None, :]
-                       + (signs[None, :, 1:2] * ext[:, None, 1:2]) * e2[bounded, None, :])  # (m, 4, 3)
+            corners = (
+                origin[bounded, None, :]
+                + (signs[None, :, 0:1] * ext[:, None, 0:1]) * e1[bounded, None, :]
+                + (signs[None, :, 1:2] * ext[:, None, 1:2]) * e2[bounded, None, :]
+            )  # (m, 4, 3)
             cam = (corners - centre) @ rot  # camera coordinates
             near = self.focal_baseline / self.max_disparity  # nothing nearer is drawn
             for i, k in enumerate(bounded):
-                table[k, _UMIN:_VMAX + 1] = self._image_box(_clip_near(cam[i], near))
+                table[k, _UMIN : _VMAX + 1] = self._image_box(_clip_near(cam[i], near))
         return table
 
     def _image_box(self, points: np.ndarray) -> tuple[float, float, float, float]:
@@ -386,17 +412,33 @@ class Scene:
         square = np.isin(self.shape_ids, (1, 4))  # disk radius a; triangle circumradius a
         return np.stack([a, np.where(square, a, b)], axis=1)
 
-    def render(self, camera: str, sample_x: np.ndarray, sample_y: np.ndarray, t_s: float,
-               out_intensity: np.ndarray | None = None, out_disparity: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self,
+        camera: str,
+        sample_x: np.ndarray,
+        sample_y: np.ndarray,
+        t_s: float,
+        out_intensity: np.ndarray | None = None,
+        out_disparity: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Render intensity (in [0, 1]) and disparity (pixels) of ``camera`` ("left"/"right")
         at the rectified positions ``sample_x/y`` (float32 (H, W), pixels) at ``t_s`` seconds."""
         shape = sample_x.shape
         out_i = np.empty(shape, np.float32) if out_intensity is None else out_intensity
         out_d = np.empty(shape, np.float32) if out_disparity is None else out_disparity
         kernel = _render_parallel if sample_x.size >= PARALLEL_MIN_PIXELS else _render_serial
-        kernel(sample_x, sample_y, self.layer_table(camera, t_s), self.shape_ids, self.tex_ids, self.textures,
-               self.focal_baseline, self.max_disparity / self.focal_baseline, out_i, out_d)
+        kernel(
+            sample_x,
+            sample_y,
+            self.layer_table(camera, t_s),
+            self.shape_ids,
+            self.tex_ids,
+            self.textures,
+            self.focal_baseline,
+            self.max_disparity / self.focal_baseline,
+            out_i,
+            out_d,
+        )
         return out_i, out_d
 
     def ground_truth(self, t_s: float) -> np.ndarray:

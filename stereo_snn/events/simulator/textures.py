@@ -26,9 +26,21 @@ TEXTURE_KINDS: tuple[str, ...] = ("noise", "checkers", "stripes", "blobs", "phot
 # (charts, logos and multi-page files are left out; so are stereo-benchmark images such as the
 # Middlebury motorcycle pair, which are test data only). Only files that exist are used.
 _PHOTO_FILES = (
-    "astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png",
-    "grass.png", "gravel.png", "moon.png", "rocket.jpg", "page.png", "cell.png",
-    "hubble_deep_field.jpg", "retina.jpg", "text.png",
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "moon.png",
+    "rocket.jpg",
+    "page.png",
+    "cell.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "text.png",
 )
 
 _ANTI_ALIAS_SIGMA = 0.8  # texels
