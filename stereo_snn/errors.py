@@ -16,6 +16,11 @@ class EventFileError(StereoSNNError):
     """An event file (h5/npz/hdf5) is missing, unreadable or malformed."""
 
 
+class CorruptFileError(EventFileError):
+    """A file contradicts itself (e.g. an ``ms_to_idx`` index that disagrees with the
+    timestamps it indexes): every window read from it may be wrong, so commands stop."""
+
+
 class DatasetError(StereoSNNError):
     """A dataset folder, ground-truth file, calibration or split is missing or malformed."""
 

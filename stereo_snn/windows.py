@@ -6,8 +6,9 @@ goes through :func:`read_windows`. A window ends at an entry's time ``t_us`` and
 ``window_us`` microseconds before it. A window before the recording's first event is an
 expected, quiet skip (reason :data:`BEFORE_FIRST_EVENT`); a window whose read fails with one
 of the given errors is skipped with the error as its reason and one line through ``log``.
-An :class:`~stereo_snn.errors.OutputError` (an output that cannot be written) always stops
-the pass.
+An :class:`~stereo_snn.errors.OutputError` (an output that cannot be written) and a
+:class:`~stereo_snn.errors.CorruptFileError` (a file that contradicts itself, so that every
+window may be wrong) always stop the pass.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
-from .errors import OutputError, StereoSNNError
+from .errors import CorruptFileError, OutputError, StereoSNNError
 
 __all__ = [
     "BEFORE_FIRST_EVENT",
@@ -132,7 +133,7 @@ def read_windows(
             continue
         try:
             value = read(entry)
-        except OutputError:
+        except (OutputError, CorruptFileError):
             raise
         except errors as exc:
             skipped.append(skip_record(entry, str(exc), sequence))

@@ -43,7 +43,7 @@ import numba
 import numpy as np
 
 from ..atomic import atomic_path, check_readable
-from ..errors import EventFileError
+from ..errors import CorruptFileError, EventFileError
 from .recording import Events
 
 try:  # registers the Blosc/ZSTD filters with HDF5
@@ -413,7 +413,7 @@ class EventFile(ReopenOnPickle):
         before_ok = i == 0 or int(t[0]) < rel_us
         after_ok = i == self.num_events or int(t[-1]) >= rel_us
         if not (before_ok and after_ok):
-            raise EventFileError(
+            raise CorruptFileError(
                 f"{self.path}: ms_to_idx is inconsistent with events/t: it places t = {rel_us} us at event {i}, "
                 f"but events {lo}..{hi - 1} have t = {t.tolist()} us (relative); the file is corrupt"
             )

@@ -247,3 +247,31 @@ def test_mvsec_map_of_another_size_than_the_depth_maps_is_refused(mvsec_files, s
         np.savetxt(mvsec_files.parent / f"lab_left_{axis}_map.txt", small[..., channel])
     with pytest.raises(DatasetError, match="lab_left_x_map.txt: rectification map is 20x30 .* are 24x32"):
         MVSECSource(mvsec_files)
+
+
+def test_a_corrupt_ms_to_idx_stops_infer_with_one_line_instead_of_skipping_windows(seq_dir, tmp_path, capsys):
+    from stereo_snn.cli import main
+
+    _edit_ms_to_idx(seq_dir / "events" / "left" / "events.h5", lambda m: np.minimum(m + 500, m[-1]))
+    ckpt = tmp_path / "model.pt"
+    _tiny_checkpoint(ckpt, (24, 32))
+    assert main(["infer", str(seq_dir), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ms_to_idx is inconsistent" in err[0] and "left/events.h5" in err[0]
+
+
+def _tiny_checkpoint(path, size):
+    import torch
+
+    from stereo_snn.runtime import save_checkpoint
+    from stereo_snn.search import Genotype, genotype_to_dict
+    from stereo_snn.stereo.config import load_config
+    from stereo_snn.stereo.network import build_network, build_supernet
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    sup = build_supernet(cfg)
+    genotype = Genotype({name: part.derive() for name, part in sup.components().items()})
+    state = {"model": build_network(cfg, genotype).state_dict(), "config": cfg.to_dict(),
+             "genotype": genotype_to_dict(genotype), "data_size": list(size)}
+    save_checkpoint(path, state)
