@@ -255,7 +255,9 @@ def test_a_corrupt_ms_to_idx_stops_infer_with_one_line_instead_of_skipping_windo
     _edit_ms_to_idx(seq_dir / "events" / "left" / "events.h5", lambda m: np.minimum(m + 500, m[-1]))
     ckpt = tmp_path / "model.pt"
     _tiny_checkpoint(ckpt, (24, 32))
-    assert main(["infer", str(seq_dir), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert (
+        main(["infer", str(seq_dir), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ms_to_idx is inconsistent" in err[0] and "left/events.h5" in err[0]
 
@@ -272,6 +274,10 @@ def _tiny_checkpoint(path, size):
     cfg = load_config("tiny")
     sup = build_supernet(cfg)
     genotype = Genotype({name: part.derive() for name, part in sup.components().items()})
-    state = {"model": build_network(cfg, genotype).state_dict(), "config": cfg.to_dict(),
-             "genotype": genotype_to_dict(genotype), "data_size": list(size)}
+    state = {
+        "model": build_network(cfg, genotype).state_dict(),
+        "config": cfg.to_dict(),
+        "genotype": genotype_to_dict(genotype),
+        "data_size": list(size),
+    }
     save_checkpoint(path, state)
