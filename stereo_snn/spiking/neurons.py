@@ -160,31 +160,7 @@ def make_neuron(cfg: NeuronConfig, channels: int | None = None) -> nn.Module:
     if cfg.kind == "ann":
         return AnnActivation()
     sg = Dspike(cfg.b)
-    if cfg.kind == "lif":
-        return neuron.LIFNode(
-            tau=float(cfg.tau),
-            decay_input=cfg.decay_input,
-            v_threshold=cfg.v_threshold,
-            v_reset=0.0,
-            surrogate_function=sg,
-            detach_reset=cfg.detach_reset,
-            step_mode="m",
-        )
-    if cfg.kind == "plif":
-        return neuron.ParametricLIFNode(
-            init_tau=float(cfg.tau),
-            decay_input=cfg.decay_input,
-            v_threshold=cfg.v_threshold,
-            v_reset=0.0,
-            surrogate_function=sg,
-            detach_reset=cfg.detach_reset,
-            step_mode="m",
-        )
-    if channels is None:
-        raise ConfigError("neuron kind 'clif': needs the channel count (one time constant per channel)")
-    return ChannelLIFNode(
-        channels,
-        init_tau=float(cfg.tau),
+    common = dict(
         decay_input=cfg.decay_input,
         v_threshold=cfg.v_threshold,
         v_reset=0.0,
@@ -192,6 +168,13 @@ def make_neuron(cfg: NeuronConfig, channels: int | None = None) -> nn.Module:
         detach_reset=cfg.detach_reset,
         step_mode="m",
     )
+    if cfg.kind == "lif":
+        return neuron.LIFNode(tau=float(cfg.tau), **common)
+    if cfg.kind == "plif":
+        return neuron.ParametricLIFNode(init_tau=float(cfg.tau), **common)
+    if channels is None:
+        raise ConfigError("neuron kind 'clif': needs the channel count (one time constant per channel)")
+    return ChannelLIFNode(channels, init_tau=float(cfg.tau), **common)
 
 
 def neuron_tau(module: nn.Module) -> float | list[float] | None:

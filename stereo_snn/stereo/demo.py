@@ -60,8 +60,10 @@ def error_scale(pred: Any, gt: Any) -> float:
     absolute error on valid ground-truth pixels, rounded up to a whole pixel (at least 1 px)."""
     import numpy as np
 
+    from ..images import dsec_valid_mask
+
     g = np.asarray(gt, dtype=np.float64)
-    valid = np.isfinite(g) & (g > 0)
+    valid = dsec_valid_mask(g)
     if not valid.any():
         return 1.0
     err = np.abs(np.asarray(pred, dtype=np.float64)[valid] - g[valid])

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..atomic import write_json
 from ..errors import ConfigError, StereoSNNError
 from ..events.recording import Events
+from ..images import dsec_valid_mask
 from ..windows import NO_GROUND_TRUTH, read_windows, skip_record
 from .baseline import sgbm_disparity
 from .data import Entry, MVSECSource, StereoSource
@@ -142,7 +143,7 @@ def _scene_max_disparity(gt: np.ndarray | None) -> float:
     if gt is None:
         return 0.0
     g = np.asarray(gt, dtype=np.float64)
-    valid = g[np.isfinite(g) & (g > 0)]
+    valid = g[dsec_valid_mask(g)]
     return float(valid.max()) if valid.size else 0.0
 
 

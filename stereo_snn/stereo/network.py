@@ -85,6 +85,20 @@ def soft_argmin(cost: torch.Tensor, max_disparity: int, size: tuple[int, int]) -
     return {"disparity": disparity, "log_prob": log_prob}
 
 
+def _grouped(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """[..., C, H, W] -> [..., groups, C / groups, H, W]; ValueError when ``groups`` does not divide C."""
+    *lead, c, h, w = x.shape
+    if c % groups:
+        raise ValueError(f"{c} feature channels do not split into {groups} groups")
+    return x.reshape(*lead, groups, c // groups, h, w)
+
+
+def _coincide(lg: torch.Tensor, rg: torch.Tensor) -> torch.Tensor:
+    """Per group, the OR over its channels of left AND right: ``1 - prod_c (1 - l_c r_c)`` over
+    dim -3 of [..., groups, C / groups, H, W] (binary for spikes, differentiable)."""
+    return 1.0 - torch.prod(1.0 - lg * rg, dim=-3)
+
+
 def coincidence_volume(left: torch.Tensor, right: torch.Tensor, levels: int, groups: int) -> torch.Tensor:
     """Group-wise coincidence volume over ``levels`` integer shifts (feature pixels).
 
@@ -97,14 +111,11 @@ def coincidence_volume(left: torch.Tensor, right: torch.Tensor, levels: int, gro
     """
     if left.shape != right.shape:
         raise ValueError(f"left features {tuple(left.shape)} and right {tuple(right.shape)} differ")
-    *lead, c, h, w = left.shape
-    if c % groups:
-        raise ValueError(f"{c} feature channels do not split into {groups} groups")
-    lg = left.reshape(*lead, groups, c // groups, h, w)
-    rg = right.reshape(*lead, groups, c // groups, h, w)
+    *lead, _, h, w = left.shape
+    lg, rg = _grouped(left, groups), _grouped(right, groups)
     vol = left.new_zeros(*lead, groups, levels, h, w)
     for d in range(min(levels, w)):
-        vol[..., d, :, d:] = 1.0 - torch.prod(1.0 - lg[..., :, :, d:] * rg[..., :, :, : w - d], dim=-3)
+        vol[..., d, :, d:] = _coincide(lg[..., d:], rg[..., : w - d])
     return vol
 
 
@@ -129,15 +140,12 @@ def local_coincidence(
 
     left, right: [N, C, H, W]. Returns [N, groups * (2 * radius + 1), H, W] (group-major).
     """
-    n, c, h, w = left.shape
-    if c % groups:
-        raise ValueError(f"{c} feature channels do not split into {groups} groups")
+    n, _, h, w = left.shape
     base = torch.round(disparity).long()
-    lg = left.reshape(n, groups, c // groups, h, w)
+    lg = _grouped(left, groups)
     out = []
     for k in range(-radius, radius + 1):
-        warped = shift_columns(right, base + k).reshape(n, groups, c // groups, h, w)
-        out.append(1.0 - torch.prod(1.0 - lg * warped, dim=2))
+        out.append(_coincide(lg, _grouped(shift_columns(right, base + k), groups)))
     return torch.stack(out, dim=2).reshape(n, groups * (2 * radius + 1), h, w)
 
 
