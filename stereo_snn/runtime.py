@@ -183,7 +183,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # saved on a machine with more GPUs (e.g. resumed on fewer): the devices this one has
+        torch.cuda.set_rng_state_all(list(state["cuda"])[: torch.cuda.device_count()])
 
 
 class RunDir:
