@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="timed steps per part (default 5; --quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before each part's timed ones (default 1)")
     p.add_argument(
-        "--budget-s", type=float, default=None, help="seconds of timed steps in all (default 360; --quick 150)"
+        "--budget-s", type=float, default=None, help="seconds of timed steps in all, shared by the parts (default 300; --quick 120)"
     )
     p.add_argument("--height", type=int, default=480, help="stereo frame height, pixels (default 480)")
     p.add_argument("--width", type=int, default=640, help="stereo frame width, pixels (default 640)")
@@ -648,7 +648,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.steps is None:
         args.steps = 2 if args.quick else 5
     if args.budget_s is None:
-        args.budget_s = 150.0 if args.quick else 360.0
+        args.budget_s = 120.0 if args.quick else 300.0
     if args.classify_search_batch is None:
         args.classify_search_batch = 8 if args.quick else 16
     start = time.perf_counter()
