@@ -41,6 +41,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -78,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="timed steps per part (default 5; --quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before each part's timed ones (default 1)")
     p.add_argument(
-        "--budget-s", type=float, default=None, help="seconds of timed steps in all, shared by the parts (default 300; --quick 120)"
+        "--budget-s",
+        type=float,
+        default=None,
+        help="seconds of timed steps in all, shared by the parts (default 300; --quick 120)",
     )
     p.add_argument("--height", type=int, default=480, help="stereo frame height, pixels (default 480)")
     p.add_argument("--width", type=int, default=640, help="stereo frame width, pixels (default 640)")
@@ -340,8 +344,9 @@ def _stereo_search_loss(device: torch.device) -> LossFn:
     return loss_fn
 
 
-def _checks(setup: _Setup, args: argparse.Namespace, device: torch.device) -> list[Comparison]:
-    """Every model of the check on the CPU and on ``device`` from the same weights and inputs."""
+def _checks(setup: _Setup, args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+    """Every model of the check on the CPU and on ``device`` from the same weights and inputs: a
+    :class:`Comparison` as a dict, or the error (and traceback) that stopped it."""
     from classification.network import build_from_genotype, build_supernet
     from classification.train import classification_loss, training_step_loss
 
@@ -374,25 +379,23 @@ def _checks(setup: _Setup, args: argparse.Namespace, device: torch.device) -> li
         ),
     ]
     out = []
-    cpu = torch.device("cpu")
     for name, model, batch, make_loss in cases:
-        on_device = copy.deepcopy(model)
-        reference = copy.deepcopy(model)
-        out.append(
-            compare_models(
-                name,
-                on_device,
-                reference,
-                batch,
-                make_loss,
-                device,
-                cpu,
-                args.output_tolerance,
-                args.grad_tolerance,
+        on_device, reference = copy.deepcopy(model), copy.deepcopy(model)
+        try:
+            c = compare_models(
+                name, on_device, reference, batch, make_loss, device, "cpu", args.output_tolerance, args.grad_tolerance
             )
-        )
+            out.append(c.to_dict())
+        except Exception as exc:  # a device failure is a finding: record it, check the rest
+            out.append({"name": name, "ok": False, **_failure(exc)})
         del on_device, reference
     return out
+
+
+def _failure(exc: BaseException) -> dict[str, str]:
+    """The error (type and first line) and its traceback, for the JSON."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return {"error": f"{type(exc).__name__}: {first}", "traceback": traceback.format_exc()}
 
 
 def _loss_of(step_loss: Callable[[nn.Module, Any], Any]) -> LossFn:
@@ -514,8 +517,6 @@ def _stereo_infer(setup: _Setup, args: argparse.Namespace, device: torch.device,
 
     amp_timing = _timed(mixed, device, args, budget_s / 2)
     amp = mixed()
-    import numpy as np
-
     return {
         **timing,
         "batch": 1,
@@ -625,14 +626,8 @@ def _part(
         torch.cuda.reset_peak_memory_stats(device)
     try:
         row = {"part": name, "ok": True, **fn(setup, args, device, budget_s)}
-    except (torch.OutOfMemoryError, RuntimeError, ValueError, ConfigError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        row = {
-            "part": name,
-            "ok": False,
-            "error": f"{type(exc).__name__}: {first}",
-            "traceback": traceback.format_exc(),
-        }
+    except Exception as exc:  # e.g. out of memory: record it, measure the other parts
+        row = {"part": name, "ok": False, **_failure(exc)}
     if device.type == "cuda":
         row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     row["peak_rss_mib"] = peak_rss_mib()
@@ -666,11 +661,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "stereo_checkpoint": str(setup.checkpoint),
-        "checks": [c.to_dict() for c in checks],
+        "checks": checks,
         "parts": parts,
         "wall_s": time.perf_counter() - start,
     }
-    result["ok"] = all(c.ok for c in checks) and all(p["ok"] for p in parts)
+    result["ok"] = all(c["ok"] for c in checks) and all(p["ok"] for p in parts)
     return result
 
 
@@ -711,6 +706,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{r['cpus']} CPUs) in {r['wall_s']:.0f} s"
     )
     for c in r["checks"]:
+        if "error" in c:
+            print(f"{c['name']}: {r['device']} against cpu in float32: FAILED ({c['error']})")
+            continue
         print(
             f"{c['name']}: {r['device']} against cpu in float32: outputs {c['output_error']:.2e} "
             f"(<= {c['output_tolerance']:g}), gradients {c['grad_error']:.2e} (<= {c['grad_tolerance']:g}; "

@@ -109,3 +109,14 @@ def test_impossible_settings_are_refused() -> None:
         main(["--device", "cpu", "--steps", "0"])
     with pytest.raises(ConfigError, match="--grad-tolerance"):
         main(["--device", "cpu", "--grad-tolerance", "0"])
+
+
+def test_a_failing_part_is_recorded_with_its_error_and_the_others_go_on() -> None:
+    from stereo_snn.bench.gpu import _part
+
+    def out_of_memory(*_args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    row = _part("stereo search", out_of_memory, None, None, torch.device("cpu"), 1.0)
+    assert row["ok"] is False and row["error"] == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert "Traceback" in row["traceback"] and row["peak_rss_mib"] > 0
