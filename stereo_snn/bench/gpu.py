@@ -318,8 +318,8 @@ class _Setup:
 def _setup(args: argparse.Namespace) -> _Setup:
     from classification.config import resolve_config
     from classification.network import COMPONENT, build_supernet
-    from stereo_snn.search import Genotype
 
+    from ..search import Genotype
     from ..stereo.models import default_checkpoint
     from ..stereo.network import load_model
 
