@@ -18,6 +18,12 @@ sized to finish within 8 minutes on one data-centre GPU (``--quick``: about half
    search steps and retraining steps (AMP) plus one DGS round. For each: steps, seconds,
    throughput (frames/s, images/s) and the peak GPU memory (``torch.cuda.max_memory_allocated``).
 
+Memory: the parts run one after the other, each freeing its models. Estimated from CPU runs
+(resident memory per sample is close to activation memory, float32): the stereo search step
+needs about 0.106 MB per pixel (about 33 GB at 640x480, batch 1) and the CIFAR-10 search step
+about 1.9 GB per image (about 30 GB at batch 16); on a smaller GPU lower ``--height``/``--width``
+and ``--classify-search-batch`` (a part that runs out of memory is reported as such).
+
 Every figure goes to a JSON file (``--json``, written atomically). Without CUDA the command says
 so in one line and exits with :data:`EXIT_NO_CUDA` (77, "skipped"), unless ``--device cpu`` runs
 the same path on the CPU (what the tests do, at a tiny size). Exit code 1 when a check or a
