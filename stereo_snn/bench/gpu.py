@@ -1,7 +1,9 @@
 """GPU check: every heavy path of both applications on CUDA, checked against the CPU, with figures.
 
-Run as ``stereo-snn bench gpu`` or ``python tools/bench_gpu.py`` on a machine with a GPU; it is
-sized to finish within 8 minutes on one data-centre GPU (``--quick``: about half). It
+Run as ``stereo-snn bench gpu`` or ``python tools/bench_gpu.py`` on a machine with a GPU. It is
+sized to finish within 8 minutes on one data-centre GPU: the timed steps of all parts share
+``--budget-s`` (300 s; ``--quick`` 120 s), a part stopping early when its share is spent (it has
+not been run on a GPU yet). It
 
 1. **checks** the GPU against the CPU in float32 (TF32 off) on tiny inputs, from the same weights
    and inputs: the stereo search supernet (the pyramid of the model's config) and the trained
