@@ -700,7 +700,7 @@ def _describe_part(p: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the check, print one line per check and part, write ``--json``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+    if str(args.device).split(":")[0] == "cuda" and not torch.cuda.is_available():
         built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
         print(
             f"bench gpu: CUDA is not available on this machine (torch {torch.__version__}, {built}); "

@@ -109,6 +109,8 @@ def test_impossible_settings_are_refused() -> None:
         main(["--device", "cpu", "--steps", "0"])
     with pytest.raises(ConfigError, match="--grad-tolerance"):
         main(["--device", "cpu", "--grad-tolerance", "0"])
+    with pytest.raises(ConfigError, match="'nonsense': not a valid torch device"):
+        main(["--device", "nonsense"])
 
 
 def test_a_failing_part_is_recorded_with_its_error_and_the_others_go_on() -> None:
