@@ -36,6 +36,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "classification_loss",
+    "training_step_loss",
     "setup",
     "train_run",
     "TrainResult",
@@ -99,6 +100,22 @@ def classification_loss(label_smoothing: float = 0.0) -> Callable[[nn.Module, An
         return F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
 
     return loss_fn
+
+
+def training_step_loss(train: TrainConfig, auxiliary_weight: float) -> Callable[[nn.Module, Any], StepLoss]:
+    """``step_loss(model, (x, y))`` of retraining: cross-entropy (``train.label_smoothing``) of the
+    logits plus ``auxiliary_weight`` x that of the auxiliary head when the model has one; weighted
+    by the batch size, with the correct predictions as ``train_top1`` (percent once averaged)."""
+
+    def step_loss(m: nn.Module, batch: Any) -> StepLoss:
+        x, y = batch
+        logits, aux = m(x, with_aux=True)
+        loss = F.cross_entropy(logits, y, label_smoothing=train.label_smoothing)
+        if aux is not None and auxiliary_weight > 0:
+            loss = loss + auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=train.label_smoothing)
+        return StepLoss(loss, len(y), {"train_top1": 100.0 * int((logits.argmax(1) == y).sum())})
+
+    return step_loss
 
 
 @dataclass
@@ -183,14 +200,6 @@ def train_run(
         save_genotype(run.root / "genotype.json", genotype)
     dgs_loss = classification_loss(tc.label_smoothing)
 
-    def step_loss(m: nn.Module, batch: Any) -> StepLoss:
-        x, y = batch
-        logits, aux = m(x, with_aux=True)
-        loss = F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
-        if aux is not None and mc.auxiliary_weight > 0:
-            loss = loss + mc.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=tc.label_smoothing)
-        return StepLoss(loss, len(y), {"train_top1": 100.0 * int((logits.argmax(1) == y).sum())})
-
     def test(m: nn.Module) -> dict[str, float]:
         result = evaluate(m, data.test, device, progress=False)
         return {"test_loss": result["loss"], "test_top1": result["top1"], "test_top5": result["top5"]}
@@ -215,7 +224,7 @@ def train_run(
         optimizer=optimizer,
         scheduler=scheduler,
         train_batches=lambda epoch: Limited(data.train, tc.max_batches, epoch, device, shard=True),
-        step_loss=step_loss,
+        step_loss=training_step_loss(tc, mc.auxiliary_weight),
         evaluate=test,
         dgs=dgs,
         dgs_loss=dgs_loss,

@@ -92,7 +92,8 @@ def context() -> Context:
 
 def setup(device: "torch.device") -> tuple[Context, "torch.device"]:
     """Join the process group torchrun started (once; NCCL on CUDA, gloo otherwise) and return
-    the context and this rank's device (``cuda:LOCAL_RANK`` on CUDA)."""
+    the context and this rank's device (``cuda:LOCAL_RANK`` on CUDA; ConfigError when the node
+    has fewer GPUs than processes)."""
     import torch
     import torch.distributed as dist
 
@@ -100,6 +101,12 @@ def setup(device: "torch.device") -> tuple[Context, "torch.device"]:
     if not ctx.active:
         return ctx, device
     if device.type == "cuda":
+        visible = torch.cuda.device_count()
+        if ctx.local_rank >= visible:
+            raise ConfigError(
+                f"torchrun: process LOCAL_RANK {ctx.local_rank} needs GPU {ctx.local_rank}, but {visible} GPU(s) "
+                f"are visible on this node; start at most {visible} processes per node (--nproc_per_node {visible})"
+            )
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():

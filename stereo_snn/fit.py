@@ -48,6 +48,8 @@ __all__ = [
     "FitResult",
     "StepLoss",
     "fit",
+    "make_scaler",
+    "train_step",
     "prepare_run_dir",
     "read_run_state",
     "add_scalars",
@@ -300,13 +302,10 @@ def fit(
     """Run the epochs of ``task`` (from ``resume_state``'s ``epochs_done`` when given) into ``run``."""
     from tqdm import tqdm
 
-    from .spiking import reset
-
     main = distributed.is_main()
     log = distributed.main_only(log)
     model, opt, sched = task.model, task.optimizer, task.scheduler
-    use_amp = bool(settings.amp) and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = make_scaler(settings, device)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     start = 0
@@ -346,25 +345,10 @@ def fit(
                 leave=False,
             )
             for batch in bar:
-                reset(model)
-                opt.zero_grad(set_to_none=True)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                    step = task.step_loss(model, batch)
-                loss = step.loss
-                if not torch.isfinite(loss.detach()):
-                    raise ConfigError(
-                        f"train: the loss became {float(loss.detach())} at epoch {epoch + 1} (lower train.lr?)"
-                    )
-                scaler.scale(loss).backward()
-                distributed.average_gradients(model.parameters())
-                if settings.grad_clip:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), float(settings.grad_clip))
-                scaler.step(opt)
-                scaler.update()
+                step = train_step(task, batch, scaler, settings, device, epoch)
                 w = float(step.weight)
                 weight += w
-                loss_sum += float(loss.detach()) * w
+                loss_sum += float(step.loss.detach()) * w
                 for k, v in step.sums.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 bar.set_postfix(loss=f"{loss_sum / max(weight, 1e-12):.3f}")
@@ -424,6 +408,42 @@ def fit(
     return FitResult(
         run, done, settings.epochs, history, best, _metrics(task, settings, done, history, best, time.time() - t0)
     )
+
+
+def make_scaler(settings: FitSettings, device: torch.device) -> torch.amp.GradScaler:
+    """The gradient scaler of a run: enabled (mixed precision) only when ``settings.amp`` and
+    ``device`` is CUDA; a disabled scaler passes losses and steps through unchanged."""
+    return torch.amp.GradScaler(device.type, enabled=bool(settings.amp) and device.type == "cuda")
+
+
+def train_step(
+    task: FitTask, batch: Any, scaler: torch.amp.GradScaler, settings: FitSettings, device: torch.device, epoch: int = 0
+) -> StepLoss:
+    """One optimisation step of :func:`fit` on ``batch``: neurons reset, forward and loss under
+    autocast (float16, when ``scaler`` is enabled), scaled backward, gradients averaged over the
+    processes, clipping to ``settings.grad_clip`` (after unscaling), optimiser and scaler steps.
+
+    Returns the task's :class:`StepLoss`; ConfigError naming ``epoch`` (0-based) when the loss is
+    not finite.
+    """
+    from .spiking import reset
+
+    model, opt = task.model, task.optimizer
+    reset(model)
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+        step = task.step_loss(model, batch)
+    loss = step.loss
+    if not torch.isfinite(loss.detach()):
+        raise ConfigError(f"train: the loss became {float(loss.detach())} at epoch {epoch + 1} (lower train.lr?)")
+    scaler.scale(loss).backward()
+    distributed.average_gradients(model.parameters())
+    if settings.grad_clip:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(model.parameters(), float(settings.grad_clip))
+    scaler.step(opt)
+    scaler.update()
+    return step
 
 
 def add_scalars(writer: Any, row: Mapping[str, Any], step: int, prefix: str | None = None) -> None:

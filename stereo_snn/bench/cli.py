@@ -1,4 +1,4 @@
-"""``stereo-snn bench events|search|stereo``: run a benchmark and print its figures."""
+"""``stereo-snn bench events|gpu|search|stereo``: run a benchmark and print its figures."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import importlib
 
 _BENCHES = {
     "events": "stereo_snn.bench.events",
+    "gpu": "stereo_snn.bench.gpu",
     "search": "stereo_snn.bench.search",
     "stereo": "stereo_snn.bench.stereo",
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="run a speed/memory benchmark (events, search, stereo)")
+    p = sub.add_parser("bench", help="run a speed/memory benchmark (events, search, stereo) or the GPU check (gpu)")
     p.add_argument("name", choices=sorted(_BENCHES), help="which benchmark")
     p.add_argument("options", nargs=argparse.REMAINDER, help="options passed to the benchmark (see --help of each)")
     p.set_defaults(func=_run)

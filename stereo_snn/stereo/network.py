@@ -71,8 +71,10 @@ def soft_argmin(cost: torch.Tensor, max_disparity: int, size: tuple[int, int]) -
     every integer disparity (candidate k lands exactly on 3k) and bilinearly in space to
     ``size`` = (H, W) (separable trilinear upsampling), restricted to 0..max_disparity-1,
     then p = softmax(-cost) and disparity = sum_d d p(d) (soft-argmin).
-    Returns ``disparity`` [B, H, W] (pixels) and ``log_prob`` [B, max_disparity, H, W].
+    Returns ``disparity`` [B, H, W] (pixels) and ``log_prob`` [B, max_disparity, H, W], float32
+    also under autocast (a half-precision expectation would be off by up to 0.5 px at 128 px).
     """
+    cost = cost.float()
     b, d3, h3, w3 = cost.shape
     full = 3 * (d3 - 1) + 1
     if full < max_disparity:
@@ -250,7 +252,8 @@ class PyramidStereoNet(nn.Module):
         volume = coincidence_volume(pooled[:, :b], pooled[:, b:], self.levels, self.groups)
         match = self.matching(volume)
         cost = self.head(match.flatten(0, 1))
-        cost = cost.view(t, b, *cost.shape[2:]).mean(0).squeeze(1)  # [B, D_c, Hc, Wc]
+        # the regression in float32 also under autocast: a half-precision expectation is off by up to 0.5 px
+        cost = cost.view(t, b, *cost.shape[2:]).float().mean(0).squeeze(1)  # [B, D_c, Hc, Wc]
         cand = torch.arange(cost.shape[1], device=cost.device, dtype=cost.dtype).view(1, -1, 1, 1)
         coarse = (torch.softmax(-cost, dim=1) * cand).sum(1, keepdim=True)  # coarse pixels
         d3 = s * F.interpolate(coarse, size=(h3, w3), mode="bilinear", align_corners=False)  # 1/3 pixels
@@ -259,7 +262,7 @@ class PyramidStereoNet(nn.Module):
         corr = local_coincidence(left_f, right_f, guide.repeat(t, 1, 1), self.radius, self.groups)
         ref_in = torch.cat([corr, left_f], dim=1).view(t, b, -1, h3, w3)
         logits = self.refine_head(self.refine(ref_in).flatten(0, 1))
-        logits = logits.view(t, b, *logits.shape[1:]).mean(0)
+        logits = logits.view(t, b, *logits.shape[1:]).float().mean(0)
         offs = torch.arange(-self.radius, self.radius + 1, device=logits.device, dtype=logits.dtype).view(1, -1, 1, 1)
         fine = guide + (torch.softmax(logits, dim=1) * offs).sum(1)  # [B, H3, W3], 1/3 pixels
         full = 3.0 * F.interpolate(fine.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)

@@ -33,7 +33,15 @@ from .losses import disparity_loss
 from .metrics import MetricAccumulator
 from .network import build_network, load_state_checked, make_dgs, read_checkpoint
 
-__all__ = ["TrainResult", "train_genotype", "evaluate_model", "make_loader", "rng_state", "set_rng_state"]
+__all__ = [
+    "TrainResult",
+    "train_genotype",
+    "training_loss",
+    "evaluate_model",
+    "make_loader",
+    "rng_state",
+    "set_rng_state",
+]
 
 
 @dataclass
@@ -110,6 +118,19 @@ def _log_images(
     for tag, img in (("prediction", pred), ("ground_truth", gt)):
         rgb = colorize(img, 0, max_disparity, invalid_mask=(img <= 0) if tag == "ground_truth" else None)[..., ::-1]
         writer.add_image(f"disparity/{tag}", np.ascontiguousarray(rgb), epoch, dataformats="HWC")
+
+
+def training_loss(cfg: StereoConfig, device: torch.device) -> Callable[[torch.nn.Module, dict[str, Any]], torch.Tensor]:
+    """``loss_fn(model, batch)``: the training loss of ``cfg.train`` (kind, sub-pixel scale, coarse
+    weight) of the model's output on a collated batch, its inputs moved to ``device``."""
+    tc = cfg.train
+
+    def loss_fn(m: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        return disparity_loss(
+            m(batch["left"].to(device), batch["right"].to(device)), batch, tc.loss, tc.subpixel_b, tc.coarse_weight
+        )
+
+    return loss_fn
 
 
 def train_genotype(
@@ -189,10 +210,7 @@ def train_genotype(
     train_ds = StereoWindowDataset(train_sources, cfg, crop=tc.crop, vflip=tc.vflip, seed=seed, cache=True)
     val_ds = StereoWindowDataset(val_sources, cfg, seed=seed, cache=True) if val_sources else None
 
-    def loss_fn(m: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        return disparity_loss(
-            m(batch["left"].to(dev), batch["right"].to(dev)), batch, tc.loss, tc.subpixel_b, tc.coarse_weight
-        )
+    loss_fn = training_loss(cfg, dev)
 
     def evaluate(m: torch.nn.Module) -> dict[str, Any]:
         return {} if val_ds is None else {f"val_{k}": v for k, v in evaluate_model(m, val_ds, dev)[0].items()}

@@ -165,3 +165,21 @@ def test_rng_state_round_trips_through_a_checkpoint(tmp_path):
     runtime.seed_everything(99)
     runtime.set_rng_state(runtime.load_checkpoint(tmp_path / "rng.pt")["rng"])
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+
+
+def test_rng_state_of_a_machine_with_more_gpus_restores_the_gpus_this_one_has(monkeypatch):
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.extend(states))
+    state = {**runtime.rng_state(), "cuda": [torch.zeros(16, dtype=torch.uint8)] * 8}  # saved on 8 GPUs
+    runtime.set_rng_state(state)
+    assert len(restored) == 1  # setting devices 1..7 would fail with "invalid device ordinal"
+
+
+def test_a_cuda_device_this_machine_lacks_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert runtime.resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ConfigError, match=r"'cuda:2': this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
+        runtime.resolve_device("cuda:2")

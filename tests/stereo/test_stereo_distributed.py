@@ -295,3 +295,17 @@ def test_simulating_under_torchrun_is_refused(monkeypatch, capsys, tmp_path):
     assert cli.main(["search", "--simulate", "1", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "rank 0: --simulate under torchrun" in err[0]
+
+
+def test_more_processes_per_node_than_gpus_is_one_clear_error(monkeypatch):
+    import torch
+
+    from stereo_snn.distributed import setup
+    from stereo_snn.errors import ConfigError
+
+    env = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "3", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match="LOCAL_RANK 3 needs GPU 3, but 2 GPU"):
+        setup(torch.device("cuda"))  # refused before any CUDA call (set_device would say "invalid device ordinal")
