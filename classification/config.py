@@ -208,6 +208,7 @@ class SearchConfig:
     energy_target_mj: float | None
     max_batches: int | None
     dgs: bool
+    energy_dual_lr: float = 0.5
 
     def __post_init__(self) -> None:
         _positive("search.epochs", self.epochs)
