@@ -85,6 +85,10 @@ def test_config_presets_and_errors(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="preset"):
         load_config("no_such_preset")
+    for key, value in (("search.energy_target_mj", 0.0), ("search.energy_dual_lr", -1.0)):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config("tiny", {key: value})
+    assert load_config("tiny", {"search.energy_target_mj": 2.5}).search.energy_target_mj == 2.5
     # no config: the settings that made the bundled model
     assert load_config(None) == load_config("dsec") != load_config("mvsec")
 
