@@ -139,7 +139,7 @@ def test_energy_target_multiplier_rises_over_the_target_and_falls_under_it():
         Searcher(model, _loss, BilevelConfig(), {"body": fixed})
 
 
-def _expected_after(target_mj: float | None, steps: int = 6) -> float:
+def _expected_after(target_mj: float | None, steps: int = 4) -> float:
     torch.manual_seed(0)
     model = _Classifier(CFG)
     cfg = BilevelConfig(

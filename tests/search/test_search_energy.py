@@ -56,7 +56,7 @@ def _hybrid_fixed(seed: int):
     return SpikingTrellis.from_genotype(SpikingTrellis(cfg).derive())
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 2])
 def test_expected_energy_of_a_fixed_network_matches_the_measured_report(seed):
     # the same counting on both sides: synaptic ops at the real rates, one AC per neuron update,
     # batch norm folded; they differ only at the image border (the expected term counts every
