@@ -115,7 +115,7 @@ def test_a_frame_counts_the_feature_net_of_both_views_in_expected_and_measured_e
     from stereo_snn.stereo.network import RUNS_PER_FRAME, build_network, build_supernet
 
     g = torch.Generator().manual_seed(0)
-    left, right = (4 * torch.rand(2, 1, tiny_cfg.input_channels, 48, 64, generator=g) for _ in range(2))
+    left, right = (4 * torch.rand(2, 1, tiny_cfg.input_channels, 24, 36, generator=g) for _ in range(2))
     # the search's expected energy per frame: the feature net twice, the matching net once
     supernet = build_supernet(tiny_cfg)
     searcher = Searcher(
