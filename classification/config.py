@@ -208,11 +208,16 @@ class SearchConfig:
     energy_target_mj: float | None
     max_batches: int | None
     dgs: bool
+    energy_dual_lr: float = 0.5
 
     def __post_init__(self) -> None:
         _positive("search.epochs", self.epochs)
         _positive("search.batch_size", self.batch_size)
         _positive("search.max_batches", self.max_batches, 1, allow_none=True)
+        if self.energy_target_mj is not None and not self.energy_target_mj > 0:
+            raise ConfigError(f"search.energy_target_mj {self.energy_target_mj!r}: must be > 0 (mJ per image) or null")
+        if not self.energy_dual_lr >= 0:
+            raise ConfigError(f"search.energy_dual_lr {self.energy_dual_lr!r}: must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ def search_config(cfg: ClassifyConfig) -> BilevelConfig:
         arch_weight_decay=s.arch_weight_decay,
         energy_weight=s.energy_weight,
         energy_target_mj=s.energy_target_mj,
+        energy_dual_lr=s.energy_dual_lr,
         max_batches=s.max_batches,
     )
 
@@ -113,6 +114,7 @@ def search_run(
             "path": list(genotype.components[COMPONENT].path),
             "history": searcher.history,
             "dgs_b": dgs.current_b() if dgs is not None else {},
+            "energy_multiplier_trace": searcher.multiplier_trace,
         }
     )
     return SearchResult(run, genotype, Path(path), searcher.history)

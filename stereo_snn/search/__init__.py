@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..spiking.lazy import lazy_exports
 
 _MODULES: dict[str, tuple[str, ...]] = {
-    ".activation": ("E_AC_PJ", "E_MAC_PJ", "CellNeurons", "NodeActivation"),
+    ".activation": ("E_AC_PJ", "E_MAC_PJ", "E_UPDATE_PJ", "CellNeurons", "NodeActivation"),
     ".cell": ("Cell", "Resample", "Signal", "edge_inputs", "num_edges"),
     ".config": ("MOVES", "TrellisConfig"),
     ".genotype": (
@@ -30,7 +30,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     ),
     ".ops": ("ALL_CANDIDATES", "DEFAULT_CANDIDATES", "OPS", "OpSpec", "SeqConvBN", "make_op"),
     ".trellis": ("SpikingTrellis", "is_arch_name", "split_parameters", "trellises"),
-    ".energy": ("EnergyReport", "LayerEnergy", "ann_twin", "energy_report"),
+    ".energy": ("PJ_PER_MJ", "EnergyReport", "LayerEnergy", "ann_twin", "energy_report"),
     ".dgs": ("DGSConfig", "SurrogateSearch"),
     ".architect": ("BilevelConfig", "Searcher"),
 }
@@ -43,12 +43,12 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .activation import E_AC_PJ, E_MAC_PJ, CellNeurons, NodeActivation
+    from .activation import E_AC_PJ, E_MAC_PJ, E_UPDATE_PJ, CellNeurons, NodeActivation
     from .architect import BilevelConfig, Searcher
     from .cell import Cell, Resample, Signal, edge_inputs, num_edges
     from .config import MOVES, TrellisConfig
     from .dgs import DGSConfig, SurrogateSearch
-    from .energy import EnergyReport, LayerEnergy, ann_twin, energy_report
+    from .energy import PJ_PER_MJ, EnergyReport, LayerEnergy, ann_twin, energy_report
     from .genotype import (
         GENOTYPE_FORMAT,
         GENOTYPE_VERSION,

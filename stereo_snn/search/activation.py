@@ -17,7 +17,9 @@ separate runs at a fraction of the per-operation overhead.
 
 Every activation also records, from its last call, the energy price of one synaptic operation
 driven by its output (pJ): ``p_spk * rate.detach() * E_AC + p_ann * E_MAC`` (differentiable in
-the architecture logits), used by the expected-energy term.
+the architecture logits; the probabilities enter through :func:`derived_value`), and the energy of its own membrane updates (pJ per sample):
+``p_spk * E_UPDATE * T * neurons`` (ANN cells: 0, a ReLU is a compare). Both feed the
+expected-energy term, which counts as the measured report does (:mod:`.energy`).
 """
 
 from __future__ import annotations
@@ -28,10 +30,39 @@ from torch import nn
 from ..errors import ConfigError
 from ..spiking import SPIKING_KINDS, NeuronConfig, grouped_multi_step, is_spiking, make_neuron
 
-__all__ = ["E_AC_PJ", "E_MAC_PJ", "CellNeurons", "NodeActivation", "group_key"]
+__all__ = [
+    "E_AC_PJ",
+    "E_MAC_PJ",
+    "E_UPDATE_PJ",
+    "CellNeurons",
+    "NodeActivation",
+    "group_key",
+    "neuron_steps",
+    "derived_value",
+]
 
 E_AC_PJ = 0.9  # accumulate, 45 nm fp32 (Horowitz 2014), picojoules
 E_MAC_PJ = 4.6  # multiply-accumulate, picojoules
+#: one membrane update (charge, leak, threshold compare, reset) of one spiking neuron in one time
+#: step, counted as one accumulate (the convention of the expected and the measured energy alike;
+#: the leak by a power-of-two shift, the compare and the reset folded in), picojoules
+E_UPDATE_PJ = E_AC_PJ
+
+
+def derived_value(soft: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """``chosen`` in the forward, the gradient of ``soft`` in the backward (straight-through).
+
+    The expected energy weighs every choice this way: its value is the energy of the network
+    that derivation would pick now (argmax op, top-2 edges, spiking when ``p_spk >= 0.5``,
+    the Viterbi path), so that an energy target holds for the derived network, while the
+    gradient reaches every architecture logit through the relaxed probabilities (evaluated
+    at the derived choice)."""
+    return chosen.to(device=soft.device, dtype=soft.dtype) + (soft - soft.detach())
+
+
+def neuron_steps(x: torch.Tensor) -> int:
+    """Neuron updates per sample of a multi-step tensor ``[T, B, C, *S]``: ``T * C * prod(S)``."""
+    return x.shape[0] * x[0, 0].numel()
 
 
 def group_key(b: float | None) -> str:
@@ -156,6 +187,7 @@ class NodeActivation(nn.Module):
                     b = cell.neuron.b if g is None else float(g)
                     self.neurons[f"{kind}__{group_key(g)}"] = cell.make(kind, b)
         self.last_cost: torch.Tensor | float = E_MAC_PJ
+        self.last_update: torch.Tensor | float = 0.0  # membrane updates of the last call, pJ per sample
         self.last_rate: float | None = None
 
     @property
@@ -172,6 +204,7 @@ class NodeActivation(nn.Module):
         cell = self.cell
         if not len(self.neurons):
             self.last_cost, self.last_rate = torch.tensor(E_MAC_PJ, device=total.device), None
+            self.last_update = 0.0
             return torch.relu(total)
         # without autograd the groups' forwards coincide: run one (also keeps measured energy honest)
         groups = self.groups if torch.is_grad_enabled() else self.groups[:1]
@@ -183,6 +216,7 @@ class NodeActivation(nn.Module):
             index = tuple(groups.index(k) if k in groups else -1 for k in keys)
             stacked_in = _GroupStack.apply(total.detach(), index, len(groups), *(t for t, _ in terms))
         q = cell.kind_probs()
+        q_e = derived_value(q, torch.nn.functional.one_hot(q.detach().argmax(), len(q)))  # energy weights
         spk = None
         cost_spk = None
         rates = []
@@ -208,11 +242,15 @@ class NodeActivation(nn.Module):
             rates.append(rate)
             price = rate * E_AC_PJ if spiking_here else E_MAC_PJ
             spk = q[ki] * o if spk is None else spk + q[ki] * o
-            cost_spk = q[ki] * price if cost_spk is None else cost_spk + q[ki] * price
+            cost_spk = q_e[ki] * price if cost_spk is None else cost_spk + q_e[ki] * price
         self.last_rate = sum(float(q[i].detach()) * r for i, r in enumerate(rates))
+        updates = neuron_steps(total) * E_UPDATE_PJ
         if cell.hybrid:
             p = cell.spike_prob()
-            self.last_cost = p * cost_spk + (1 - p) * E_MAC_PJ
+            p_e = derived_value(p, p.detach() >= 0.5)
+            self.last_cost = p_e * cost_spk + (1 - p_e) * E_MAC_PJ
+            self.last_update = p_e * updates
             return p * spk + (1 - p) * torch.relu(total)
         self.last_cost = cost_spk
+        self.last_update = updates
         return spk

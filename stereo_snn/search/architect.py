@@ -32,9 +32,15 @@ class BilevelConfig:
     """Settings of the engine's bilevel optimiser (each application's ``search`` settings
     section fills one): epochs (0-based); SGD on the weights with ``lr`` cosine-annealed to
     ``lr_min``, ``momentum`` and ``weight_decay``; Adam on the architecture parameters with
-    ``arch_lr``; the energy weight lambda multiplies ``E / E_ref`` (relative to the first
-    architecture step) or, with a target in mJ, ``relu(E - target) / target``; max_batches:
-    batch pairs per epoch (None: all)."""
+    ``arch_lr``; max_batches: batch pairs per epoch (None: all).
+
+    Energy (E: the expected energy, mJ per sample of the application: a stereo frame, an image):
+    without a target, the fixed weight ``energy_weight`` multiplies ``E / E_ref`` (relative to
+    the first architecture step). With ``energy_target_mj`` the constraint ``E <= target`` is
+    enforced by a Lagrange multiplier lambda: the architecture loss adds
+    ``lambda * (E / target - 1)`` and after every architecture step lambda moves by dual ascent,
+    ``lambda <- max(0, lambda + energy_dual_lr * (E / target - 1))`` (it grows while E is over
+    the target and shrinks to 0 under it); ``energy_weight`` is then its starting value."""
 
     epochs: int = 10
     warmup_epochs: int = 1
@@ -47,6 +53,7 @@ class BilevelConfig:
     arch_weight_decay: float = 1e-3
     energy_weight: float = 0.0
     energy_target_mj: float | None = None
+    energy_dual_lr: float = 0.5
     max_batches: int | None = None
 
     def __post_init__(self) -> None:
@@ -62,6 +69,13 @@ class BilevelConfig:
             raise ConfigError(f"search energy_weight {self.energy_weight}: must be >= 0")
         if self.energy_target_mj is not None and self.energy_target_mj <= 0:
             raise ConfigError(f"search energy_target_mj {self.energy_target_mj}: must be > 0")
+        if self.energy_dual_lr < 0:
+            raise ConfigError(f"search energy_dual_lr {self.energy_dual_lr}: must be >= 0")
+
+    @property
+    def energy_on(self) -> bool:
+        """Whether the architecture loss has an energy term (a weight or a target)."""
+        return self.energy_weight > 0 or self.energy_target_mj is not None
 
 
 def _backward_into(loss: torch.Tensor, params: list[nn.Parameter]) -> None:
@@ -86,7 +100,10 @@ class Searcher:
         components: Mapping[str, SpikingTrellis],
         dgs: SurrogateSearch | None = None,
         log: Callable[[str], None] = print,
+        runs_per_sample: Mapping[str, int] | None = None,
     ):
+        """``runs_per_sample``: how often a component runs per sample of the application (the
+        stereo feature net: 2, once per view); its expected energy counts that many times."""
         if not components:
             raise ConfigError("search: name at least one SpikingTrellis component")
         for name, comp in components.items():
@@ -94,31 +111,49 @@ class Searcher:
                 raise ConfigError(f"search component {name!r}: must be a SpikingTrellis supernet")
         self.model, self.loss_fn, self.config = model, loss_fn, config
         self.components = dict(components)
+        self.runs = {name: 1 for name in self.components}
+        for name, n in (runs_per_sample or {}).items():
+            if name not in self.runs or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ConfigError(f"search runs_per_sample {name!r}: {n!r} (a component name and an integer >= 1)")
+            self.runs[name] = n
         self.dgs, self.log = dgs, log
         self.weights, self.arch = split_parameters(model)
         c = config
         self.w_opt = torch.optim.SGD(self.weights, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         self.a_opt = torch.optim.Adam(self.arch, lr=c.arch_lr, betas=(0.5, 0.999), weight_decay=c.arch_weight_decay)
         self.e_ref: torch.Tensor | None = None
+        self.multiplier = float(c.energy_weight)  # lambda of the energy target (dual ascent)
+        self.multiplier_trace: list[float] = []  # lambda after every architecture step
         self.history: list[dict[str, Any]] = []
 
     def energy_pj(self) -> torch.Tensor:
-        """Expected energy (pJ per sample) of all components, from their last forward."""
-        return sum(comp.expected_energy() for comp in self.components.values())
+        """Expected energy (pJ per application sample) of all components, from their last forward."""
+        return sum(self.runs[name] * comp.expected_energy() for name, comp in self.components.items())
 
     def energy_penalty(self) -> torch.Tensor:
-        """lambda * E / E_ref, or lambda * relu(E - target) / target with a target (dimensionless)."""
+        """lambda * E / E_ref, or with a target the Lagrangian term lambda * (E / target - 1)
+        (dimensionless)."""
         c = self.config
         e = self.energy_pj()
         if c.energy_target_mj is not None:
-            target = c.energy_target_mj * PJ_PER_MJ
-            return c.energy_weight * torch.relu(e - target) / target
+            return self.multiplier * (e / (c.energy_target_mj * PJ_PER_MJ) - 1.0)
         if self.e_ref is None:
             ref = e.detach()
             if distributed.world_size() > 1:  # the same reference on every process: the mean of their first energies
                 ref = torch.full_like(ref, distributed.sum_floats([float(ref)])[0] / distributed.world_size())
             self.e_ref = ref.clamp_min(1e-12)
         return c.energy_weight * e / self.e_ref
+
+    def update_multiplier(self, energy_pj: float) -> float:
+        """Dual ascent on the energy target's multiplier after an architecture step whose
+        expected energy was ``energy_pj``: ``max(0, lambda + energy_dual_lr * (E / target - 1))``;
+        returns the new lambda (unchanged without a target)."""
+        c = self.config
+        if c.energy_target_mj is not None:
+            violation = energy_pj / (c.energy_target_mj * PJ_PER_MJ) - 1.0
+            self.multiplier = max(0.0, self.multiplier + c.energy_dual_lr * violation)
+            self.multiplier_trace.append(self.multiplier)
+        return self.multiplier
 
     def lr_at(self, epoch: int) -> float:
         """Cosine-annealed weight learning rate for ``epoch``."""
@@ -132,11 +167,16 @@ class Searcher:
             reset(self.model)
             self.a_opt.zero_grad(set_to_none=True)
             val_loss = self.loss_fn(self.model, val_batch)
-            total = val_loss + (self.energy_penalty() if self.config.energy_weight > 0 else 0.0)
+            total = val_loss + (self.energy_penalty() if self.config.energy_on else 0.0)
             _backward_into(total, self.arch)  # only the architecture gradients are needed here
             distributed.average_gradients(self.arch)  # torchrun: identical architecture on every process
             self.a_opt.step()
             out["val_loss"] = float(val_loss.detach())
+            if self.config.energy_target_mj is not None:
+                e = float(self.energy_pj().detach())
+                if distributed.world_size() > 1:  # the same multiplier on every process
+                    e = distributed.sum_floats([e])[0] / distributed.world_size()
+                out["energy_multiplier"] = self.update_multiplier(e)
         reset(self.model)
         self.w_opt.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model, train_batch)

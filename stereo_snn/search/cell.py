@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .activation import CellNeurons, NodeActivation
+from .activation import CellNeurons, NodeActivation, derived_value
+from .genotype import decoded_mask
 from .ops import OPS, SeqConvBN, check_candidates, make_op
 
 __all__ = ["Signal", "Resample", "Cell", "edge_inputs", "num_edges"]
@@ -73,7 +74,7 @@ class Resample(nn.Module):
             y = _interpolate(y, size)
         energy = self.conv.last_macs * s.x.shape[0] * s.price
         out = self.act([(y, None)])
-        return Signal(out, self.act.last_cost), energy
+        return Signal(out, self.act.last_cost), energy + self.act.last_update
 
 
 class Cell(nn.Module):
@@ -95,8 +96,12 @@ class Cell(nn.Module):
         sources0: dict[int, int],
         sources1: dict[int, int],
         genotype_edges: Sequence[Sequence[tuple[int, str]]] | None = None,
+        max_skip: int | None = None,
     ):
+        """``max_skip``: the derivation's cap on skip edges (a supernet cell's expected energy
+        is that of the cell derivation would keep, :func:`~.activation.derived_value`)."""
         super().__init__()
+        self.max_skip = max_skip
         check_candidates(candidates)
         self.dim, self.level, self.channels, self.steps = dim, level, channels, steps
         self.candidates = tuple(candidates)
@@ -143,6 +148,8 @@ class Cell(nn.Module):
         T = s1.x.shape[0]
         if self.search:
             weights = torch.softmax(self.arch_alpha, dim=-1)
+            kept = decoded_mask(self.arch_alpha, self.candidates, self.steps, self.max_skip)
+            weights_e = derived_value(weights, kept)  # energy: the derived cell's ops, the mixture's gradient
             groups = [OPS[n].b for n in self.candidates]
             e = 0
             for j in range(self.steps):
@@ -152,7 +159,7 @@ class Cell(nn.Module):
                     for k, op in enumerate(self.edges[e]):
                         cur = op(states[i].x)
                         terms.append((row[k] * cur, groups[k]))
-                        energy = energy + row[k] * (op.last_macs * T) * states[i].price
+                        energy = energy + weights_e[e, k] * (op.last_macs * T) * states[i].price
                     e += 1
                 out = self.node_acts[j](terms)
                 states.append(Signal(out, self.node_acts[j].last_cost))
@@ -164,6 +171,8 @@ class Cell(nn.Module):
                     energy = energy + op.last_macs * T * states[i].price
                 out = self.node_acts[j](terms)
                 states.append(Signal(out, self.node_acts[j].last_cost))
+        for act in self.node_acts:  # the membrane updates of the node neurons
+            energy = energy + act.last_update
         nodes = states[2:]
         x = torch.cat([s.x for s in nodes], dim=2)
         price = sum(s.price for s in nodes) / len(nodes)

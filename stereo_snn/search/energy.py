@@ -4,6 +4,21 @@ Compute energy (MACs x 4.6 pJ + ACs x 0.9 pJ, Horowitz 2014, 45 nm fp32) is the 
 spikingjelly's memory-access term (parameter and neuron-state traffic) is reported beside it,
 labelled. :func:`ann_twin` gives the same network with every spiking neuron replaced by a ReLU,
 for comparison.
+
+What is counted (the same convention as the search's expected energy,
+:meth:`~stereo_snn.search.SpikingTrellis.expected_energy`):
+
+* synaptic operations, from spikingjelly's counters: a conv or linear layer on real values
+  does MACs, on spikes one AC per weight a spike actually uses; every other counted
+  operation outside the excluded modules below (pooling, element-wise adds) as spikingjelly
+  counts it;
+* batch norm: none, it is folded into the preceding convolution for inference;
+* spiking neurons: one membrane update per neuron per time step, one AC each
+  (:data:`~.activation.E_UPDATE_PJ`), instead of the adds and subtracts of spikingjelly's
+  simulation of the neuron, which depend on how the neuron is implemented; a ReLU costs
+  nothing (a compare);
+* the sum of a node's input currents: none, the synaptic operations accumulate into the one
+  membrane (:class:`~.activation.NodeActivation`).
 """
 
 from __future__ import annotations
@@ -13,23 +28,34 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
+from spikingjelly.activation_based import monitor
 from spikingjelly.activation_based.op_counter import SimpleEnergyProfiler
 from spikingjelly.activation_based.op_counter.base import call_model
 from spikingjelly.activation_based.surrogate import SurrogateFunctionBase
 from torch import nn
 
-from ..spiking import AnnActivation, firing_rates, is_spiking, reset
-from .activation import E_AC_PJ, E_MAC_PJ
+from ..spiking import SPIKING_TYPES, AnnActivation, firing_rates, is_spiking, reset
+from .activation import E_AC_PJ, E_MAC_PJ, NodeActivation
 
 __all__ = ["LayerEnergy", "EnergyReport", "energy_report", "ann_twin", "PJ_PER_MJ"]
 
 PJ_PER_MJ = 1e9
 
+#: modules whose inner operations the compute counters skip (see the module docstring)
+NOT_COUNTED: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    NodeActivation,
+    *SPIKING_TYPES,
+)
+
 
 @dataclass
 class LayerEnergy:
-    """One leaf module's counts from the measured forward: MACs, ACs, its output firing rate
-    (spikes per neuron per step; None for non-spiking modules) and compute energy (mJ)."""
+    """One leaf module's counts from the measured forward: MACs, ACs (for a spiking neuron: its
+    membrane updates), its output firing rate (spikes per neuron per step; None for non-spiking
+    modules) and compute energy (mJ)."""
 
     name: str
     macs: int
@@ -40,7 +66,9 @@ class LayerEnergy:
 
 @dataclass
 class EnergyReport:
-    """Energy of one forward pass of the given inputs (all samples of the batch together)."""
+    """Energy of one forward pass of the given inputs (all samples of the batch together).
+
+    ``acs`` includes the ``neuron_updates`` (one AC per spiking neuron per time step)."""
 
     layers: list[LayerEnergy]
     macs: int
@@ -51,6 +79,7 @@ class EnergyReport:
     e_mac_pj: float = E_MAC_PJ
     e_ac_pj: float = E_AC_PJ
     memory_pj_per_byte: float = 24.96
+    neuron_updates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dictionary."""
@@ -65,7 +94,8 @@ class EnergyReport:
             rows.append(f"{layer.name:<{w}}  {layer.macs:>12d}  {layer.acs:>12d}  {rate:>6}  {layer.energy_mj:>11.4e}")
         rows.append(f"{'total':<{w}}  {self.macs:>12d}  {self.acs:>12d}  {'':>6}  {self.compute_mj:>11.4e}")
         rows.append(
-            f"compute energy (MAC {self.e_mac_pj} pJ + AC {self.e_ac_pj} pJ): {self.compute_mj:.4e} mJ; "
+            f"compute energy (MAC {self.e_mac_pj} pJ + AC {self.e_ac_pj} pJ, one AC per neuron update, "
+            f"batch norm folded): {self.compute_mj:.4e} mJ; "
             f"memory-access term (spikingjelly, {self.memory_pj_per_byte} pJ/byte, not in the headline): "
             f"{self.memory_mj:.4e} mJ"
         )
@@ -77,7 +107,8 @@ def _strip_root(scope: str) -> str:
 
 
 def energy_report(model: nn.Module, inputs: Any, *, forward: Callable[[], Any] | None = None) -> EnergyReport:
-    """Measure MACs, ACs, firing rates and energy with one real forward pass (eval mode, no grad).
+    """Measure MACs, ACs, firing rates and energy with one real forward pass (eval mode, no grad),
+    counted as the module docstring says.
 
     ``inputs`` is passed as ``model(inputs)`` (``model(*inputs)`` for a tuple/list) unless
     ``forward`` (a callable running the forward itself) is given.
@@ -86,11 +117,14 @@ def energy_report(model: nn.Module, inputs: Any, *, forward: Callable[[], Any] |
     model.eval()
     reset(model)
     prof = SimpleEnergyProfiler()
+    for counter in (prof.mac_counter, prof.ac_counter, prof.synop_counter):  # the memory term keeps them
+        counter.ignore_modules.extend(NOT_COUNTED)
     prof.bind_model(model)
     run = forward if forward is not None else (lambda: call_model(model, inputs))
     try:
-        with torch.no_grad(), prof:
+        with torch.no_grad(), prof, monitor.OutputMonitor(model, SPIKING_TYPES, lambda s: s.numel()) as steps:
             rates = firing_rates(model, run)
+            updates = {name: sum(steps[name]) for name in steps.monitored_layers}
     finally:
         model.train(was_training)
         reset(model)
@@ -98,6 +132,8 @@ def energy_report(model: nn.Module, inputs: Any, *, forward: Callable[[], Any] |
     cost = report.config.cost_config
     macs = {_strip_root(k): sum(v.values()) for k, v in prof.mac_counter.get_counts().items() if k != "Global"}
     acs = {_strip_root(k): sum(v.values()) for k, v in prof.ac_counter.get_counts().items() if k != "Global"}
+    for name, n in updates.items():
+        acs[name] = acs.get(name, 0) + n  # one AC per update (E_UPDATE_PJ = E_AC_PJ)
     layers = []
     for name, module in model.named_modules():
         if isinstance(module, SurrogateFunctionBase):
@@ -109,16 +145,18 @@ def energy_report(model: nn.Module, inputs: Any, *, forward: Callable[[], Any] |
             continue
         rate = rates.get(name) if is_spiking(module) else None
         layers.append(LayerEnergy(name, m, a, rate, (m * cost.e_mac_pj + a * cost.e_ac_pj) / PJ_PER_MJ))
+    n_updates = int(sum(updates.values()))
     return EnergyReport(
         layers,
         int(report.counts["mac"]),
-        int(report.counts["ac"]),
-        report.energy_compute_pj / PJ_PER_MJ,
+        int(report.counts["ac"]) + n_updates,
+        (report.energy_compute_pj + n_updates * cost.e_ac_pj) / PJ_PER_MJ,
         report.energy_memory_pj / PJ_PER_MJ,
         rates,
         cost.e_mac_pj,
         cost.e_ac_pj,
         cost.e_memory_pj_per_byte,
+        n_updates,
     )
 
 

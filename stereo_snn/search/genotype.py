@@ -32,6 +32,7 @@ __all__ = [
     "ComponentGenotype",
     "Genotype",
     "decode_cell",
+    "decoded_mask",
     "viterbi",
     "save_genotype",
     "load_genotype",
@@ -125,6 +126,20 @@ def decode_cell(alphas: torch.Tensor, candidates: Sequence[str], steps: int, max
             i, r, _ = chosen[j][e]
             chosen[j][e] = (i, r, non_skip[int(w[r, non_skip].argmax())])
     return tuple(tuple((i, candidates[k]) for i, _, k in node) for node in chosen)
+
+
+def decoded_mask(
+    alphas: torch.Tensor, candidates: Sequence[str], steps: int, max_skip: int | None = None
+) -> torch.Tensor:
+    """``[edges, len(candidates)]`` 0/1 mask of what :func:`decode_cell` keeps: 1 at the op of
+    every kept edge (rows in :func:`cell.edge_inputs` order), on ``alphas``' device."""
+    mask = torch.zeros(alphas.shape, device=alphas.device)
+    first = 0
+    for j, node in enumerate(decode_cell(alphas, candidates, steps, max_skip)):
+        for i, op in node:
+            mask[first + i, list(candidates).index(op)] = 1.0
+        first += j + 2
+    return mask
 
 
 def viterbi(log_probs: torch.Tensor, moves: Sequence[str], out_level: int) -> list[int]:

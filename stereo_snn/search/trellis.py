@@ -7,7 +7,10 @@ out of node (l-1, s) (softmax over the moves that stay on a valid path); node (l
 per layer at the genotype's level, with only its kept edges and ops.
 
 The forward also computes the expected energy of the network (pJ per sample, differentiable
-in all architecture logits), available from :meth:`SpikingTrellis.expected_energy`.
+in all architecture logits), available from :meth:`SpikingTrellis.expected_energy`: in a
+supernet, its value is that of the network derivation would pick now (path, edges, ops,
+neurons) at the supernet's firing rates, its gradient through the relaxed probabilities
+(:func:`~.activation.derived_value`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..spiking import reset
-from .activation import E_MAC_PJ, CellNeurons, NodeActivation
+from .activation import E_MAC_PJ, CellNeurons, NodeActivation, derived_value
 from .cell import Cell, Signal
 from .config import MOVES, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
@@ -100,7 +103,15 @@ class SpikingTrellis(nn.Module):
                         tau=cfg.learn_tau_init,
                     )
                     self.cells[f"{l}_{d}"] = Cell(
-                        cfg.dim, d, cfg.level_channels(d), cfg.steps, cfg.candidates, neurons, {src0: s0_ch}, s1
+                        cfg.dim,
+                        d,
+                        cfg.level_channels(d),
+                        cfg.steps,
+                        cfg.candidates,
+                        neurons,
+                        {src0: s0_ch},
+                        s1,
+                        max_skip=cfg.max_skip,
                     )
         else:
             self.path = tuple(genotype.path)
@@ -184,9 +195,10 @@ class SpikingTrellis(nn.Module):
         sizes = self.level_sizes(tuple(x.shape[3:]))
         y = self.stem(x)
         stem = Signal(self.stem_act([(y, None)]), self.stem_act.last_cost)
-        energy = self.stem.last_macs * T * E_MAC_PJ
+        energy = self.stem.last_macs * T * E_MAC_PJ + self.stem_act.last_update
         if self.is_supernet:
             probs = self.move_probs()
+            path = viterbi(torch.log(probs.detach()), cfg.moves, cfg.out_level)  # the derived path, for the energy
             h: dict[int, dict[int, Signal]] = {-2: {0: stem}, -1: {0: stem}}
             occ: dict[int, dict[int, torch.Tensor | float]] = {-1: {0: 1.0}}
             for l in range(cfg.layers):
@@ -205,7 +217,8 @@ class SpikingTrellis(nn.Module):
                         acc_x = acc_x + p * out.x
                         acc_p = acc_p + p * out.price
                         wsum = wsum + p
-                        energy = energy + occ[l - 1][s] * p * e
+                        on_path = (0 if l == 0 else path[l - 1]) == s and path[l] == d
+                        energy = energy + derived_value(occ[l - 1][s] * p, torch.tensor(float(on_path))) * e
                         o = o + occ[l - 1][s] * p
                     h[l][d] = Signal(acc_x, acc_p / wsum)
                     occ[l][d] = o

@@ -99,7 +99,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Bilevel search settings (handed to the engine's searcher)."""
+    """Bilevel search settings (handed to the engine's searcher).
+
+    energy_weight: weight of the relative energy term; energy_target_mj: expected energy per
+    stereo frame (both views' feature nets, the matching and refinement nets) to aim at, held by
+    a Lagrange multiplier (``energy_weight`` is then its start) moved by dual ascent with
+    step ``energy_dual_lr`` (:class:`~stereo_snn.search.BilevelConfig`).
+    """
 
     epochs: int = 4
     batch_size: int = 2
@@ -109,6 +115,8 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     warmup_epochs: int = 1
     energy_weight: float = 0.0
+    energy_target_mj: float | None = None
+    energy_dual_lr: float = 0.5
     crop: tuple[int, int] | None = None
     dgs_every: int = 0
     dgs_batches: int = 4
@@ -246,6 +254,13 @@ class StereoConfig:
                 )
         s = self.search
         need(s.epochs >= 1 and s.batch_size >= 1, "search.epochs/batch_size", "must be >= 1")
+        need(s.energy_weight >= 0, "search.energy_weight", "must be >= 0")
+        need(
+            s.energy_target_mj is None or s.energy_target_mj > 0,
+            "search.energy_target_mj",
+            "must be > 0 (mJ per frame)",
+        )
+        need(s.energy_dual_lr >= 0, "search.energy_dual_lr", "must be >= 0")
 
 
 def _plain(obj: Any) -> Any:

@@ -25,6 +25,7 @@ from ..spiking import NeuronConfig, reset
 from .config import StereoConfig
 
 __all__ = [
+    "RUNS_PER_FRAME",
     "concat_cost_volume",
     "soft_argmin",
     "coincidence_volume",
@@ -42,6 +43,12 @@ __all__ = [
     "load_model",
     "make_dgs",
 ]
+
+
+#: how often each searched component runs per stereo frame: the feature net once per view (both
+#: designs stack the two views along the batch), the others once; the search's expected energy
+#: per frame counts each component that many times, as the measured report does
+RUNS_PER_FRAME: dict[str, int] = {"feature": 2}
 
 
 def concat_cost_volume(left: torch.Tensor, right: torch.Tensor, levels: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from ..search import BilevelConfig, DGSConfig, Genotype, Searcher, SurrogateSear
 from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate
 from .losses import disparity_loss
-from .network import build_supernet, load_state_checked, read_checkpoint
+from .network import RUNS_PER_FRAME, build_supernet, load_state_checked, read_checkpoint
 
 __all__ = ["run_search", "derive_from_supernet", "plot_genotype", "plot_curves"]
 
@@ -128,12 +128,16 @@ def run_search(
         arch_lr=sc.arch_lr,
         arch_weight_decay=sc.arch_weight_decay,
         energy_weight=sc.energy_weight,
+        energy_target_mj=sc.energy_target_mj,
+        energy_dual_lr=sc.energy_dual_lr,
         max_batches=max_batches,
     )
     dgs = (
         SurrogateSearch(model, DGSConfig(every=sc.dgs_every, max_batches=sc.dgs_batches)) if sc.dgs_every > 0 else None
     )
-    searcher = Searcher(model, loss_fn, engine_cfg, components=model.components(), dgs=dgs, log=log)
+    searcher = Searcher(
+        model, loss_fn, engine_cfg, components=model.components(), dgs=dgs, log=log, runs_per_sample=RUNS_PER_FRAME
+    )
     genotype = searcher.run(train_half, val_half)
     genotype = dataclasses.replace(
         genotype,
@@ -148,7 +152,7 @@ def run_search(
         {"model": model.state_dict(), "config": cfg.to_dict(), "seed": seed, "windows": len(dataset)},
     )
     history = [_plain_row(r) for r in searcher.history]
-    run.write_metrics({"history": history})
+    run.write_metrics({"history": history, "energy_multiplier_trace": searcher.multiplier_trace})
     plot_genotype(genotype, run.figures / "genotype.png")
     plot_curves(history, run.figures / "search_curves.png", title="search")
     write_history_scalars(run, history, "search")

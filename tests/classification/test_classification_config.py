@@ -79,6 +79,8 @@ def test_bad_settings_are_refused(tmp_path):
         ("train.amp=3", "train.amp 3: must be true or false"),
         ("threads=-2", "threads -2: must be >= 1 or null"),
         ("search.max_batches=0", "search.max_batches 0: must be >= 1 or null"),
+        ("search.energy_target_mj=0", "search.energy_target_mj 0.0: must be > 0"),
+        ("search.energy_dual_lr=-1", "search.energy_dual_lr -1.0: must be >= 0"),
         ("data.name=mnist", "unknown dataset"),
     ],
 )
@@ -103,6 +105,8 @@ def test_old_search_setting_names_are_read():
         ("w_" + k if k in ("lr", "lr_min", "momentum", "weight_decay") else k): v for k, v in old["search"].items()
     }
     assert C.ClassifyConfig.from_dict(old).search.lr == C.resolve_config().search.lr
+    del old["search"]["energy_dual_lr"]  # settings from before the energy target's multiplier
+    assert C.ClassifyConfig.from_dict(old).search.energy_dual_lr == 0.5
 
 
 @pytest.mark.parametrize(

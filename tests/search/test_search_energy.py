@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
-from stereo_snn.search import SpikingTrellis, TrellisConfig, ann_twin, energy_report
+from stereo_snn.search import E_AC_PJ, E_MAC_PJ, PJ_PER_MJ, SpikingTrellis, TrellisConfig, ann_twin, energy_report
 from stereo_snn.spiking import AnnActivation, spiking_modules
 
 
@@ -44,3 +45,47 @@ def test_ann_twin_reports_more_energy_than_snn(make_spikes):
     assert ann.macs > snn.macs
     y = twin(x)
     assert y.shape == net(x).shape
+
+
+def _hybrid_fixed(seed: int):
+    """A fixed network with spiking and ANN cells, every candidate op, two levels."""
+    from stereo_snn.search.ops import ALL_CANDIDATES
+
+    torch.manual_seed(seed)
+    cfg = TrellisConfig(dim=2, in_channels=2, channels=4, layers=3, steps=2, levels=2, candidates=ALL_CANDIDATES)
+    return SpikingTrellis.from_genotype(SpikingTrellis(cfg).derive())
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_expected_energy_of_a_fixed_network_matches_the_measured_report(seed):
+    # the same counting on both sides: synaptic ops at the real rates, one AC per neuron update,
+    # batch norm folded; they differ only at the image border (the expected term counts every
+    # kernel tap, the real network only the taps inside the image): within 5 % at 16x16
+    net = _hybrid_fixed(seed)
+    cells = [c.neurons.spiking for c in net.cells.values()]
+    assert seed != 0 or (True in cells and False in cells)  # both kinds of cell are counted
+    x = 8 * torch.rand(4, 2, 2, 16, 16, generator=torch.Generator().manual_seed(seed))  # T=4, B=2, lively input
+    measured = energy_report(net, x)
+    net.eval()
+    with torch.no_grad():
+        net(x)
+    expected_mj = float(net.expected_energy()) * x.shape[1] / PJ_PER_MJ  # pJ per sample -> mJ per batch
+    assert expected_mj == pytest.approx(measured.compute_mj, rel=0.05)
+
+
+def test_measured_report_counts_one_ac_per_neuron_update_and_folds_batch_norm():
+    net = _fixed()
+    x = torch.rand(2, 1, 2, 8, 8)
+    r = energy_report(net, x)
+    outputs: list[int] = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: outputs.append(o.numel())) for _, m in spiking_modules(net)]
+    net.eval()
+    with torch.no_grad():
+        net(x)
+    for h in hooks:
+        h.remove()
+    assert r.neuron_updates == sum(outputs) > 0
+    neuron_rows = [layer for layer in r.layers if layer.firing_rate is not None]
+    assert sum(layer.acs for layer in neuron_rows) == r.neuron_updates and all(layer.macs == 0 for layer in neuron_rows)
+    assert not [layer for layer in r.layers if layer.name.endswith("seq.1")]  # the BatchNorm after each conv
+    assert r.compute_mj == pytest.approx((r.macs * E_MAC_PJ + r.acs * E_AC_PJ) / PJ_PER_MJ)

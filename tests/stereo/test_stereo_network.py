@@ -85,6 +85,10 @@ def test_config_presets_and_errors(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="preset"):
         load_config("no_such_preset")
+    for key, value in (("search.energy_target_mj", 0.0), ("search.energy_dual_lr", -1.0)):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config("tiny", {key: value})
+    assert load_config("tiny", {"search.energy_target_mj": 2.5}).search.energy_target_mj == 2.5
     # no config: the settings that made the bundled model
     assert load_config(None) == load_config("dsec") != load_config("mvsec")
 
@@ -104,3 +108,32 @@ def test_network_max_skip_caps_the_skips_of_every_derived_cell():
     assert load_config("tiny").network.max_skip is None
     with pytest.raises(ConfigError, match="max_skip"):
         build_supernet(load_config("tiny", {"network.max_skip": -2}))
+
+
+def test_a_frame_counts_the_feature_net_of_both_views_in_expected_and_measured_energy(tiny_cfg, tiny_genotype):
+    from stereo_snn.search import PJ_PER_MJ, BilevelConfig, Searcher, energy_report
+    from stereo_snn.stereo.network import RUNS_PER_FRAME, build_network, build_supernet
+
+    g = torch.Generator().manual_seed(0)
+    left, right = (4 * torch.rand(2, 1, tiny_cfg.input_channels, 24, 36, generator=g) for _ in range(2))
+    # the search's expected energy per frame: the feature net twice, the matching net once
+    supernet = build_supernet(tiny_cfg)
+    searcher = Searcher(
+        supernet,
+        lambda m, b: m(*b)["disparity"].mean(),
+        BilevelConfig(),
+        supernet.components(),
+        runs_per_sample=RUNS_PER_FRAME,
+    )
+    supernet(left, right)
+    e_feat, e_match = (float(supernet.components()[k].expected_energy().detach()) for k in ("feature", "matching"))
+    assert float(searcher.energy_pj().detach()) == pytest.approx(2 * e_feat + e_match)
+    # the measured report of one frame runs the feature net on both views, as the expected term counts it
+    net = build_network(tiny_cfg, tiny_genotype).eval()
+    report = energy_report(net, (left, right))
+    measured = sum(layer.energy_mj for layer in report.layers if layer.name.startswith("feature."))
+    with torch.no_grad():
+        net(left, right)
+    assert 2 * float(net.feature.expected_energy()) / PJ_PER_MJ == pytest.approx(measured, rel=0.1)
+    with pytest.raises(ConfigError, match="runs_per_sample"):
+        Searcher(supernet, lambda m, b: 0, BilevelConfig(), supernet.components(), runs_per_sample={"nope": 2})
