@@ -47,6 +47,8 @@ class NetworkConfig:
     max_skip: at most this many skip_connect edges per derived cell (search only; None = no
     limit). An energy-weighted search favours skips, which cost nothing, and can end with
     cells that compute nothing; the cap (P-DARTS) keeps them computing.
+    alphas: ``shared`` (one set of op logits per searched component, shared by all its cells,
+    as in SpikeDHS/LEAStereo) or ``per_node`` (one set per trellis node); search only.
     design: ``concat`` (a concatenation cost volume over every 3-px shift at 1/3 resolution;
     small disparity ranges) or ``pyramid`` (coarse-to-fine: a group-wise correlation volume
     at 1/(3 * coarse_scale) resolution over the whole range, then a searched refinement at 1/3
@@ -68,6 +70,7 @@ class NetworkConfig:
     neuron: Mapping[str, Any] = field(default_factory=dict)
     hybrid: bool = True
     max_skip: int | None = None
+    alphas: str = "shared"
     design: str = "concat"
     coarse_scale: int = 2
     groups: int = 8

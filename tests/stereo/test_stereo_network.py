@@ -96,9 +96,8 @@ def test_network_max_skip_caps_the_skips_of_every_derived_cell():
     model = build_supernet(cfg)
     for trellis in (model.feature, model.matching):
         assert trellis.config.max_skip == 0
-        for cell in trellis.cells.values():  # make skip the argmax of every edge
-            with torch.no_grad():
-                cell.arch_alpha[:, list(trellis.config.candidates).index("skip_connect")] += 10.0
+        with torch.no_grad():  # make skip the argmax of every edge (the shared op logits of every cell)
+            trellis.arch_alpha[:, list(trellis.config.candidates).index("skip_connect")] += 10.0
         ops = [op for cg in trellis.derive().cells for node in cg.edges for _, op in node]
         assert ops and "skip_connect" not in ops
     assert load_config("tiny").network.max_skip is None
