@@ -16,8 +16,9 @@ of its top-two margins below 1.5 to 2.0 x ``lr * sqrt(2N)``). The difference of 
 each starting at ``1e-3 * randn``, therefore has the noise spread
 ``sigma = sqrt(2) * sqrt(1e-6 + lr**2 * N)``. A decision is *within noise* when
 ``|margin| < 2 * sigma``: a gap that gradients without any signal reach about one time in
-twenty. The threshold grows as ``sqrt(N)`` while a steady signal grows as ``N``, so a longer
-search separates them; a search of fewer than about 8 steps cannot pass, whatever its data.
+twenty. The threshold grows as ``sqrt(N)`` while a steady signal grows as ``N`` (the chosen
+logit up by ``lr`` a step, its rival down by as much: a margin of at most ``2 * lr * N``), so a
+longer search separates them; a search of one or two steps cannot pass, whatever its data.
 The noise level ignores the architecture weight decay, which only shrinks logits.
 
 Only the decisions that shape the derived network count for the warning: the ops of the kept
@@ -109,7 +110,8 @@ class SearchReport:
     def headline(self) -> str:
         """One line: a warning when any decision of the derived network is within noise."""
         s = self.summary()
-        basis = f"noise level {self.noise:.3g} logits after {self.arch_steps} architecture steps at arch_lr {self.arch_lr:g}"
+        steps = f"{self.arch_steps} architecture step{'' if self.arch_steps == 1 else 's'}"
+        basis = f"noise level {self.noise:.3g} logits after {steps} at arch_lr {self.arch_lr:g}"
         if s["within_noise"]:
             return (
                 f"warning: search too short to decide: {s['within_noise']} of {s['decisions']} decisions of the "

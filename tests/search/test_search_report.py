@@ -13,16 +13,6 @@ from stereo_snn.search import BilevelConfig, Searcher, SpikingTrellis, TrellisCo
 CFG = TrellisConfig(dim=2, in_channels=1, channels=2, layers=2, steps=2, levels=2, out_level=0)
 
 
-class _Classifier(nn.Module):
-    def __init__(self, cfg: TrellisConfig):
-        super().__init__()
-        self.body = SpikingTrellis(cfg)
-        self.head = nn.Linear(self.body.out_channels, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x).mean(dim=(0, 3, 4)))
-
-
 def _batches(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(2, n, 1, 6, 6, generator=g) < 0.3).float()
@@ -38,22 +28,22 @@ def test_noise_margin_grows_with_the_square_root_of_the_steps():
 
 def test_a_too_short_search_warns_once_and_records_the_summary():
     torch.manual_seed(0)
-    model = _Classifier(CFG)
+    net = SpikingTrellis(CFG)
     logs: list[str] = []
     searcher = Searcher(
-        model,
-        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
+        net,
+        lambda m, b: nn.functional.cross_entropy(m(b[0]).mean(dim=(0, 3, 4))[:, :2], b[1]),  # 2 channels as logits
         BilevelConfig(epochs=2, warmup_epochs=1, lr=0.05, arch_lr=0.05),
-        {"body": model.body},
+        {"body": net},
         log=logs.append,
     )
-    g = searcher.run(_batches(8, 1), _batches(8, 2))
-    assert searcher.arch_steps == 2  # one epoch of two batch pairs after the warm-up
+    g = searcher.run(_batches(4, 1), _batches(4, 2))
+    assert searcher.arch_steps == 1  # one batch pair after the warm-up epoch: 2 * arch_lr at most
     warnings = [line for line in logs if line.startswith("warning:")]
-    assert len(warnings) == 1 and "too short to decide" in warnings[0] and "2 architecture steps" in warnings[0]
+    assert len(warnings) == 1 and "too short to decide" in warnings[0] and "after 1 architecture step at" in warnings[0]
     summary = g.settings["search_report"]
     assert summary["long_enough"] is False and summary["within_noise"] == summary["decisions"] > 0
-    assert summary["noise_margin"] == pytest.approx(noise_margin(0.05, 2), abs=1e-6)
+    assert summary["noise_margin"] == pytest.approx(noise_margin(0.05, 1), abs=1e-6)
 
 
 def test_a_clear_winner_passes_and_every_shared_edge_and_move_is_reported():
