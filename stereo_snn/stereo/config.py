@@ -221,6 +221,8 @@ class StereoConfig:
         for key in ("feature_channels", "matching_channels", "feature_layers", "matching_layers", "steps", "levels"):
             need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
         need(n.levels <= 4, "network.levels", "must be at most 4")
+        # the engine's ALPHA_MODES (stereo_snn.search.config imports torch; a test keeps the two equal)
+        need(n.alphas in ("shared", "per_node"), "network.alphas", f"must be 'shared' or 'per_node', not {n.alphas!r}")
         need(n.design in ("concat", "pyramid"), "network.design", f"must be 'concat' or 'pyramid', not {n.design!r}")
         for key in ("coarse_scale", "groups", "refine_channels", "refine_layers", "refine_levels", "refine_radius"):
             need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")

@@ -89,6 +89,19 @@ def test_config_presets_and_errors(tmp_path):
     assert load_config(None) == load_config("dsec") != load_config("mvsec")
 
 
+def test_network_alphas_reach_every_trellis_and_bad_values_are_named_early():
+    from stereo_snn.search import ALPHA_MODES
+    from stereo_snn.stereo.network import trellis_configs
+
+    cfg = load_config("tiny")
+    assert cfg.network.alphas == "shared"
+    for mode in ALPHA_MODES:
+        c = load_config("tiny", {"network.alphas": mode})
+        assert {t.alphas for t in trellis_configs(c, c.input_channels).values()} == {mode}
+    with pytest.raises(ConfigError, match="network.alphas must be 'shared' or 'per_node', not 'tied'"):
+        load_config("tiny", {"network.alphas": "tied"})
+
+
 def test_network_max_skip_caps_the_skips_of_every_derived_cell():
     from stereo_snn.stereo.network import build_supernet
 
