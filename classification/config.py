@@ -164,7 +164,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network settings: time steps, trellis sizes, searched candidates and neurons, auxiliary head."""
+    """Network settings: time steps, trellis sizes, searched candidates and neurons, auxiliary head,
+    how the op logits are tied (``alphas``: shared | per_node; absent in old files: shared)."""
 
     time_steps: int
     layers: int
@@ -181,6 +182,7 @@ class ModelConfig:
     auxiliary_layer: int | None
     auxiliary_weight: float
     genotype: str | None
+    alphas: str = "shared"
 
     def __post_init__(self) -> None:
         for key in ("time_steps", "layers", "channels", "steps", "levels", "stem_stride"):

@@ -143,6 +143,7 @@ def trellis_config(model: "ModelConfig", in_channels: int) -> TrellisConfig:
             neuron_kinds=tuple(model.neuron_kinds),
             hybrid=model.hybrid,
             neuron=neuron,
+            alphas=model.alphas,
         )
     except ConfigError as exc:
         raise ConfigError(f"model settings: {exc}") from exc

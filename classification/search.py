@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stereo_snn import distributed
-from stereo_snn.atomic import write_text
+from stereo_snn.atomic import write_json, write_text
 from stereo_snn.fit import prepare_run_dir, write_history_scalars
 from stereo_snn.runtime import RunDir
-from stereo_snn.search import BilevelConfig, Genotype, Searcher, SurrogateSearch, save_genotype
+from stereo_snn.search import REPORT_FILE, BilevelConfig, Genotype, Searcher, SurrogateSearch, save_genotype
 
 from .config import ClassifyConfig
 from .data import build_data
@@ -62,7 +62,8 @@ def search_run(
     """Search a classifier's backbone on ``cfg.data``; write ``out/genotype.json``.
 
     Also writes the resolved settings (``config.json``), the per-epoch search history
-    (``metrics.json``), the architecture summary (``arch.txt``) and TensorBoard scalars.
+    (``metrics.json``), the architecture summary (``arch.txt``), how far each architecture
+    decision moved and whether it is beyond noise (``search_report.json``) and TensorBoard scalars.
     A non-empty ``out`` is refused unless ``overwrite``.
     """
     s = cfg.search
@@ -105,6 +106,7 @@ def search_run(
     if not main:
         return SearchResult(run, genotype, path, searcher.history)
     save_genotype(run.root / "genotype.json", genotype)
+    write_json(run.root / REPORT_FILE, searcher.report().to_dict())
     write_text(run.root / "arch.txt", model.backbone.arch_summary() + "\n")
     write_history_scalars(run, searcher.history, "search")
     run.write_metrics(

@@ -14,7 +14,7 @@ from ..spiking.lazy import lazy_exports
 _MODULES: dict[str, tuple[str, ...]] = {
     ".activation": ("E_AC_PJ", "E_MAC_PJ", "E_UPDATE_PJ", "CellNeurons", "NodeActivation"),
     ".cell": ("Cell", "Resample", "Signal", "edge_inputs", "num_edges"),
-    ".config": ("MOVES", "TrellisConfig"),
+    ".config": ("ALPHA_MODES", "MOVES", "TrellisConfig"),
     ".genotype": (
         "GENOTYPE_FORMAT",
         "GENOTYPE_VERSION",
@@ -32,6 +32,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     ".trellis": ("SpikingTrellis", "is_arch_name", "split_parameters", "trellises"),
     ".energy": ("PJ_PER_MJ", "EnergyReport", "LayerEnergy", "ann_twin", "energy_report"),
     ".dgs": ("DGSConfig", "SurrogateSearch"),
+    ".report": ("REPORT_FILE", "Decision", "SearchReport", "noise_margin", "search_report"),
     ".architect": ("BilevelConfig", "Searcher"),
 }
 _EXPORTS: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .activation import E_AC_PJ, E_MAC_PJ, E_UPDATE_PJ, CellNeurons, NodeActivation
     from .architect import BilevelConfig, Searcher
     from .cell import Cell, Resample, Signal, edge_inputs, num_edges
-    from .config import MOVES, TrellisConfig
+    from .config import ALPHA_MODES, MOVES, TrellisConfig
     from .dgs import DGSConfig, SurrogateSearch
     from .energy import PJ_PER_MJ, EnergyReport, LayerEnergy, ann_twin, energy_report
     from .genotype import (
@@ -63,4 +64,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         viterbi,
     )
     from .ops import ALL_CANDIDATES, DEFAULT_CANDIDATES, OPS, OpSpec, SeqConvBN, make_op
+    from .report import REPORT_FILE, Decision, SearchReport, noise_margin, search_report
     from .trellis import SpikingTrellis, is_arch_name, split_parameters, trellises

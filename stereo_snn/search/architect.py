@@ -22,6 +22,7 @@ from ..spiking import reset
 from .dgs import SurrogateSearch
 from .energy import PJ_PER_MJ
 from .genotype import Genotype
+from .report import SearchReport, search_report
 from .trellis import SpikingTrellis, split_parameters
 
 __all__ = ["BilevelConfig", "Searcher"]
@@ -125,6 +126,7 @@ class Searcher:
         self.multiplier = float(c.energy_weight)  # lambda of the energy target (dual ascent)
         self.multiplier_trace: list[float] = []  # lambda after every architecture step
         self.history: list[dict[str, Any]] = []
+        self.arch_steps = 0  # architecture steps taken (the noise level of :meth:`report` grows with them)
 
     def energy_pj(self) -> torch.Tensor:
         """Expected energy (pJ per application sample) of all components, from their last forward."""
@@ -171,6 +173,7 @@ class Searcher:
             _backward_into(total, self.arch)  # only the architecture gradients are needed here
             distributed.average_gradients(self.arch)  # torchrun: identical architecture on every process
             self.a_opt.step()
+            self.arch_steps += 1
             out["val_loss"] = float(val_loss.detach())
             if self.config.energy_target_mj is not None:
                 e = float(self.energy_pj().detach())
@@ -220,11 +223,16 @@ class Searcher:
             self.log(f"epoch {epoch + 1}/{c.epochs}: {nums}")
             for name, text in summary["arch"].items():
                 self.log(f"  [{name}] " + text.replace("\n", f"\n  [{name}] "))
+        self.log(self.report().headline())  # one line; a warning when the decisions are within noise
         return self.derive()
+
+    def report(self) -> SearchReport:
+        """How far each architecture decision moved and whether it is beyond noise (:mod:`.report`)."""
+        return search_report(self.components, self.config.arch_lr, self.arch_steps)
 
     def derive(self) -> Genotype:
         """The genotype of the current architecture weights, with the search settings."""
-        settings: dict[str, Any] = {"search": asdict(self.config)}
+        settings: dict[str, Any] = {"search": asdict(self.config), "search_report": self.report().summary()}
         if self.dgs is not None:
             settings["dgs"] = self.dgs.config.to_dict()
             settings["surrogate_b_history"] = self.dgs.history

@@ -3,9 +3,10 @@
 A cell takes two inputs, ``s0`` (two layers back) and ``s1`` (previous layer), brings each to
 the cell's level and channel count with :class:`Resample`, then computes ``steps`` nodes;
 node ``j`` reads every earlier state (edge input 0 = s0, 1 = s1, 2 + i = node i). Its output is
-the channel concatenation of the nodes. In a supernet every edge holds every candidate op
-(weighted by ``softmax(arch_alpha[edge])``); in a fixed network each node holds only its kept
-edges and ops.
+the channel concatenation of the nodes. In a supernet every edge holds every candidate op,
+weighted by ``softmax(alphas[edge])``: the trellis's shared op logits, handed to
+:meth:`Cell.forward` as ``weights``, or the cell's own ``arch_alpha`` (per-node alphas); in a
+fixed network each node holds only its kept edges and ops.
 
 Values travel as :class:`Signal` ``(x, price)``: the tensor and the energy price in pJ of one
 synaptic operation it drives (``rate * E_AC`` for spikes, ``E_MAC`` for real values).
@@ -40,7 +41,7 @@ def num_edges(steps: int) -> int:
 
 
 def edge_inputs(steps: int) -> list[tuple[int, int]]:
-    """``(node, input_index)`` of every edge, in the order of the rows of ``arch_alpha``."""
+    """``(node, input_index)`` of every edge, in the order of the rows of the op logits."""
     return [(j, i) for j in range(steps) for i in range(j + 2)]
 
 
@@ -83,6 +84,8 @@ class Cell(nn.Module):
     sources0 / sources1: ``{source_level: source_channels}`` of the possible s0 / s1 inputs
     (a supernet node has up to three s1 sources, one per incoming move). ``genotype_edges``
     (per node, ``((input_index, op), ...)``) builds a fixed cell; ``None`` a supernet cell.
+    own_alphas: a supernet cell holds its own op logits ``arch_alpha`` (per-node alphas); False:
+    the trellis holds them and hands their softmax to :meth:`forward`.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Cell(nn.Module):
         sources1: dict[int, int],
         genotype_edges: Sequence[Sequence[tuple[int, str]]] | None = None,
         max_skip: int | None = None,
+        own_alphas: bool = True,
     ):
         """``max_skip``: the derivation's cap on skip edges (a supernet cell's expected energy
         is that of the cell derivation would keep, :func:`~.activation.derived_value`)."""
@@ -114,7 +118,8 @@ class Cell(nn.Module):
             {str(s): Resample(c, channels, dim, s, level, NodeActivation(neurons)) for s, c in sources1.items()}
         )
         if self.search:
-            self.arch_alpha = nn.Parameter(1e-3 * torch.randn(num_edges(steps), len(self.candidates)))
+            if own_alphas:
+                self.arch_alpha = nn.Parameter(1e-3 * torch.randn(num_edges(steps), len(self.candidates)))
             self.edges = nn.ModuleList(
                 nn.ModuleList(make_op(name, channels, dim) for name in self.candidates) for _ in edge_inputs(steps)
             )
@@ -138,17 +143,28 @@ class Cell(nn.Module):
         return self.steps * self.channels
 
     def forward(
-        self, s0: Signal, s0_level: int, s1: Signal, s1_level: int, size: Sequence[int]
+        self,
+        s0: Signal,
+        s0_level: int,
+        s1: Signal,
+        s1_level: int,
+        size: Sequence[int],
+        weights: torch.Tensor | None = None,
     ) -> tuple[Signal, torch.Tensor | float]:
-        """Run the cell; returns its output and its energy in pJ per sample (differentiable)."""
+        """Run the cell; returns its output and its energy in pJ per sample (differentiable).
+
+        weights: ``[edges, candidates]`` op weights of a supernet cell (rows sum to 1); None:
+        the softmax of the cell's own ``arch_alpha``."""
         p0, e0 = self.pre0[str(s0_level)](s0, size)
         p1, e1 = self.pre1[str(s1_level)](s1, size)
         energy = e0 + e1
         states: list[Signal] = [p0, p1]
         T = s1.x.shape[0]
         if self.search:
-            weights = torch.softmax(self.arch_alpha, dim=-1)
-            kept = decoded_mask(self.arch_alpha, self.candidates, self.steps, self.max_skip)
+            if weights is None:
+                weights = torch.softmax(self.arch_alpha, dim=-1)
+            # decoding ranks softmax weights row by row, so log-weights decode like the logits
+            kept = decoded_mask(weights.detach().log(), self.candidates, self.steps, self.max_skip)
             weights_e = derived_value(weights, kept)  # energy: the derived cell's ops, the mixture's gradient
             groups = [OPS[n].b for n in self.candidates]
             e = 0

@@ -9,9 +9,13 @@ from ..errors import ConfigError
 from ..spiking import SPIKING_KINDS, NeuronConfig
 from .ops import DEFAULT_CANDIDATES, check_candidates, check_dim
 
-__all__ = ["TrellisConfig", "MOVES"]
+__all__ = ["TrellisConfig", "MOVES", "ALPHA_MODES"]
 
 MOVES: dict[str, int] = {"down": 1, "same": 0, "up": -1}  # level change of each move
+
+#: how the supernet ties its op logits: one set per component shared by every cell (SpikeDHS,
+#: LEAStereo, DARTS), or one set per trellis node
+ALPHA_MODES = ("shared", "per_node")
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,12 @@ class TrellisConfig:
     learn_tau_init: initial time constant (time steps) of the learnable kinds ``plif``/``clif``
     (different from the fixed one, so that the kinds differ from the start); max_skip: at
     most this many ``skip_connect`` edges per derived cell (:func:`genotype.decode_cell`;
-    None = no limit).
+    None = no limit); alphas: ``shared`` (one ``[edges, candidates]`` set of op logits for
+    every supernet cell of the trellis, the cell type of SpikeDHS/DARTS; every derived cell
+    gets the same edges and ops) or ``per_node`` (one set per (layer, level) node). It changes
+    the supernet only; a fixed network is the same either way. A dictionary without the key
+    (:meth:`from_dict`: configs and genotypes written before the setting existed) reads as
+    ``per_node``, the way those were searched.
     """
 
     dim: int
@@ -46,6 +55,7 @@ class TrellisConfig:
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     learn_tau_init: float = 2.0
     max_skip: int | None = None
+    alphas: str = "shared"
 
     def __post_init__(self) -> None:
         check_dim(self.dim)
@@ -67,6 +77,8 @@ class TrellisConfig:
             not isinstance(self.max_skip, int) or isinstance(self.max_skip, bool) or self.max_skip < 0
         ):
             raise ConfigError(f"trellis max_skip {self.max_skip!r}: must be an integer >= 0 or null")
+        if self.alphas not in ALPHA_MODES:
+            raise ConfigError(f"trellis alphas {self.alphas!r}: one of {list(ALPHA_MODES)}")
         if not (isinstance(self.learn_tau_init, (int, float)) and self.learn_tau_init > 1):
             raise ConfigError(f"trellis learn_tau_init {self.learn_tau_init!r}: must be a number > 1 (time steps)")
         if isinstance(self.neuron, dict):
@@ -101,6 +113,7 @@ class TrellisConfig:
         if missing:
             raise ConfigError(f"{where}.{missing[0]}: missing")
         kw = dict(d)
+        kw.setdefault("alphas", "per_node")  # written before the setting: searched with per-node alphas
         if "neuron" in kw:
             if not isinstance(kw["neuron"], dict):
                 raise ConfigError(f"{where}.neuron: must be an object")

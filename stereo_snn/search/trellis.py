@@ -3,7 +3,9 @@
 One class builds both. Supernet: every node (layer l, level s) on some valid path from the
 stem (level 0) to ``out_level`` holds one cell; ``arch_beta[l, s, m]`` are logits of the moves
 out of node (l-1, s) (softmax over the moves that stay on a valid path); node (l, s') sums
-``p * cell(s0, resample(h[l-1][s]))`` over its incoming transitions. Fixed network: one cell
+``p * cell(s0, resample(h[l-1][s]))`` over its incoming transitions. The op logits
+``arch_alpha`` ``[edges, candidates]`` are one set shared by every cell (``alphas: shared``,
+one cell type as in SpikeDHS and DARTS) or one set per cell (``alphas: per_node``). Fixed network: one cell
 per layer at the genotype's level, with only its kept edges and ops.
 
 The forward also computes the expected energy of the network (pJ per sample, differentiable
@@ -24,7 +26,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..spiking import reset
 from .activation import E_MAC_PJ, CellNeurons, NodeActivation, derived_value
-from .cell import Cell, Signal
+from .cell import Cell, Signal, num_edges
 from .config import MOVES, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
 from .ops import SeqConvBN
@@ -72,6 +74,7 @@ class SpikingTrellis(nn.Module):
         cfg = config
         self.config = cfg
         self.is_supernet = genotype is None
+        self.shared_alphas = self.is_supernet and cfg.alphas == "shared"
         self.stem_channels = cfg.steps * cfg.channels
         self.stem = SeqConvBN(cfg.in_channels, self.stem_channels, cfg.dim, 3, stride=cfg.stem_stride, padding=1)
         self.stem_neurons = CellNeurons((cfg.neuron.kind,), cfg.neuron, self.stem_channels, search=False)
@@ -88,6 +91,8 @@ class SpikingTrellis(nn.Module):
                             mask[l, s, m] = True
             self.register_buffer("move_mask", mask, persistent=False)
             self.arch_beta = nn.Parameter(1e-3 * torch.randn(cfg.layers, cfg.levels, len(cfg.moves)))
+            if self.shared_alphas:
+                self.arch_alpha = nn.Parameter(1e-3 * torch.randn(num_edges(cfg.steps), len(cfg.candidates)))
             for l in range(cfg.layers):
                 for d in self.valid[l]:
                     src0 = self._s0_level(l, d)
@@ -112,6 +117,7 @@ class SpikingTrellis(nn.Module):
                         {src0: s0_ch},
                         s1,
                         max_skip=cfg.max_skip,
+                        own_alphas=not self.shared_alphas,
                     )
         else:
             self.path = tuple(genotype.path)
@@ -177,6 +183,11 @@ class SpikingTrellis(nn.Module):
         p = torch.softmax(logits, dim=-1)
         return torch.nan_to_num(p, nan=0.0)
 
+    def cell_alphas(self, cell: Cell) -> torch.Tensor:
+        """The ``[edges, candidates]`` op logits that weight supernet cell ``cell``'s ops: the
+        trellis's shared set, or the cell's own (per-node alphas)."""
+        return self.arch_alpha if self.shared_alphas else cell.arch_alpha
+
     def arch_parameters(self) -> list[nn.Parameter]:
         """Alphas, betas, neuron-kind and hybrid logits (empty for a fixed network)."""
         return [p for n, p in self.named_parameters() if is_arch_name(n)]
@@ -199,6 +210,7 @@ class SpikingTrellis(nn.Module):
         if self.is_supernet:
             probs = self.move_probs()
             path = viterbi(torch.log(probs.detach()), cfg.moves, cfg.out_level)  # the derived path, for the energy
+            op_w = torch.softmax(self.arch_alpha, dim=-1) if self.shared_alphas else None  # one for every cell
             h: dict[int, dict[int, Signal]] = {-2: {0: stem}, -1: {0: stem}}
             occ: dict[int, dict[int, torch.Tensor | float]] = {-1: {0: 1.0}}
             for l in range(cfg.layers):
@@ -213,7 +225,7 @@ class SpikingTrellis(nn.Module):
                         if m is None or not bool(self.move_mask[l, s, m]):
                             continue
                         p = probs[l, s, m]
-                        out, e = cell(s0, lv0, sig, s, sizes[d])
+                        out, e = cell(s0, lv0, sig, s, sizes[d], op_w)
                         acc_x = acc_x + p * out.x
                         acc_p = acc_p + p * out.price
                         wsum = wsum + p
@@ -246,7 +258,10 @@ class SpikingTrellis(nn.Module):
         return kind, bool(n.spike_prob() >= 0.5)
 
     def derive(self) -> ComponentGenotype:
-        """Decode the supernet: Viterbi path, top-2 edges per node, neuron kind/tau/b, spiking or ANN."""
+        """Decode the supernet: Viterbi path, top-2 edges per node, neuron kind/tau/b, spiking or ANN.
+
+        With shared alphas every cell of the path gets the same edges and ops (decoded once);
+        the neuron decisions (kind, tau, b, spiking or ANN) are each cell's own."""
         if not self.is_supernet:
             raise ConfigError("derive: this network is already fixed")
         cfg = self.config
@@ -259,7 +274,7 @@ class SpikingTrellis(nn.Module):
                 tau = cell.neurons.tau_value(kind)
                 cells.append(
                     CellGenotype(
-                        decode_cell(cell.arch_alpha, cfg.candidates, cfg.steps, cfg.max_skip),
+                        decode_cell(self.cell_alphas(cell), cfg.candidates, cfg.steps, cfg.max_skip),
                         kind,
                         tuple(tau) if isinstance(tau, list) else tau,
                         cell.cell_b(kind),
@@ -274,17 +289,22 @@ class SpikingTrellis(nn.Module):
             return f"fixed path {list(self.path)}"
         g = self.derive()
         lines = [f"path {list(g.path)}"]
+
+        def op_weights(alphas: torch.Tensor) -> str:
+            mean = torch.softmax(alphas.detach(), -1).mean(0)
+            return " ".join(f"{n}={float(v):.2f}" for n, v in zip(self.config.candidates, mean))
+
+        if self.shared_alphas:
+            lines.append(f"  shared cell: mean op w [{op_weights(self.arch_alpha)}]")
         for l, (d, cg) in enumerate(zip(g.path, g.cells)):
             cell = self.cells[f"{l}_{d}"]
-            w = torch.softmax(cell.arch_alpha.detach(), -1)
-            mean = w.mean(0)
-            ops = " ".join(f"{n}={float(v):.2f}" for n, v in zip(self.config.candidates, mean))
+            ops = "" if self.shared_alphas else f"mean op w [{op_weights(cell.arch_alpha)}] "
             kinds = " ".join(
                 f"{k}={float(p):.2f}" for k, p in zip(cell.neurons.kinds, cell.neurons.kind_probs().detach())
             )
             nodes = " | ".join(",".join(f"{i}:{op}" for i, op in node) for node in cg.edges)
             lines.append(
-                f"  L{l}@{d}: mean op w [{ops}] kinds [{kinds}] p_spk={float(cell.neurons.spike_prob().detach()):.2f}"
+                f"  L{l}@{d}: {ops}kinds [{kinds}] p_spk={float(cell.neurons.spike_prob().detach()):.2f}"
                 f" tau={f'{cg.tau:.3f}' if isinstance(cg.tau, float) else 'per-channel'} b={cg.surrogate_b:.2f}"
                 f" -> {nodes}"
             )

@@ -47,6 +47,8 @@ class NetworkConfig:
     max_skip: at most this many skip_connect edges per derived cell (search only; None = no
     limit). An energy-weighted search favours skips, which cost nothing, and can end with
     cells that compute nothing; the cap (P-DARTS) keeps them computing.
+    alphas: ``shared`` (one set of op logits per searched component, shared by all its cells,
+    as in SpikeDHS/LEAStereo) or ``per_node`` (one set per trellis node); search only.
     design: ``concat`` (a concatenation cost volume over every 3-px shift at 1/3 resolution;
     small disparity ranges) or ``pyramid`` (coarse-to-fine: a group-wise correlation volume
     at 1/(3 * coarse_scale) resolution over the whole range, then a searched refinement at 1/3
@@ -68,6 +70,7 @@ class NetworkConfig:
     neuron: Mapping[str, Any] = field(default_factory=dict)
     hybrid: bool = True
     max_skip: int | None = None
+    alphas: str = "shared"
     design: str = "concat"
     coarse_scale: int = 2
     groups: int = 8
@@ -226,6 +229,8 @@ class StereoConfig:
         for key in ("feature_channels", "matching_channels", "feature_layers", "matching_layers", "steps", "levels"):
             need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
         need(n.levels <= 4, "network.levels", "must be at most 4")
+        # the engine's ALPHA_MODES (stereo_snn.search.config imports torch; a test keeps the two equal)
+        need(n.alphas in ("shared", "per_node"), "network.alphas", f"must be 'shared' or 'per_node', not {n.alphas!r}")
         need(n.design in ("concat", "pyramid"), "network.design", f"must be 'concat' or 'pyramid', not {n.design!r}")
         for key in ("coarse_scale", "groups", "refine_channels", "refine_layers", "refine_levels", "refine_radius"):
             need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")

@@ -295,7 +295,7 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     extra: dict[str, Any] = {"candidates": tuple(n.ops)} if n.ops else {}
     if n.max_skip is not None:
         extra["max_skip"] = n.max_skip
-    common = dict(steps=n.steps, out_level=0, neuron=neuron, **extra)
+    common = dict(steps=n.steps, out_level=0, neuron=neuron, alphas=n.alphas, **extra)
     feature = TrellisConfig(
         dim=2,
         in_channels=int(in_channels),
@@ -368,6 +368,11 @@ def build_supernet(cfg: StereoConfig) -> nn.Module:
     return _assemble(cfg, {name: SpikingTrellis(c) for name, c in configs.items()})
 
 
+#: TrellisConfig settings that shape only the supernet, never the fixed network: a genotype
+#: searched with per-node alphas builds under a config that says shared, and the other way round
+SUPERNET_ONLY = frozenset({"alphas"})
+
+
 def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
     """The fixed network of ``genotype`` (one component per searched part of ``cfg``'s design).
 
@@ -389,7 +394,11 @@ def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
                 f"{tc.in_channels} (representation {dict(cfg.representation)}, time_steps={cfg.time_steps}, "
                 f"network settings)"
             )
-        differ = [f.name for f in dataclasses.fields(tc) if getattr(tc, f.name) != getattr(comps[name].config, f.name)]
+        differ = [
+            f.name
+            for f in dataclasses.fields(tc)
+            if f.name not in SUPERNET_ONLY and getattr(tc, f.name) != getattr(comps[name].config, f.name)
+        ]
         if differ:
             raise GenotypeError(
                 f"stereo genotype: components.{name} was searched with "

@@ -2,7 +2,8 @@
 
 The windows with ground truth are split in two halves by a seeded shuffle: the weights
 train on one, the architecture parameters on the other (first-order DARTS). The run folder
-gets ``genotype.json``, ``figures/genotype.png`` (derived cells and layer paths),
+gets ``genotype.json``, ``search_report.json`` (how far each architecture decision moved and
+whether it is beyond noise, :mod:`stereo_snn.search.report`), ``figures/genotype.png`` (derived cells and layer paths),
 ``figures/search_curves.png``, ``metrics.json`` (per-epoch history) and TensorBoard scalars.
 """
 
@@ -17,11 +18,11 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from .. import distributed
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json
 from ..errors import DatasetError
 from ..fit import prepare_run_dir, write_history_scalars
 from ..runtime import RunDir, resolve_device, save_checkpoint, seed_everything
-from ..search import BilevelConfig, DGSConfig, Genotype, Searcher, SurrogateSearch, save_genotype
+from ..search import REPORT_FILE, BilevelConfig, DGSConfig, Genotype, Searcher, SurrogateSearch, save_genotype
 from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate
 from .losses import disparity_loss
@@ -146,6 +147,7 @@ def run_search(
     if not main:
         return genotype
     save_genotype(run.root / "genotype.json", genotype)
+    write_json(run.root / REPORT_FILE, searcher.report().to_dict())
     # the searched supernet itself: decode it again later without searching (derive_from_supernet)
     save_checkpoint(
         run.root / "supernet.pt",
@@ -172,6 +174,8 @@ def derive_from_supernet(
     weights and raise CheckpointError). Writes ``out_dir/genotype.json`` and
     ``out_dir/figures/genotype.png``; returns the Genotype."""
     state, cfg = read_checkpoint(supernet, ("model", "config"), "stereo supernet")
+    if "alphas" not in dict(state["config"].get("network") or {}):
+        cfg = cfg.replace(**{"network.alphas": "per_node"})  # saved before the setting: per-node alphas
     if overrides:
         cfg = cfg.replace(**overrides)
     model = build_supernet(cfg)

@@ -99,6 +99,20 @@ def test_settings_are_typed_and_frozen_and_read_numbers_written_as_text():
     assert C.ClassifyConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_model_alphas_default_shared_reach_the_trellis_and_old_files_read():
+    from classification.network import trellis_config
+
+    cfg = C.resolve_config()
+    assert cfg.model.alphas == "shared" and trellis_config(cfg.model, 3).alphas == "shared"
+    per_node = cfg.with_overrides(["model.alphas=per_node"])
+    assert trellis_config(per_node.model, 3).alphas == "per_node"
+    old = cfg.to_dict()
+    del old["model"]["alphas"]  # a checkpoint's settings from before the setting
+    assert C.ClassifyConfig.from_dict(old).model.alphas == "shared"
+    with pytest.raises(ConfigError, match="alphas 'tied'"):
+        trellis_config(cfg.with_overrides(["model.alphas=tied"]).model, 3)
+
+
 def test_old_search_setting_names_are_read():
     old = C.resolve_config().to_dict()
     old["search"] = {

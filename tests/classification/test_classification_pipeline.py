@@ -65,6 +65,9 @@ def test_search_writes_genotype_and_run_folder(digits_search):
     assert json.loads((run / "config.json").read_text())["search"]["epochs"] == 2
     assert json.loads((run / "metrics.json").read_text())["path"] == list(comp.path)
     assert (run / "arch.txt").read_text().startswith("path ")
+    report = json.loads((run / "search_report.json").read_text())
+    assert report["summary"] == g.settings["search_report"] and report["decisions"]
+    assert comp.config.alphas == "shared"
     assert any((run / "tb").iterdir())
 
 

@@ -92,16 +92,18 @@ def test_viterbi_picks_the_most_probable_path_not_the_greedy_one():
     assert viterbi(lp, moves, 0) == [1, 0, 0]
 
 
-def test_supernet_derive_uses_hand_set_betas():
-    cfg = TrellisConfig(dim=2, in_channels=1, channels=2, layers=3, steps=1, levels=3)
+@pytest.mark.parametrize("alphas", ["shared", "per_node"])
+def test_supernet_derive_uses_hand_set_betas(alphas):
+    cfg = TrellisConfig(dim=2, in_channels=1, channels=2, layers=3, steps=1, levels=3, alphas=alphas)
     net = SpikingTrellis(cfg)
     with torch.no_grad():
         net.arch_beta.zero_()
         net.arch_beta[0, 0, cfg.moves.index("down")] = 5.0
         net.arch_beta[1, 1, cfg.moves.index("down")] = 9.0  # masked: level 2 cannot return to 0 in time
         net.arch_beta[1, 1, cfg.moves.index("same")] = 5.0
-        net.cells["0_1"].arch_alpha.zero_()
-        net.cells["0_1"].arch_alpha[:, 2] = 4.0
+        alpha = net.cell_alphas(net.cells["0_1"])  # the shared set, or this cell's own
+        alpha.zero_()
+        alpha[:, 2] = 4.0
         net.cells["0_1"].neurons.arch_type.copy_(torch.tensor([0.0, 3.0]))
         net.cells["0_1"].neurons.arch_hybrid.copy_(torch.tensor([0.0, 2.0]))
     g = net.derive()

@@ -93,6 +93,19 @@ def test_config_presets_and_errors(tmp_path):
     assert load_config(None) == load_config("dsec") != load_config("mvsec")
 
 
+def test_network_alphas_reach_every_trellis_and_bad_values_are_named_early():
+    from stereo_snn.search import ALPHA_MODES
+    from stereo_snn.stereo.network import trellis_configs
+
+    cfg = load_config("tiny")
+    assert cfg.network.alphas == "shared"
+    for mode in ALPHA_MODES:
+        c = load_config("tiny", {"network.alphas": mode})
+        assert {t.alphas for t in trellis_configs(c, c.input_channels).values()} == {mode}
+    with pytest.raises(ConfigError, match="network.alphas must be 'shared' or 'per_node', not 'tied'"):
+        load_config("tiny", {"network.alphas": "tied"})
+
+
 def test_network_max_skip_caps_the_skips_of_every_derived_cell():
     from stereo_snn.stereo.network import build_supernet
 
@@ -100,9 +113,8 @@ def test_network_max_skip_caps_the_skips_of_every_derived_cell():
     model = build_supernet(cfg)
     for trellis in (model.feature, model.matching):
         assert trellis.config.max_skip == 0
-        for cell in trellis.cells.values():  # make skip the argmax of every edge
-            with torch.no_grad():
-                cell.arch_alpha[:, list(trellis.config.candidates).index("skip_connect")] += 10.0
+        with torch.no_grad():  # make skip the argmax of every edge (the shared op logits of every cell)
+            trellis.arch_alpha[:, list(trellis.config.candidates).index("skip_connect")] += 10.0
         ops = [op for cg in trellis.derive().cells for node in cg.edges for _, op in node]
         assert ops and "skip_connect" not in ops
     assert load_config("tiny").network.max_skip is None

@@ -17,8 +17,15 @@ from stereo_snn.stereo.search import derive_from_supernet, run_search
 def test_search_writes_a_genotype_that_builds(sim_root, tiny_cfg, tmp_path):
     cfg = tiny_cfg.replace(**{"search.crop": [24, 36], "search.epochs": 1, "search.warmup_epochs": 0})
     sources = open_sources(sim_root)[:1]
-    genotype = run_search(cfg, sources, tmp_path, seed=0, max_batches=1, log=lambda s: None)
+    logs: list[str] = []
+    genotype = run_search(cfg, sources, tmp_path, seed=0, max_batches=1, log=logs.append)
     loaded = load_genotype(tmp_path / "genotype.json")
+    # one architecture step decides nothing: one warning line, the report beside the genotype
+    assert len([line for line in logs if line.startswith("warning: search too short")]) == 1
+    report = json.loads((tmp_path / "search_report.json").read_text())
+    assert report["summary"]["long_enough"] is False and report["summary"]["arch_steps"] == 1
+    assert {d["component"] for d in report["decisions"]} == {"feature", "matching"}
+    assert loaded.settings["search_report"] == report["summary"]
     assert set(loaded.components) == {"feature", "matching"}
     assert loaded.settings["stereo_config"] == cfg.to_dict()
     assert loaded.components["feature"].path == genotype.components["feature"].path
@@ -53,6 +60,18 @@ def test_search_writes_a_genotype_that_builds(sim_root, tiny_cfg, tmp_path):
         derive_from_supernet(
             tmp_path / "supernet.pt", tmp_path / "wider", {"network.matching_channels": 12}, log=lambda s: None
         )
+
+
+def test_a_supernet_saved_before_the_alphas_setting_decodes_with_per_node_alphas(tiny_cfg, tmp_path):
+    from stereo_snn.runtime import save_checkpoint
+    from stereo_snn.stereo.network import build_supernet
+
+    cfg = tiny_cfg.replace(**{"network.alphas": "per_node"})
+    old = cfg.to_dict()
+    del old["network"]["alphas"]
+    save_checkpoint(tmp_path / "supernet.pt", {"model": build_supernet(cfg).state_dict(), "config": old})
+    g = derive_from_supernet(tmp_path / "supernet.pt", tmp_path / "d", log=lambda s: None)
+    assert {c.config.alphas for c in g.components.values()} == {"per_node"}
 
 
 def test_search_command_derive_from_a_saved_supernet(sim_root, tiny_cfg, tmp_path, capsys):
