@@ -100,12 +100,15 @@ class SurrogateSearch:
         :meth:`DGSConfig.first_epoch` ``(warmup)`` every ``every`` epochs); True when it ran.
         ``val_batches`` must be training data held apart from the batches of ``train_batches``,
         never the data that chooses the best model."""
-        c = self.config
-        first = c.first_epoch(warmup)
-        if epoch < first or (epoch - first) % c.every:
+        if not self.due(epoch, warmup):
             return False
         self.run(train_batches, val_batches, loss_fn)
         return True
+
+    def due(self, epoch: int, warmup: int = 0) -> bool:
+        """True when a round is on the schedule at ``epoch`` (0-based)."""
+        first = self.config.first_epoch(warmup)
+        return epoch >= first and (epoch - first) % self.config.every == 0
 
     def run(
         self, train_batches: Iterable, val_batches: Iterable, loss_fn: Callable[[nn.Module, Any], torch.Tensor]

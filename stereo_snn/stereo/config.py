@@ -79,7 +79,13 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Retraining settings (learning rate per sample batch, epochs, crops, loss)."""
+    """Retraining settings (learning rate per sample batch, epochs, crops, loss).
+
+    dgs_every: epochs between DGS rounds (0: no DGS); dgs_batches: batch pairs per round;
+    dgs_start: the 0-based epoch of the first round (None: after ``dgs_every`` epochs). The
+    rounds run on two halves of the TRAINING windows, never on the validation windows that
+    choose ``best.pt``.
+    """
 
     epochs: int = 10
     batch_size: int = 2
@@ -91,7 +97,8 @@ class TrainConfig:
     subpixel_b: float = 1.0
     grad_clip: float = 5.0
     dgs_every: int = 0
-    dgs_batches: int = 4
+    dgs_batches: int = 16
+    dgs_start: int | None = None
     coarse_weight: float = 0.5
     amp: bool = True
     image_every: int = 1
@@ -99,7 +106,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Bilevel search settings (handed to the engine's searcher)."""
+    """Bilevel search settings (handed to the engine's searcher); dgs_*: as in
+    :class:`TrainConfig` (dgs_start None: after ``dgs_every`` epochs and the warm-up)."""
 
     epochs: int = 4
     batch_size: int = 2
@@ -111,7 +119,8 @@ class SearchConfig:
     energy_weight: float = 0.0
     crop: tuple[int, int] | None = None
     dgs_every: int = 0
-    dgs_batches: int = 4
+    dgs_batches: int = 16
+    dgs_start: int | None = None
 
 
 @dataclass(frozen=True)
