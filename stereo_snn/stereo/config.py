@@ -56,6 +56,9 @@ class NetworkConfig:
     refine_channels / refine_layers / refine_levels: the pyramid's refinement trellis.
     refine_radius: the refinement searches offsets -R..R (1/3-resolution pixels, i.e. 3R px)
     around the coarse disparity.
+    tau_candidates: time constants (time steps) each searched cell may choose for its ``lif``
+    neurons, beside the other kinds (temporal search; empty: lif keeps ``neuron.tau``; the
+    bundled models were searched without it).
     """
 
     feature_channels: int = 8
@@ -75,6 +78,7 @@ class NetworkConfig:
     refine_layers: int = 2
     refine_levels: int = 2
     refine_radius: int = 3
+    tau_candidates: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
