@@ -8,7 +8,7 @@ different shuffles of the training split's halves. For each Dspike surrogate the
 its move (down, stay, up) is compared; the fraction that agree is printed per N and seed.
 Chance level is about 1/3 (the direction has three outcomes).
 
-    python tools/dgs_agreement.py --seeds 0 1 --batches 4 16 32
+    python tools/dgs_agreement.py --seeds 0 1 --batches 4 16 32 [--min-evidence 2]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _direction(before: dict[str, float], after: dict[str, float]) -> dict[str, i
     return {k: (after[k] > before[k] + 1e-9) - (after[k] < before[k] - 1e-9) for k in before}
 
 
-def measure(seed: int, batches: list[int], warm_epochs: int) -> list[dict]:
+def measure(seed: int, batches: list[int], warm_epochs: int, min_evidence: float = 0.0) -> list[dict]:
     from classification.config import resolve_config
     from classification.data import build_data
     from classification.network import build_supernet
@@ -54,7 +54,7 @@ def measure(seed: int, batches: list[int], warm_epochs: int) -> list[dict]:
         dirs = []
         for k in range(2):
             model.load_state_dict(state)
-            dgs = SurrogateSearch(model, dataclass_replace(cfg.dgs, max_batches=n))
+            dgs = SurrogateSearch(model, dataclass_replace(cfg.dgs, max_batches=n, min_evidence=min_evidence))
             before = dgs.current_b()
             t0 = time.process_time()
             after = dgs.run(
@@ -67,6 +67,7 @@ def measure(seed: int, batches: list[int], warm_epochs: int) -> list[dict]:
         rows.append(
             {
                 "seed": seed,
+                "min_evidence": min_evidence,
                 "batches": n,
                 "layers": len(dirs[0]),
                 "agree": agree,
@@ -89,9 +90,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--batches", type=int, nargs="+", default=[4, 16, 32])
     p.add_argument("--warm-epochs", type=int, default=3)
+    p.add_argument("--min-evidence", type=float, default=0.0, help="DGSConfig.min_evidence (0: argmax rule)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    rows = [r for s in args.seeds for r in measure(s, args.batches, args.warm_epochs)]
+    rows = [r for s in args.seeds for r in measure(s, args.batches, args.warm_epochs, args.min_evidence)]
     for n in args.batches:
         sel = [r for r in rows if r["batches"] == n]
         agree, total = sum(r["agree"] for r in sel), sum(r["layers"] for r in sel)

@@ -160,3 +160,20 @@ def _node_temperatures(fixed: SpikingTrellis) -> dict[str, set[float]]:
         for key, m in act.neurons.items():
             out.setdefault(key.split("__")[-1], set()).add(round(float(m.surrogate_function.b), 4))
     return out
+
+
+def test_with_min_evidence_b_moves_only_on_a_consistent_advantage():
+    # the per-pair advantage over keeping b: candidate 3 consistently ahead, candidate 0 ahead on
+    # average but not consistently; below the threshold b stays
+    ev = torch.zeros(5, 2)
+    ev[3] = torch.tensor([0.5, 4.0])
+    ev[0] = torch.tensor([0.9, 1.0])
+    bs = torch.tensor([2.6, 2.8, 3.0, 3.2, 3.4])
+    dgs = SurrogateSearch(_Tiny(3.0), DGSConfig(min_evidence=2.0))
+    assert dgs._supported(ev, bs, 3.0, 2.0) == 3
+    assert dgs._supported(ev, bs, 3.0, 5.0) == 2
+    # a sharp surrogate (b = 6) far from the membranes: the evidence is consistent, b comes down
+    _, moved = _train(6.0, DGSConfig(every=1, start=0, max_batches=8, lr=0.05, min_evidence=2.0))
+    assert min(moved.history["lif.surrogate_function"]) < 6.0
+    with pytest.raises(ConfigError, match="min_evidence"):
+        DGSConfig(min_evidence=-1.0)
