@@ -45,7 +45,11 @@ class DGSConfig:
     on the mixing logits; lookahead_lr: inner step size of the look-ahead; b_min/b_max:
     clamp range of b. min_evidence: 0 takes the argmax of the learned mixing weights (the
     reference's rule); z > 0 moves b only to a candidate whose advantage over keeping b, per
-    batch pair of the round, has a mean at least ``z`` standard errors above zero (else b stays).
+    batch pair of the round, has a mean at least ``z`` standard errors above zero (else b
+    stays). The default 2 is measured on the digits supernet (172 surrogates, two rounds from
+    one state): with the argmax rule about 70 % of the b move every round and their directions
+    agree at chance level with 4, 16 or 32 pairs; with z = 2 and 16 pairs 12 moved and the two
+    rounds agreed on 154 (90 %; 4 pairs: 27 moved, 123 agreed).
     """
 
     every: int = 5
@@ -56,7 +60,7 @@ class DGSConfig:
     lookahead_lr: float = 0.1
     b_min: float = 1.0
     b_max: float = 6.0
-    min_evidence: float = 0.0
+    min_evidence: float = 2.0
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.max_batches < 1 or (self.start is not None and self.start < 0):

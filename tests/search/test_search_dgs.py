@@ -61,7 +61,7 @@ def _train(b: float, dgs_cfg: DGSConfig | None):
 
 def test_dgs_moves_b_and_helps_when_default_b_is_poor():
     plain, _ = _train(6.0, None)
-    searched, dgs = _train(6.0, DGSConfig(every=1, start=0, max_batches=4, lr=0.05))
+    searched, dgs = _train(6.0, DGSConfig(every=1, start=0, max_batches=4, lr=0.05, min_evidence=0.0))
     hist = dgs.history["lif.surrogate_function"]
     assert hist[0] == 6.0 and len(hist) == 9
     assert min(hist) < 6.0
