@@ -175,7 +175,7 @@ class ModelConfig:
     stem_stride: int
     candidates: tuple[str, ...]
     neuron_kinds: tuple[str, ...]
-    hybrid: bool
+    hybrid: bool | str
     tau: float
     v_threshold: float
     surrogate_b: float
@@ -184,10 +184,22 @@ class ModelConfig:
     genotype: str | None
     alphas: str = "shared"
 
+    tau_candidates: tuple[float, ...] = ()
+
     def __post_init__(self) -> None:
         for key in ("time_steps", "layers", "channels", "steps", "levels", "stem_stride"):
             _positive(f"model.{key}", getattr(self, key))
         _positive("model.auxiliary_layer", self.auxiliary_layer, 1, allow_none=True)
+        if isinstance(self.hybrid, str) and self.hybrid != "auto":
+            raise ConfigError(f"model.hybrid {self.hybrid!r}: must be true, false or auto")
+        if any(not t > 1 for t in self.tau_candidates):
+            raise ConfigError(f"model.tau_candidates {list(self.tau_candidates)}: every time constant must be > 1")
+
+    def hybrid_search(self, energy_term: bool) -> bool:
+        """Whether the search chooses spiking or ANN per cell: ``hybrid``, or with ``auto`` only
+        when the search has an energy term (without one an ANN cell costs nothing and is easier
+        to train, so every cell would become ANN and the "spiking" network would not spike)."""
+        return energy_term if self.hybrid == "auto" else bool(self.hybrid)
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,11 @@ class SearchConfig:
     max_batches: int | None
     dgs: bool
     energy_dual_lr: float = 0.5
+
+    @property
+    def energy_term(self) -> bool:
+        """True when the architecture loss has an energy term (a weight or a target)."""
+        return self.energy_weight > 0 or self.energy_target_mj is not None
 
     def __post_init__(self) -> None:
         _positive("search.epochs", self.epochs)

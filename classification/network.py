@@ -124,9 +124,10 @@ class SpikingClassifier(nn.Module):
         return logits, aux
 
 
-def trellis_config(model: "ModelConfig", in_channels: int) -> TrellisConfig:
+def trellis_config(model: "ModelConfig", in_channels: int, energy_term: bool = False) -> TrellisConfig:
     """The supernet's :class:`TrellisConfig` from the ``model`` settings: 2D, moves {down, same},
-    the path ends at the deepest level (``levels - 1``)."""
+    the path ends at the deepest level (``levels - 1``). ``energy_term``: whether the search
+    has one (decides ``hybrid: auto``, :meth:`ModelConfig.hybrid_search`)."""
     try:
         neuron = NeuronConfig(kind="lif", tau=model.tau, v_threshold=model.v_threshold, b=model.surrogate_b)
         return TrellisConfig(
@@ -141,17 +142,23 @@ def trellis_config(model: "ModelConfig", in_channels: int) -> TrellisConfig:
             stem_stride=model.stem_stride,
             candidates=tuple(model.candidates),
             neuron_kinds=tuple(model.neuron_kinds),
-            hybrid=model.hybrid,
+            hybrid=model.hybrid_search(energy_term),
             neuron=neuron,
             alphas=model.alphas,
+            tau_candidates=tuple(model.tau_candidates),
         )
     except ConfigError as exc:
         raise ConfigError(f"model settings: {exc}") from exc
 
 
-def build_supernet(model: "ModelConfig", num_classes: int, in_channels: int) -> SpikingClassifier:
-    """The searchable classifier (supernet backbone, no auxiliary head)."""
-    return SpikingClassifier(SpikingTrellis(trellis_config(model, in_channels)), num_classes, model.time_steps)
+def build_supernet(
+    model: "ModelConfig", num_classes: int, in_channels: int, energy_term: bool = False
+) -> SpikingClassifier:
+    """The searchable classifier (supernet backbone, no auxiliary head); ``energy_term`` as in
+    :func:`trellis_config`."""
+    return SpikingClassifier(
+        SpikingTrellis(trellis_config(model, in_channels, energy_term)), num_classes, model.time_steps
+    )
 
 
 def _component(genotype: Genotype, source: str) -> ComponentGenotype:

@@ -71,7 +71,7 @@ def search_run(
     main, log = distributed.is_main(), distributed.main_only(log)
     distributed.check_batch(s.batch_size, "search.batch_size")
     data = build_data(cfg.data, s.batch_size, cfg.seed, search_fraction=s.train_fraction)
-    model = build_supernet(cfg.model, data.num_classes, data.in_channels).to(device)
+    model = build_supernet(cfg.model, data.num_classes, data.in_channels, s.energy_term).to(device)
     run = prepare_run_dir(out, overwrite=overwrite)
     if main:
         run.write_config(

@@ -136,7 +136,8 @@ class FitTask:
     by the other); train_batches(epoch): the batches of a training epoch; step_loss(model,
     batch): forward and loss of one batch (run under autocast); evaluate(model): entries of
     the epoch row (e.g. ``val_mae``) or None; dgs: the engine's DGS controller, run before
-    each epoch on ``dgs_batches(epoch)`` with ``dgs_loss``; extra_state: stored in every
+    each epoch its schedule names on ``dgs_batches(epoch)`` (training batches and held-out
+    TRAINING batches, never the data that chooses ``best.pt``) with ``dgs_loss``; extra_state: stored in every
     checkpoint; on_epoch_end(model, epochs_done, writer): e.g. pictures for TensorBoard;
     describe(row): the log line of an epoch; summary(history, best): extra ``metrics.json`` entries.
     """
@@ -332,9 +333,8 @@ def fit(
     epoch = start
     try:
         for epoch in range(start, stop):
-            if task.dgs is not None and task.dgs_batches is not None:
-                dgs_train, dgs_val = task.dgs_batches(epoch)
-                task.dgs.maybe_run(epoch, dgs_train, dgs_val, task.dgs_loss)
+            if task.dgs is not None and task.dgs_batches is not None and task.dgs.due(epoch):
+                task.dgs.run(*task.dgs_batches(epoch), task.dgs_loss)  # the batches are made only when due
             model.train()
             lr = float(opt.param_groups[0]["lr"])
             weight, loss_sum, sums = 0.0, 0.0, {}

@@ -24,6 +24,8 @@ expected-energy term, which counts as the measured report does (:mod:`.energy`).
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
 
@@ -36,6 +38,7 @@ __all__ = [
     "E_UPDATE_PJ",
     "CellNeurons",
     "NodeActivation",
+    "choice_key",
     "group_key",
     "neuron_steps",
     "derived_value",
@@ -70,12 +73,22 @@ def group_key(b: float | None) -> str:
     return "node" if b is None else f"b{float(b):g}".replace(".", "p")
 
 
+def choice_key(kind: str, tau: float | None) -> str:
+    """Name of a neuron choice: the kind, or ``lif_t4`` for a fixed-tau kind at a searched tau."""
+    return kind if tau is None else f"{kind}_t{float(tau):g}".replace(".", "p")
+
+
 class CellNeurons(nn.Module):
     """The neuron decisions of one cell (searched in a supernet, fixed in a derived network).
 
     kinds: candidate spiking kinds (supernet) or the one chosen kind (fixed); hybrid: search
     spiking vs ann (supernet only); spiking: the fixed choice; neuron: tau, threshold, cell b;
     channels: node channel count (per-channel tau of clif).
+
+    Temporal search: the supernet's choices (:attr:`choices`, ``(kind, tau)``) are every kind,
+    with the fixed-tau kind ``lif`` once per value of ``tau_candidates`` (``tau`` None: the
+    kind's own time constant, ``neuron.tau`` or the learnable one). ``arch_type`` holds one
+    logit per choice; the derived cell takes the argmax, kind and time constant together.
     """
 
     def __init__(
@@ -88,21 +101,33 @@ class CellNeurons(nn.Module):
         hybrid: bool = False,
         spiking: bool = True,
         tau: float | list[float] | None = None,
+        tau_candidates: tuple[float, ...] = (),
+        group_b: Mapping[str, float] | None = None,
     ):
-        """``tau``: initial time constant(s) of the learnable kinds (default ``neuron.tau``)."""
+        """``tau``: initial time constant(s) of the learnable kinds (default ``neuron.tau``);
+        ``tau_candidates``: time constants (time steps, > 1) searched for ``lif`` (supernet);
+        ``group_b``: surrogate temperature of each op group by :func:`group_key` (fixed
+        network; a group not listed keeps its op's nominal b)."""
         super().__init__()
         bad = [k for k in kinds if k not in SPIKING_KINDS]
         if not kinds or bad:
             raise ConfigError(f"neuron_kinds {list(kinds)}: need one or more of {', '.join(SPIKING_KINDS)}")
+        if any(not float(t) > 1 for t in tau_candidates):
+            raise ConfigError(f"tau_candidates {list(tau_candidates)}: every time constant must be > 1 (time steps)")
         self.kinds = tuple(kinds)
         self.neuron = neuron
         self.channels = channels
         self.search = search
         self.hybrid = bool(hybrid) and search
         self.spiking = True if search else bool(spiking)
+        self.group_b = {str(k): float(v) for k, v in (group_b or {}).items()}
+        taus = tuple(dict.fromkeys(float(t) for t in tau_candidates)) if search else ()
+        self.choices: tuple[tuple[str, float | None], ...] = tuple(
+            (k, t) for k in self.kinds for t in (taus if k == "lif" and taus else (None,))
+        )
         self.register_buffer("_one", torch.ones(1), persistent=False)  # follows .to(device)
-        if search and len(self.kinds) > 1:
-            self.arch_type = nn.Parameter(1e-3 * torch.randn(len(self.kinds)))
+        if search and len(self.choices) > 1:
+            self.arch_type = nn.Parameter(1e-3 * torch.randn(len(self.choices)))
         if self.hybrid:
             self.arch_hybrid = nn.Parameter(1e-3 * torch.randn(2))  # (spiking, ann)
         # shared learnable time constants
@@ -117,7 +142,7 @@ class CellNeurons(nn.Module):
             self.clif_w = nn.Parameter(-torch.log(vals - 1.0))
 
     def kind_probs(self) -> torch.Tensor:
-        """Probabilities of the spiking kinds (softmax of the logits; one-hot when fixed)."""
+        """Probabilities of the neuron :attr:`choices` (softmax of the logits; one-hot when fixed)."""
         if hasattr(self, "arch_type"):
             return torch.softmax(self.arch_type, 0)
         return self._one
@@ -131,11 +156,18 @@ class CellNeurons(nn.Module):
     def _device(self) -> torch.device:
         return self._one.device
 
-    def make(self, kind: str, b: float) -> nn.Module:
-        """A neuron of ``kind`` with its own Dspike(b), sharing the cell's learnable tau."""
+    def group_temperature(self, group: float | None) -> float:
+        """Surrogate temperature of an op group (``None``: the cell's own ``neuron.b``)."""
+        if group is None:
+            return float(self.neuron.b)
+        return self.group_b.get(group_key(group), float(group))
+
+    def make(self, kind: str, b: float, tau: float | None = None) -> nn.Module:
+        """A neuron of ``kind`` with its own Dspike(b), sharing the cell's learnable tau
+        (``tau``: the fixed time constant of a searched ``lif`` choice; None: ``neuron.tau``)."""
         cfg = NeuronConfig(
             kind=kind,
-            tau=self.neuron.tau,
+            tau=self.neuron.tau if tau is None else float(tau),
             v_threshold=self.neuron.v_threshold,
             b=b,
             decay_input=self.neuron.decay_input,
@@ -148,8 +180,10 @@ class CellNeurons(nn.Module):
             n.w = self.clif_w
         return n
 
-    def tau_value(self, kind: str) -> float | list[float]:
-        """The time constant (time steps) the kind currently has in this cell."""
+    def tau_value(self, kind: str, tau: float | None = None) -> float | list[float]:
+        """The time constant (time steps) the choice ``(kind, tau)`` currently has in this cell."""
+        if tau is not None:
+            return float(tau)
         if kind == "plif":
             return float(1.0 / torch.sigmoid(self.plif_w.detach()))
         if kind == "clif":
@@ -182,10 +216,10 @@ class NodeActivation(nn.Module):
         self.groups = tuple(dict.fromkeys(groups))
         self.neurons = nn.ModuleDict()
         if cell.spiking or cell.hybrid:
-            for kind in cell.kinds:
+            for kind, tau in cell.choices:
                 for g in self.groups:
-                    b = cell.neuron.b if g is None else float(g)
-                    self.neurons[f"{kind}__{group_key(g)}"] = cell.make(kind, b)
+                    key = f"{choice_key(kind, tau)}__{group_key(g)}"
+                    self.neurons[key] = cell.make(kind, cell.group_temperature(g), tau)
         self.last_cost: torch.Tensor | float = E_MAC_PJ
         self.last_update: torch.Tensor | float = 0.0  # membrane updates of the last call, pJ per sample
         self.last_rate: float | None = None
@@ -220,8 +254,8 @@ class NodeActivation(nn.Module):
         spk = None
         cost_spk = None
         rates = []
-        for ki, kind in enumerate(cell.kinds):
-            mods = [self.neurons[f"{kind}__{group_key(g)}"] for g in groups]
+        for ki, (kind, tau) in enumerate(cell.choices):
+            mods = [self.neurons[f"{choice_key(kind, tau)}__{group_key(g)}"] for g in groups]
             # the groups differ only in the surrogate: one stacked membrane loop when possible
             stacked = grouped_multi_step(mods, stacked_in) if stacked_in is not None else None
             if stacked is not None:

@@ -199,7 +199,9 @@ class Searcher:
             lr = self.lr_at(epoch)
             for group in self.w_opt.param_groups:
                 group["lr"] = lr
-            if self.dgs is not None and self.dgs.maybe_run(epoch, train_batches, val_batches, self.loss_fn):
+            if self.dgs is not None and self.dgs.maybe_run(
+                epoch, train_batches, val_batches, self.loss_fn, warmup=c.warmup_epochs
+            ):
                 self.log(
                     f"epoch {epoch + 1}/{c.epochs}: DGS b range [{min(self.dgs.current_b().values()):.2f}, "
                     f"{max(self.dgs.current_b().values()):.2f}]"

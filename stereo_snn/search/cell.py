@@ -194,12 +194,19 @@ class Cell(nn.Module):
         price = sum(s.price for s in nodes) / len(nodes)
         return Signal(x, price), energy
 
-    def cell_b(self, kind: str) -> float:
-        """The cell's own surrogate temperature for ``kind``: mean b of its node-group Dspikes."""
-        vals = []
+    def cell_b(self, choice: str) -> float:
+        """The cell's own surrogate temperature for the neuron choice ``choice``
+        (:func:`~.activation.choice_key`): mean b of its node-group Dspikes."""
+        return self.searched_b(choice).get("node", float(self.neurons.neuron.b))
+
+    def searched_b(self, choice: str) -> dict[str, float]:
+        """Mean Dspike temperature of each surrogate group (``node``, ``b3``, ``b5`` ...) over the
+        cell's neurons of the choice ``choice`` (what DGS made of them)."""
+        vals: dict[str, list[float]] = {}
         acts = list(self.node_acts) + [r.act for r in self.pre0.values()] + [r.act for r in self.pre1.values()]
         for act in acts:
-            m = act.neurons[f"{kind}__node"] if f"{kind}__node" in act.neurons else None
-            if m is not None and hasattr(m, "surrogate_function"):
-                vals.append(float(m.surrogate_function.b))
-        return sum(vals) / len(vals) if vals else float(self.neurons.neuron.b)
+            for key, m in act.neurons.items():
+                name, group = key.rsplit("__", 1)
+                if name == choice and hasattr(m, "surrogate_function"):
+                    vals.setdefault(group, []).append(float(m.surrogate_function.b))
+        return {g: sum(v) / len(v) for g, v in vals.items()}

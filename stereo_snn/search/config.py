@@ -30,7 +30,9 @@ class TrellisConfig:
     kinds searched per cell; hybrid: search spiking vs ANN per cell; neuron: tau / threshold /
     default surrogate temperature (``neuron.tau`` is the fixed tau of ``lif``);
     learn_tau_init: initial time constant (time steps) of the learnable kinds ``plif``/``clif``
-    (different from the fixed one, so that the kinds differ from the start); max_skip: at
+    (different from the fixed one, so that the kinds differ from the start); tau_candidates:
+    time constants (time steps) searched for the fixed-tau kind ``lif``, each cell choosing
+    one with the kinds (temporal search; empty: ``lif`` has only ``neuron.tau``); max_skip: at
     most this many ``skip_connect`` edges per derived cell (:func:`genotype.decode_cell`;
     None = no limit); alphas: ``shared`` (one ``[edges, candidates]`` set of op logits for
     every supernet cell of the trellis, the cell type of SpikeDHS/DARTS; every derived cell
@@ -56,6 +58,7 @@ class TrellisConfig:
     learn_tau_init: float = 2.0
     max_skip: int | None = None
     alphas: str = "shared"
+    tau_candidates: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         check_dim(self.dim)
@@ -81,6 +84,13 @@ class TrellisConfig:
             raise ConfigError(f"trellis alphas {self.alphas!r}: one of {list(ALPHA_MODES)}")
         if not (isinstance(self.learn_tau_init, (int, float)) and self.learn_tau_init > 1):
             raise ConfigError(f"trellis learn_tau_init {self.learn_tau_init!r}: must be a number > 1 (time steps)")
+        if not isinstance(self.tau_candidates, (list, tuple)) or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and t > 1 for t in self.tau_candidates
+        ):
+            raise ConfigError(
+                f"trellis tau_candidates {self.tau_candidates!r}: a list of time constants > 1 (time steps)"
+            )
+        object.__setattr__(self, "tau_candidates", tuple(float(t) for t in self.tau_candidates))
         if isinstance(self.neuron, dict):
             object.__setattr__(self, "neuron", NeuronConfig(**self.neuron))
         if self.neuron.kind not in SPIKING_KINDS:
@@ -98,6 +108,7 @@ class TrellisConfig:
             list(self.candidates),
             list(self.neuron_kinds),
         )
+        d["tau_candidates"] = list(self.tau_candidates)
         return d
 
     @classmethod
@@ -123,7 +134,7 @@ class TrellisConfig:
                 raise ConfigError(f"{where}.neuron: {exc}") from exc
             except ConfigError as exc:
                 raise ConfigError(f"{where}.neuron: {exc}") from exc
-        for k in ("moves", "candidates", "neuron_kinds"):
+        for k in ("moves", "candidates", "neuron_kinds", "tau_candidates"):
             if k in kw:
                 if not isinstance(kw[k], (list, tuple)):
                     raise ConfigError(f"{where}.{k}: must be a list")

@@ -15,13 +15,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from ..atomic import write_json
 from ..errors import ConfigError, GenotypeError
 from ..spiking import SPIKING_KINDS
+from .activation import group_key
 from .config import MOVES, TrellisConfig
 from .ops import OPS
 
@@ -50,13 +51,18 @@ Edges = tuple[tuple[tuple[int, str], ...], ...]
 class CellGenotype:
     """One derived cell: per node its kept edges ``(input_index, op)`` (0 = s0, 1 = s1, 2+i = node i),
     the spiking neuron kind, its time constant(s) in time steps, the cell's surrogate temperature
-    and whether the cell spikes (False = ANN cell with ReLU)."""
+    (the ``node`` group: ops without a temperature of their own, and the resampling inputs),
+    whether the cell spikes (False = ANN cell with ReLU), and the searched temperature of each
+    op surrogate group (``{"b3": 2.6, "b5": 4.8}``, keys :func:`~.activation.group_key` of the
+    ops' nominal b). A group missing from ``group_b`` (genotypes written before DGS results
+    were kept) uses the op's nominal temperature, as those genotypes always did."""
 
     edges: Edges
     neuron: str = "lif"
     tau: float | tuple[float, ...] = 1.25
     surrogate_b: float = 3.0
     spiking: bool = True
+    group_b: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,7 @@ def genotype_to_dict(g: Genotype) -> dict[str, Any]:
                     "tau": list(cell.tau) if isinstance(cell.tau, tuple) else cell.tau,
                     "surrogate_b": cell.surrogate_b,
                     "spiking": cell.spiking,
+                    **({"group_b": dict(cell.group_b)} if cell.group_b else {}),
                 }
                 for cell in c.cells
             ],
@@ -274,7 +281,26 @@ def _cell_from_dict(d: Any, where: str, steps: int, channels: int, source: str) 
     if not b > 0:
         raise GenotypeError(f"{source}: {where}.surrogate_b: {b} must be > 0")
     spiking = _need(d, "spiking", where, bool, source)
-    return CellGenotype(tuple(edges), kind, tau_v, float(b), spiking)
+    return CellGenotype(tuple(edges), kind, tau_v, float(b), spiking, _group_b(d, where, source))
+
+
+#: keys of the op surrogate groups a genotype may give a temperature for
+GROUP_KEYS = tuple(dict.fromkeys(group_key(spec.b) for spec in OPS.values() if spec.b is not None))
+
+
+def _group_b(d: dict, where: str, source: str) -> dict[str, float]:
+    """The optional ``group_b`` of a cell (absent: ``{}``, the ops' nominal temperatures)."""
+    if "group_b" not in d:
+        return {}
+    raw = _need(d, "group_b", where, dict, source)
+    out = {}
+    for key, value in raw.items():
+        if key not in GROUP_KEYS:
+            raise GenotypeError(f"{source}: {where}.group_b.{key}: unknown group (known: {', '.join(GROUP_KEYS)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise GenotypeError(f"{source}: {where}.group_b.{key}: {value!r} must be a number > 0")
+        out[key] = float(value)
+    return out
 
 
 def _check_path(path: Any, cfg: TrellisConfig, where: str, source: str) -> tuple[int, ...]:

@@ -35,6 +35,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from .activation import choice_key
 from .cell import edge_inputs
 from .config import MOVES
 from .trellis import SpikingTrellis
@@ -185,9 +186,9 @@ def _trellis_decisions(name: str, net: SpikingTrellis) -> list[Decision]:
             out.append(_decision(name, "move", f"layer {l} from level {prev}", row, moves, chosen, True))
         n = cell.neurons
         if hasattr(n, "arch_type"):
-            out.append(
-                _decision(name, "neuron", f"layer {l} level {d}", n.arch_type, n.kinds, n.kinds.index(cg.neuron), True)
-            )
+            labels = [choice_key(k, t) for k, t in n.choices]  # kinds, lif once per searched tau
+            chosen = int(n.arch_type.detach().argmax())  # what derivation decodes (argmax)
+            out.append(_decision(name, "neuron", f"layer {l} level {d}", n.arch_type, labels, chosen, True))
         if n.hybrid:
             row = n.arch_hybrid  # (spiking, ann)
             out.append(

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..spiking import reset
-from .activation import E_MAC_PJ, CellNeurons, NodeActivation, derived_value
+from .activation import E_MAC_PJ, CellNeurons, NodeActivation, choice_key, derived_value
 from .cell import Cell, Signal, num_edges
 from .config import MOVES, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
@@ -106,6 +106,7 @@ class SpikingTrellis(nn.Module):
                         search=True,
                         hybrid=cfg.hybrid,
                         tau=cfg.learn_tau_init,
+                        tau_candidates=cfg.tau_candidates,
                     )
                     self.cells[f"{l}_{d}"] = Cell(
                         cfg.dim,
@@ -136,6 +137,7 @@ class SpikingTrellis(nn.Module):
                     search=False,
                     spiking=cg.spiking,
                     tau=list(cg.tau) if isinstance(cg.tau, tuple) else cg.tau,
+                    group_b=cg.group_b,
                 )
                 self.cells[str(l)] = Cell(
                     cfg.dim,
@@ -252,10 +254,11 @@ class SpikingTrellis(nn.Module):
         return self._energy
 
     # ------------------------------------------------------------------ decoding
-    def _cell_choice(self, cell: Cell) -> tuple[str, bool]:
+    def _cell_choice(self, cell: Cell) -> tuple[str, float | None, bool]:
+        """The cell's decoded neuron: kind, searched fixed tau (None: the kind's own), spiking."""
         n = cell.neurons
-        kind = n.kinds[int(n.kind_probs().argmax())]
-        return kind, bool(n.spike_prob() >= 0.5)
+        kind, tau = n.choices[int(n.kind_probs().argmax())]
+        return kind, tau, bool(n.spike_prob() >= 0.5)
 
     def derive(self) -> ComponentGenotype:
         """Decode the supernet: Viterbi path, top-2 edges per node, neuron kind/tau/b, spiking or ANN.
@@ -270,15 +273,17 @@ class SpikingTrellis(nn.Module):
             cells = []
             for l, d in enumerate(path):
                 cell = self.cells[f"{l}_{d}"]
-                kind, spiking = self._cell_choice(cell)
-                tau = cell.neurons.tau_value(kind)
+                kind, fixed_tau, spiking = self._cell_choice(cell)
+                tau = cell.neurons.tau_value(kind, fixed_tau)
+                temps = cell.searched_b(choice_key(kind, fixed_tau))
                 cells.append(
                     CellGenotype(
                         decode_cell(self.cell_alphas(cell), cfg.candidates, cfg.steps, cfg.max_skip),
                         kind,
                         tuple(tau) if isinstance(tau, list) else tau,
-                        cell.cell_b(kind),
+                        temps.get("node", float(cfg.neuron.b)),
                         spiking,
+                        {g: b for g, b in temps.items() if g != "node"},
                     )
                 )
         return ComponentGenotype(cfg, tuple(path), tuple(cells))
@@ -300,7 +305,8 @@ class SpikingTrellis(nn.Module):
             cell = self.cells[f"{l}_{d}"]
             ops = "" if self.shared_alphas else f"mean op w [{op_weights(cell.arch_alpha)}] "
             kinds = " ".join(
-                f"{k}={float(p):.2f}" for k, p in zip(cell.neurons.kinds, cell.neurons.kind_probs().detach())
+                f"{choice_key(k, t)}={float(p):.2f}"
+                for (k, t), p in zip(cell.neurons.choices, cell.neurons.kind_probs().detach())
             )
             nodes = " | ".join(",".join(f"{i}:{op}" for i, op in node) for node in cg.edges)
             lines.append(

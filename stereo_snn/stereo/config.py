@@ -58,6 +58,9 @@ class NetworkConfig:
     refine_channels / refine_layers / refine_levels: the pyramid's refinement trellis.
     refine_radius: the refinement searches offsets -R..R (1/3-resolution pixels, i.e. 3R px)
     around the coarse disparity.
+    tau_candidates: time constants (time steps) each searched cell may choose for its ``lif``
+    neurons, beside the other kinds (temporal search; empty: lif keeps ``neuron.tau``; the
+    bundled models were searched without it).
     """
 
     feature_channels: int = 8
@@ -78,11 +81,18 @@ class NetworkConfig:
     refine_layers: int = 2
     refine_levels: int = 2
     refine_radius: int = 3
+    tau_candidates: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Retraining settings (learning rate per sample batch, epochs, crops, loss)."""
+    """Retraining settings (learning rate per sample batch, epochs, crops, loss).
+
+    dgs_every: epochs between DGS rounds (0: no DGS); dgs_batches: batch pairs per round;
+    dgs_start: the 0-based epoch of the first round (None: after ``dgs_every`` epochs). The
+    rounds run on two halves of the TRAINING windows, never on the validation windows that
+    choose ``best.pt``.
+    """
 
     epochs: int = 10
     batch_size: int = 2
@@ -94,7 +104,8 @@ class TrainConfig:
     subpixel_b: float = 1.0
     grad_clip: float = 5.0
     dgs_every: int = 0
-    dgs_batches: int = 4
+    dgs_batches: int = 16
+    dgs_start: int | None = None
     coarse_weight: float = 0.5
     amp: bool = True
     image_every: int = 1
@@ -108,6 +119,7 @@ class SearchConfig:
     stereo frame (both views' feature nets, the matching and refinement nets) to aim at, held by
     a Lagrange multiplier (``energy_weight`` is then its start) moved by dual ascent with
     step ``energy_dual_lr`` (:class:`~stereo_snn.search.BilevelConfig`).
+    dgs_*: as in :class:`TrainConfig` (dgs_start None: after ``dgs_every`` epochs and the warm-up).
     """
 
     epochs: int = 4
@@ -122,7 +134,8 @@ class SearchConfig:
     energy_dual_lr: float = 0.5
     crop: tuple[int, int] | None = None
     dgs_every: int = 0
-    dgs_batches: int = 4
+    dgs_batches: int = 16
+    dgs_start: int | None = None
 
 
 @dataclass(frozen=True)

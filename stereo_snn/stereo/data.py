@@ -22,8 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from .. import distributed
 from ..errors import ConfigError, DatasetError
 from ..events.dsec import DSECSequence
 from ..events.files import open_events
@@ -47,6 +48,7 @@ __all__ = [
     "Representer",
     "StereoWindowDataset",
     "pad_collate",
+    "split_loaders",
     "valid_mask",
 ]
 
@@ -520,3 +522,39 @@ def pad_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "index": [b["index"] for b in batch],
         "sizes": [tuple(b["disparity"].shape) for b in batch],
     }
+
+
+def split_loaders(
+    dataset: StereoWindowDataset, batch_size: int, seed: int, what: str = "search", setting: str = "search.batch_size"
+) -> tuple[DataLoader, DataLoader]:
+    """Two loaders over two disjoint halves of ``dataset`` (a seeded shuffle of its windows):
+    the search's weight and architecture halves, or a DGS round's training and held-out
+    batches. ``what`` names the user in the error when there are fewer than 2 windows; under
+    torchrun each loader yields this process's share of every global batch of ``batch_size``."""
+    n = len(dataset)
+    if n < 2:
+        raise DatasetError(f"{what} needs at least 2 windows with ground truth (one per half), found {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    halves = (sorted(order[: (n + 1) // 2].tolist()), sorted(order[(n + 1) // 2 :].tolist()))
+    loaders = []
+    for k, idx in enumerate(halves):
+        subset = Subset(dataset, idx)
+        sampler = distributed.make_sampler(subset, True, int(seed) * 7919 + k)  # torchrun: this process's share
+        if sampler is not None:
+            loaders.append(
+                DataLoader(
+                    subset,
+                    batch_size=distributed.check_batch(batch_size, setting),
+                    sampler=sampler,
+                    collate_fn=pad_collate,
+                    num_workers=0,
+                )
+            )
+            continue
+        gen = torch.Generator().manual_seed(int(seed) * 7919 + k)
+        loaders.append(
+            DataLoader(
+                subset, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=pad_collate, num_workers=0
+            )
+        )
+    return loaders[0], loaders[1]

@@ -295,7 +295,9 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     extra: dict[str, Any] = {"candidates": tuple(n.ops)} if n.ops else {}
     if n.max_skip is not None:
         extra["max_skip"] = n.max_skip
-    common = dict(steps=n.steps, out_level=0, neuron=neuron, alphas=n.alphas, **extra)
+    common = dict(
+        steps=n.steps, out_level=0, neuron=neuron, alphas=n.alphas, tau_candidates=tuple(n.tau_candidates), **extra
+    )
     feature = TrellisConfig(
         dim=2,
         in_channels=int(in_channels),
@@ -506,10 +508,8 @@ def load_model(
     return LoadedModel(model.to(dev).eval(), cfg, genotype, info)
 
 
-def make_dgs(
-    model: nn.Module, cfg: StereoConfig, every: int | None = None, max_batches: int | None = None
-) -> SurrogateSearch:
-    """The engine's DGS controller for ``model`` (rounds every ``train.dgs_every`` epochs)."""
-    return SurrogateSearch(
-        model, DGSConfig(every=every or cfg.train.dgs_every, max_batches=max_batches or cfg.train.dgs_batches)
-    )
+def make_dgs(model: nn.Module, cfg: StereoConfig, section: str = "train") -> SurrogateSearch:
+    """The engine's DGS controller for ``model`` from the ``train`` or ``search`` settings
+    (``dgs_every``, ``dgs_start``, ``dgs_batches``)."""
+    s = getattr(cfg, section)
+    return SurrogateSearch(model, DGSConfig(every=s.dgs_every, start=s.dgs_start, max_batches=s.dgs_batches))

@@ -15,50 +15,18 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
 
 from .. import distributed
 from ..atomic import atomic_path, write_json
-from ..errors import DatasetError
 from ..fit import prepare_run_dir, write_history_scalars
 from ..runtime import RunDir, resolve_device, save_checkpoint, seed_everything
-from ..search import REPORT_FILE, BilevelConfig, DGSConfig, Genotype, Searcher, SurrogateSearch, save_genotype
+from ..search import REPORT_FILE, BilevelConfig, Genotype, Searcher, save_genotype
 from .config import StereoConfig
-from .data import StereoSource, StereoWindowDataset, pad_collate
+from .data import StereoSource, StereoWindowDataset, split_loaders
 from .losses import disparity_loss
-from .network import RUNS_PER_FRAME, build_supernet, load_state_checked, read_checkpoint
+from .network import RUNS_PER_FRAME, build_supernet, load_state_checked, make_dgs, read_checkpoint
 
 __all__ = ["run_search", "derive_from_supernet", "plot_genotype", "plot_curves"]
-
-
-def _split_loaders(dataset: StereoWindowDataset, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
-    n = len(dataset)
-    if n < 2:
-        raise DatasetError(f"search needs at least 2 windows with ground truth (one per half), found {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    halves = (sorted(order[: (n + 1) // 2].tolist()), sorted(order[(n + 1) // 2 :].tolist()))
-    loaders = []
-    for k, idx in enumerate(halves):
-        subset = Subset(dataset, idx)
-        sampler = distributed.make_sampler(subset, True, int(seed) * 7919 + k)  # torchrun: this process's share
-        if sampler is not None:
-            loaders.append(
-                DataLoader(
-                    subset,
-                    batch_size=distributed.check_batch(batch_size, "search.batch_size"),
-                    sampler=sampler,
-                    collate_fn=pad_collate,
-                    num_workers=0,
-                )
-            )
-            continue
-        gen = torch.Generator().manual_seed(int(seed) * 7919 + k)
-        loaders.append(
-            DataLoader(
-                subset, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=pad_collate, num_workers=0
-            )
-        )
-    return loaders[0], loaders[1]
 
 
 def run_search(
@@ -111,7 +79,7 @@ def run_search(
             }
         )
     dataset = StereoWindowDataset(sources, cfg, crop=sc.crop, vflip=cfg.train.vflip, seed=seed, cache=True)
-    train_half, val_half = _split_loaders(dataset, sc.batch_size, seed)
+    train_half, val_half = split_loaders(dataset, sc.batch_size, seed)
     log(
         f"search: {len(dataset)} windows from {len(sources)} sequence(s), {len(train_half.dataset)} weight / "
         f"{len(val_half.dataset)} architecture, device {dev}"
@@ -133,9 +101,7 @@ def run_search(
         energy_dual_lr=sc.energy_dual_lr,
         max_batches=max_batches,
     )
-    dgs = (
-        SurrogateSearch(model, DGSConfig(every=sc.dgs_every, max_batches=sc.dgs_batches)) if sc.dgs_every > 0 else None
-    )
+    dgs = make_dgs(model, cfg, "search") if sc.dgs_every > 0 else None
     searcher = Searcher(
         model, loss_fn, engine_cfg, components=model.components(), dgs=dgs, log=log, runs_per_sample=RUNS_PER_FRAME
     )

@@ -28,7 +28,7 @@ from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
 from ..search import genotype_to_dict, save_genotype
 from ..viz import colorize
 from .config import StereoConfig
-from .data import StereoSource, StereoWindowDataset, pad_collate
+from .data import StereoSource, StereoWindowDataset, pad_collate, split_loaders
 from .losses import disparity_loss
 from .metrics import MetricAccumulator
 from .network import build_network, load_state_checked, make_dgs, read_checkpoint
@@ -154,8 +154,9 @@ def train_genotype(
     (:func:`stereo_snn.fit.fit`).
 
     cfg.train sets epochs, batch size, Adam lr (cosine schedule to lr/100), crops, vertical
-    flips, loss (smooth L1 / sub-pixel CE), DGS (the engine's controller, at epochs that are
-    multiples of ``dgs_every``, training batches against validation batches) and AMP (used only on CUDA).
+    flips, loss (smooth L1 / sub-pixel CE), DGS (the engine's controller every ``dgs_every``
+    epochs once the weights have trained, on two halves of the training windows: the
+    validation windows only choose ``best.pt``) and AMP (used only on CUDA).
     With ``resume`` the run continues from ``out_dir/checkpoints/last.pt``; ``epochs_this_run``
     stops after that many epochs so a run can be split into sessions. A new run refuses a
     non-empty ``out_dir`` unless ``overwrite``. ``init`` starts a new run from the weights of
@@ -231,9 +232,9 @@ def train_genotype(
         evaluate=evaluate,
         dgs=dgs,
         dgs_loss=loss_fn,
-        dgs_batches=lambda epoch: (
-            make_loader(train_ds, tc.batch_size, True, seed + 1, epoch),
-            make_loader(val_ds or train_ds, tc.batch_size, True, seed + 2, epoch),
+        # two halves of the training windows (a new split per epoch); never the validation windows
+        dgs_batches=lambda epoch: split_loaders(
+            train_ds, tc.batch_size, seed * 1009 + epoch, "DGS (train.dgs_every)", "train.batch_size"
         ),
         extra_state={
             "config": cfg.to_dict(),

@@ -76,3 +76,20 @@ def test_genotype_incompatibilities_are_named():
         dataclasses.replace(TINY, channels=0)
     with pytest.raises(ConfigError, match="at least 2 classes"):
         N.build_supernet(TINY, 1, 1)
+
+
+def test_default_search_keeps_the_network_spiking_unless_an_energy_term_asks_for_hybrid():
+    from classification.network import build_supernet
+
+    cfg = C.resolve_config(overrides=["model.layers=2", "model.channels=4", "model.levels=2", "model.time_steps=2"])
+    assert cfg.model.hybrid == "auto" and not cfg.search.energy_term
+    net = build_supernet(cfg.model, 10, 1, cfg.search.energy_term)
+    assert not net.backbone.config.hybrid
+    assert all(c.spiking for c in net.backbone.derive().cells)
+    priced = cfg.with_overrides(["search.energy_weight=0.1"])
+    assert build_supernet(priced.model, 10, 1, priced.search.energy_term).backbone.config.hybrid
+    asked = cfg.with_overrides(["model.hybrid=true"])
+    assert build_supernet(asked.model, 10, 1, asked.search.energy_term).backbone.config.hybrid
+    assert net.backbone.config.tau_candidates == (1.25, 4.0)  # temporal search by default
+    with pytest.raises(ConfigError, match="model.hybrid"):
+        C.resolve_config(overrides=["model.hybrid=sometimes"])

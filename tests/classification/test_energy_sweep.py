@@ -30,12 +30,12 @@ def test_energy_sweep_searches_retrains_and_measures_each_target(tmp_path, capsy
     spec = importlib.util.spec_from_file_location("energy_sweep", TOOL)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    assert tool.main([str(tmp_path), "--targets", "none", "1e-4", "--images", "8", "--set", *TINY]) == 0
+    assert tool.main([str(tmp_path), "--targets", "none", "1e-6", "--images", "8", "--set", *TINY]) == 0
     rows = json.loads((tmp_path / "sweep.json").read_text())
-    assert [r["target_mj"] for r in rows] == [None, 1e-4]
-    assert rows[0]["multiplier"] is None and rows[1]["multiplier"] > 0  # far over the target: lambda grew
+    assert [r["target_mj"] for r in rows] == [None, 1e-6]
+    assert rows[0]["multiplier"] is None and rows[1]["multiplier"] > 0  # far over a target no cell can reach: lambda grows every step
     assert all(r["measured_mj"] > 0 and 0 <= r["test_top1"] <= 100 for r in rows)
-    trace = json.loads((tmp_path / "target_0.0001" / "search" / "metrics.json").read_text())["energy_multiplier_trace"]
+    trace = json.loads((tmp_path / "target_1e-06" / "search" / "metrics.json").read_text())["energy_multiplier_trace"]
     assert len(trace) == 2 and trace[1] > trace[0] > 0
     out = capsys.readouterr().out
-    assert "| target mJ/image |" in out and "| none |" in out and "| 1.00e-04 |" in out
+    assert "| target mJ/image |" in out and "| none |" in out and "| 1.00e-06 |" in out

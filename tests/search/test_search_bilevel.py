@@ -165,7 +165,7 @@ def test_searcher_runs_dgs_and_records_settings(tmp_path):
     torch.manual_seed(0)
     cfg = TrellisConfig(dim=2, in_channels=1, channels=2, layers=1, steps=1, levels=1, moves=("same",))
     model = _Classifier(cfg)
-    dgs = SurrogateSearch(model, DGSConfig(every=1, max_batches=1))
+    dgs = SurrogateSearch(model, DGSConfig(every=1, start=0, max_batches=1))
     s = Searcher(
         model,
         _loss,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -59,7 +61,7 @@ def _train(b: float, dgs_cfg: DGSConfig | None):
 
 def test_dgs_moves_b_and_helps_when_default_b_is_poor():
     plain, _ = _train(6.0, None)
-    searched, dgs = _train(6.0, DGSConfig(every=1, max_batches=4, lr=0.05))
+    searched, dgs = _train(6.0, DGSConfig(every=1, start=0, max_batches=4, lr=0.05, min_evidence=0.0))
     hist = dgs.history["lif.surrogate_function"]
     assert hist[0] == 6.0 and len(hist) == 9
     assert min(hist) < 6.0
@@ -69,19 +71,7 @@ def test_dgs_moves_b_and_helps_when_default_b_is_poor():
 
 def test_dgs_schedule_and_every_layer_of_a_trellis(make_spikes):
     torch.manual_seed(0)
-    net = SpikingTrellis(
-        TrellisConfig(
-            dim=2,
-            in_channels=1,
-            channels=2,
-            layers=1,
-            steps=1,
-            levels=1,
-            moves=("same",),
-            neuron_kinds=("lif",),
-            hybrid=False,
-        )
-    )
+    net = SpikingTrellis(_one_cell(steps=1))
     xs = [(make_spikes(2, 4, 1, 6, 6, seed=s), None) for s in range(2)]
     loss = lambda m, b: m(b[0]).mean()  # noqa: E731
     dgs = SurrogateSearch(net, DGSConfig(every=2, start=1, max_batches=1, deltas=(-1.0, 0.0, 1.0), b_max=3.5))
@@ -101,3 +91,89 @@ def test_dgs_tie_keeps_current_b_and_bad_settings():
         DGSConfig(deltas=(0.0,))
     with pytest.raises(ConfigError, match="no Dspike"):
         SurrogateSearch(nn.Linear(2, 2))
+
+
+def test_by_default_rounds_wait_until_the_weights_have_trained():
+    cfg = DGSConfig(every=5)
+    assert cfg.start is None and cfg.first_epoch() == 5 and cfg.first_epoch(warmup=8) == 8
+    dgs = SurrogateSearch(_Tiny(3.0), DGSConfig(every=2, max_batches=1))
+    tr = _data(64, 1)
+    ran = [e for e in range(7) if dgs.maybe_run(e, tr, tr, _loss)]
+    assert ran == [2, 4, 6]
+    dgs = SurrogateSearch(_Tiny(3.0), DGSConfig(every=2, max_batches=1))
+    assert [e for e in range(7) if dgs.maybe_run(e, tr, tr, _loss, warmup=3)] == [3, 5]
+    assert DGSConfig(start=0).first_epoch(warmup=3) == 0  # an explicit start is kept
+
+
+def test_a_round_gets_its_batches_from_a_small_dataset_by_iterating_it_again():
+    calls = []
+
+    def loss(m, b):
+        calls.append(1)
+        return _loss(m, b)
+
+    dgs = SurrogateSearch(_Tiny(3.0), DGSConfig(max_batches=5))
+    dgs.run(_data(128, 1), _data(128, 2), loss)  # two batches per pass
+    assert len(calls) == 2 * 5  # a held-out and a training loss per pair
+    calls.clear()
+    dgs.run(iter(_data(128, 1)), iter(_data(128, 2)), loss)  # one-shot iterators: one pass only
+    assert len(calls) == 2 * 2
+
+
+def test_searched_temperatures_of_every_group_survive_derivation_and_rebuild(tmp_path):
+    from stereo_snn.search import load_genotype, save_genotype
+    from stereo_snn.search.genotype import ComponentGenotype, Genotype
+
+    torch.manual_seed(0)
+    net = SpikingTrellis(dataclasses.replace(_one_cell(steps=2), alphas="per_node"))  # a draw that keeps b3 and b5 ops
+    for name, m in net.named_modules():  # what a DGS round leaves behind: each group at its own b
+        if hasattr(m, "set_b"):
+            m.set_b({"b3": 2.4, "b5": 5.6}.get(name.split("__")[-1].split(".")[0], 2.8))
+    cell = net.derive().cells[0]
+    assert cell.surrogate_b == pytest.approx(2.8) and cell.group_b == pytest.approx({"b3": 2.4, "b5": 5.6})
+    back = load_genotype(save_genotype(tmp_path / "g.json", Genotype({"body": net.derive()}))).components["body"]
+    assert back.cells[0].group_b == pytest.approx({"b3": 2.4, "b5": 5.6})
+    assert _node_temperatures(SpikingTrellis.from_genotype(back)) == {"b3": {2.4}, "b5": {5.6}, "node": {2.8}}
+    # a genotype written before group_b existed keeps the ops' nominal temperatures
+    old = ComponentGenotype(back.config, back.path, (dataclasses.replace(back.cells[0], group_b={}),))
+    assert _node_temperatures(SpikingTrellis.from_genotype(old)) == {"b3": {3.0}, "b5": {5.0}, "node": {2.8}}
+
+
+def _one_cell(steps: int) -> TrellisConfig:
+    return TrellisConfig(
+        dim=2,
+        in_channels=1,
+        channels=2,
+        layers=1,
+        steps=steps,
+        levels=1,
+        moves=("same",),
+        neuron_kinds=("lif",),
+        hybrid=False,
+    )
+
+
+def _node_temperatures(fixed: SpikingTrellis) -> dict[str, set[float]]:
+    """Surrogate temperatures (rounded) of the nodes' neurons of a one-cell network, by group."""
+    out: dict[str, set[float]] = {}
+    for act in fixed.cells["0"].node_acts:
+        for key, m in act.neurons.items():
+            out.setdefault(key.split("__")[-1], set()).add(round(float(m.surrogate_function.b), 4))
+    return out
+
+
+def test_with_min_evidence_b_moves_only_on_a_consistent_advantage():
+    # the per-pair advantage over keeping b: candidate 3 consistently ahead, candidate 0 ahead on
+    # average but not consistently; below the threshold b stays
+    ev = torch.zeros(5, 2)
+    ev[3] = torch.tensor([0.5, 4.0])
+    ev[0] = torch.tensor([0.9, 1.0])
+    bs = torch.tensor([2.6, 2.8, 3.0, 3.2, 3.4])
+    dgs = SurrogateSearch(_Tiny(3.0), DGSConfig(min_evidence=2.0))
+    assert dgs._supported(ev, bs, 3.0, 2.0) == 3
+    assert dgs._supported(ev, bs, 3.0, 5.0) == 2
+    # a sharp surrogate (b = 6) far from the membranes: the evidence is consistent, b comes down
+    _, moved = _train(6.0, DGSConfig(every=1, start=0, max_batches=8, lr=0.05, min_evidence=2.0))
+    assert min(moved.history["lif.surrogate_function"]) < 6.0
+    with pytest.raises(ConfigError, match="min_evidence"):
+        DGSConfig(min_evidence=-1.0)

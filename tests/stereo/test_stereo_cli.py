@@ -28,6 +28,8 @@ def test_train_command_with_dgs_and_resume(sim_root, genotype_file, tmp_path, ca
         "--set",
         "train.dgs_every=1",
         "--set",
+        "train.dgs_start=0",
+        "--set",
         "train.dgs_batches=1",
         "--no-progress",
     ]

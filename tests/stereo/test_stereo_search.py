@@ -93,7 +93,7 @@ def test_search_needs_two_windows(sim_root, tiny_cfg, tmp_path):
     one = {src.name: [e for e in src.entries() if e.gt_row == 2]}
     ds = StereoWindowDataset([src], tiny_cfg, entries=one)
     assert len(ds) == 1
-    from stereo_snn.stereo.search import _split_loaders
+    from stereo_snn.stereo.data import split_loaders
 
     with pytest.raises(DatasetError, match="at least 2 windows"):
-        _split_loaders(ds, 1, 0)
+        split_loaders(ds, 1, 0)

@@ -136,3 +136,31 @@ def test_init_starts_a_new_run_from_another_checkpoints_weights(
             init=ckpt,
             log=lambda s: None,
         )
+
+
+def test_dgs_rounds_run_on_training_windows_never_on_the_validation_windows(
+    sim_root, tiny_cfg, tiny_genotype, tmp_path, monkeypatch
+):
+    from stereo_snn.search import SurrogateSearch
+
+    seen: list[str] = []
+    original = SurrogateSearch.run
+
+    def spy(self, train_batches, held_out, loss_fn):
+        train_batches, held_out = list(train_batches), list(held_out)
+        seen.extend(name for b in train_batches + held_out for name in b["name"])
+        return original(self, train_batches, held_out, loss_fn)
+
+    monkeypatch.setattr(SurrogateSearch, "run", spy)
+    sources = open_sources(sim_root)
+    cfg = tiny_cfg.replace(
+        **{
+            "train.epochs": 1,
+            "train.image_every": 0,
+            "train.dgs_every": 1,
+            "train.dgs_start": 0,
+            "train.dgs_batches": 2,
+        }
+    )
+    train_genotype(cfg, tiny_genotype, sources[:1], sources[1:2], tmp_path / "run", progress=False, log=_quiet)
+    assert seen and set(seen) == {sources[0].name}
