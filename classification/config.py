@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from stereo_snn.errors import ConfigError
+from stereo_snn.search.config import MemoryConfig
 from stereo_snn.search.dgs import DGSConfig
 from stereo_snn.settings import build_typed, load_mapping, parse_overrides
 
@@ -208,11 +209,21 @@ class SearchConfig:
     energy_target_mj: float | None
     max_batches: int | None
     dgs: bool
+    # memory-saving mode (the engine's MemoryConfig; the defaults are the plain supernet)
+    partial_channels: int = 1
+    sample_ops: bool = False
+    gumbel_tau: float = 1.0
+    checkpoint_cells: bool = False
+    amp: bool = False
 
     def __post_init__(self) -> None:
         _positive("search.epochs", self.epochs)
         _positive("search.batch_size", self.batch_size)
         _positive("search.max_batches", self.max_batches, 1, allow_none=True)
+        try:
+            MemoryConfig.of(self)
+        except ConfigError as exc:
+            raise ConfigError(f"search.{exc}") from None
 
 
 @dataclass(frozen=True)
@@ -273,6 +284,10 @@ class ClassifyConfig:
 
     def __post_init__(self) -> None:
         _positive("threads", self.threads, 1, allow_none=True)
+        if self.model.channels % self.search.partial_channels:
+            raise ConfigError(
+                f"search.partial_channels {self.search.partial_channels}: must divide model.channels ({self.model.channels})"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "settings") -> "ClassifyConfig":

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from stereo_snn.errors import ConfigError, GenotypeError
-from stereo_snn.search import ComponentGenotype, Genotype, SpikingTrellis, TrellisConfig
+from stereo_snn.search import ComponentGenotype, Genotype, MemoryConfig, SpikingTrellis, TrellisConfig
 from stereo_snn.spiking import NeuronConfig
 
 if TYPE_CHECKING:
@@ -148,9 +148,13 @@ def trellis_config(model: "ModelConfig", in_channels: int) -> TrellisConfig:
         raise ConfigError(f"model settings: {exc}") from exc
 
 
-def build_supernet(model: "ModelConfig", num_classes: int, in_channels: int) -> SpikingClassifier:
-    """The searchable classifier (supernet backbone, no auxiliary head)."""
-    return SpikingClassifier(SpikingTrellis(trellis_config(model, in_channels)), num_classes, model.time_steps)
+def build_supernet(
+    model: "ModelConfig", num_classes: int, in_channels: int, memory: MemoryConfig | None = None
+) -> SpikingClassifier:
+    """The searchable classifier (supernet backbone, no auxiliary head); ``memory``: how it saves
+    memory (default: the plain supernet)."""
+    backbone = SpikingTrellis(trellis_config(model, in_channels), memory=memory)
+    return SpikingClassifier(backbone, num_classes, model.time_steps)
 
 
 def _component(genotype: Genotype, source: str) -> ComponentGenotype:

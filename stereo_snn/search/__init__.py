@@ -14,7 +14,7 @@ from ..spiking.lazy import lazy_exports
 _MODULES: dict[str, tuple[str, ...]] = {
     ".activation": ("E_AC_PJ", "E_MAC_PJ", "CellNeurons", "NodeActivation"),
     ".cell": ("Cell", "Resample", "Signal", "edge_inputs", "num_edges"),
-    ".config": ("MOVES", "TrellisConfig"),
+    ".config": ("MOVES", "MemoryConfig", "TrellisConfig"),
     ".genotype": (
         "GENOTYPE_FORMAT",
         "GENOTYPE_VERSION",
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .activation import E_AC_PJ, E_MAC_PJ, CellNeurons, NodeActivation
     from .architect import BilevelConfig, Searcher
     from .cell import Cell, Resample, Signal, edge_inputs, num_edges
-    from .config import MOVES, TrellisConfig
+    from .config import MOVES, MemoryConfig, TrellisConfig
     from .dgs import DGSConfig, SurrogateSearch
     from .energy import EnergyReport, LayerEnergy, ann_twin, energy_report
     from .genotype import (

@@ -34,7 +34,8 @@ class BilevelConfig:
     ``lr_min``, ``momentum`` and ``weight_decay``; Adam on the architecture parameters with
     ``arch_lr``; the energy weight lambda multiplies ``E / E_ref`` (relative to the first
     architecture step) or, with a target in mJ, ``relu(E - target) / target``; max_batches:
-    batch pairs per epoch (None: all)."""
+    batch pairs per epoch (None: all); amp: run both forwards under autocast (float16 with
+    loss scaling on CUDA, bfloat16 on the CPU)."""
 
     epochs: int = 10
     warmup_epochs: int = 1
@@ -48,6 +49,7 @@ class BilevelConfig:
     energy_weight: float = 0.0
     energy_target_mj: float | None = None
     max_batches: int | None = None
+    amp: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.warmup_epochs < 0:
@@ -101,6 +103,16 @@ class Searcher:
         self.a_opt = torch.optim.Adam(self.arch, lr=c.arch_lr, betas=(0.5, 0.999), weight_decay=c.arch_weight_decay)
         self.e_ref: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
+        first = next(iter(self.weights + self.arch), None)
+        self.device_type = first.device.type if first is not None else "cpu"
+        scale = c.amp and self.device_type == "cuda"  # float16 needs loss scaling; bfloat16 does not
+        self.w_scaler = torch.amp.GradScaler(self.device_type, enabled=scale)
+        self.a_scaler = torch.amp.GradScaler(self.device_type, enabled=scale)
+
+    def autocast(self) -> Any:
+        """The forward's autocast context (a no-op unless ``amp``)."""
+        dtype = torch.float16 if self.device_type == "cuda" else torch.bfloat16
+        return torch.autocast(self.device_type, dtype=dtype, enabled=self.config.amp)
 
     def energy_pj(self) -> torch.Tensor:
         """Expected energy (pJ per sample) of all components, from their last forward."""
@@ -131,19 +143,24 @@ class Searcher:
         if epoch >= self.config.warmup_epochs and self.arch:
             reset(self.model)
             self.a_opt.zero_grad(set_to_none=True)
-            val_loss = self.loss_fn(self.model, val_batch)
-            total = val_loss + (self.energy_penalty() if self.config.energy_weight > 0 else 0.0)
-            _backward_into(total, self.arch)  # only the architecture gradients are needed here
+            with self.autocast():
+                val_loss = self.loss_fn(self.model, val_batch)
+                total = val_loss + (self.energy_penalty() if self.config.energy_weight > 0 else 0.0)
+            _backward_into(self.a_scaler.scale(total), self.arch)  # only the architecture gradients
             distributed.average_gradients(self.arch)  # torchrun: identical architecture on every process
-            self.a_opt.step()
+            self.a_scaler.step(self.a_opt)
+            self.a_scaler.update()
             out["val_loss"] = float(val_loss.detach())
         reset(self.model)
         self.w_opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model, train_batch)
-        _backward_into(loss, self.weights)  # only the weight gradients are needed here
+        with self.autocast():
+            loss = self.loss_fn(self.model, train_batch)
+        _backward_into(self.w_scaler.scale(loss), self.weights)  # only the weight gradients are needed here
         distributed.average_gradients(self.weights)
+        self.w_scaler.unscale_(self.w_opt)
         torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
-        self.w_opt.step()
+        self.w_scaler.step(self.w_opt)
+        self.w_scaler.update()
         out["loss"] = float(loss.detach())
         out["energy_mj"] = float(self.energy_pj().detach()) / PJ_PER_MJ
         return out

@@ -12,17 +12,20 @@ in all architecture logits), available from :meth:`SpikingTrellis.expected_energ
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from typing import Any, Iterator
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError
 from ..spiking import reset
 from .activation import E_MAC_PJ, CellNeurons, NodeActivation
 from .cell import Cell, Signal
-from .config import MOVES, TrellisConfig
+from .config import MOVES, MemoryConfig, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
 from .ops import SeqConvBN
 
@@ -62,12 +65,15 @@ class SpikingTrellis(nn.Module):
     ``[T, B, out_channels, *S_out]`` at level ``out_level`` (``S_out = ceil(S / (stem_stride * 2**out_level))``).
     """
 
-    def __init__(self, config: TrellisConfig, genotype: ComponentGenotype | None = None):
+    def __init__(
+        self, config: TrellisConfig, genotype: ComponentGenotype | None = None, memory: MemoryConfig | None = None
+    ):
         super().__init__()
         if genotype is not None and genotype.config != config:
             raise ConfigError("SpikingTrellis: the genotype was derived for a different config (use from_genotype)")
         cfg = config
         self.config = cfg
+        self.memory = memory or MemoryConfig()
         self.is_supernet = genotype is None
         self.stem_channels = cfg.steps * cfg.channels
         self.stem = SeqConvBN(cfg.in_channels, self.stem_channels, cfg.dim, 3, stride=cfg.stem_stride, padding=1)
@@ -100,7 +106,15 @@ class SpikingTrellis(nn.Module):
                         tau=cfg.learn_tau_init,
                     )
                     self.cells[f"{l}_{d}"] = Cell(
-                        cfg.dim, d, cfg.level_channels(d), cfg.steps, cfg.candidates, neurons, {src0: s0_ch}, s1
+                        cfg.dim,
+                        d,
+                        cfg.level_channels(d),
+                        cfg.steps,
+                        cfg.candidates,
+                        neurons,
+                        {src0: s0_ch},
+                        s1,
+                        memory=self.memory,
                     )
         else:
             self.path = tuple(genotype.path)
@@ -201,7 +215,7 @@ class SpikingTrellis(nn.Module):
                         if m is None or not bool(self.move_mask[l, s, m]):
                             continue
                         p = probs[l, s, m]
-                        out, e = cell(s0, lv0, sig, s, sizes[d])
+                        out, e = self._run_cell(cell, s0, lv0, sig, s, sizes[d])
                         acc_x = acc_x + p * out.x
                         acc_p = acc_p + p * out.price
                         wsum = wsum + p
@@ -213,12 +227,22 @@ class SpikingTrellis(nn.Module):
         else:
             prev2 = prev1 = (stem, 0)
             for l, d in enumerate(self.path):
-                sig, e = self.cells[str(l)](prev2[0], prev2[1], prev1[0], prev1[1], sizes[d])
+                sig, e = self._run_cell(self.cells[str(l)], prev2[0], prev2[1], prev1[0], prev1[1], sizes[d])
                 energy = energy + e
                 prev2, prev1 = prev1, (sig, d)
             out_sig = prev1[0]
         self._energy = energy if torch.is_tensor(energy) else torch.tensor(float(energy), device=x.device)
         return out_sig.x
+
+    def _run_cell(self, cell: Cell, *args: Any) -> tuple[Signal, torch.Tensor | float]:
+        """``cell(*args)``; with ``memory.checkpoint_cells`` (and autograd on) its activations are
+        not kept but computed again in the backward, from the same inputs, random state and
+        buffers (:func:`_keep_buffers`), so values and gradients are those of the plain call."""
+        if not (self.memory.checkpoint_cells and torch.is_grad_enabled()):
+            return cell(*args)
+        return checkpoint(
+            cell, *args, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), _keep_buffers(cell))
+        )
 
     def expected_energy(self) -> torch.Tensor:
         """Expected compute energy of the last forward in pJ per sample (differentiable in arch logits)."""
@@ -276,6 +300,19 @@ class SpikingTrellis(nn.Module):
                 f" -> {nodes}"
             )
         return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _keep_buffers(module: nn.Module) -> Iterator[None]:
+    """Undo what a recomputation does to ``module``'s buffers (BatchNorm running statistics
+    would otherwise be updated twice per step)."""
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
 
 
 def trellises(model: nn.Module) -> list[SpikingTrellis]:

@@ -129,6 +129,7 @@ def run_search(
         arch_weight_decay=sc.arch_weight_decay,
         energy_weight=sc.energy_weight,
         max_batches=max_batches,
+        amp=sc.amp,
     )
     dgs = (
         SurrogateSearch(model, DGSConfig(every=sc.dgs_every, max_batches=sc.dgs_batches)) if sc.dgs_every > 0 else None
