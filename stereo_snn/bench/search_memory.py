@@ -10,7 +10,10 @@ step); its peak resident memory (``ru_maxrss``) is read at the end. Two batch si
 line: the slope is the memory per sample, the intercept the fixed part (interpreter, torch,
 parameters, optimiser state). Larger batches are extrapolated linearly from these: on the
 CPU, within a memory cap (``--max-rss-gb``: a process that grows beyond it is stopped and its
-mode reported as over the cap). No test asserts on these figures.
+mode reported as over the cap). A stereo mode too large for the cap at 256x512 is measured on
+smaller ``--crop`` s and its per-sample figure scaled by the area to ``--target-crop`` (every
+stage of the pyramid network works at a fixed fraction of the crop, with a fixed number of
+disparity candidates). No test asserts on these figures.
 """
 
 from __future__ import annotations
@@ -178,15 +181,17 @@ class Line:
     per_sample_mib: float
     points: list[tuple[int, float]]
     over_cap: bool = False
+    area_scale: float = 1.0
 
     def at(self, batch: int) -> float:
-        """Extrapolated peak memory at ``batch`` samples (MiB)."""
-        return self.fixed_mib + self.per_sample_mib * batch
+        """Extrapolated peak memory at ``batch`` samples (MiB), per-sample part scaled by ``area_scale``."""
+        return self.fixed_mib + self.per_sample_mib * self.area_scale * batch
 
 
 def measure(args: argparse.Namespace, log: Any = print) -> list[Line]:
     """Every net x mode x batch in a fresh process; one :class:`Line` per net and mode."""
     lines = []
+    stereo_scale = (args.target_crop[0] * args.target_crop[1]) / (args.crop[0] * args.crop[1])
     for net in args.nets:
         for mode in args.modes:
             points, over = [], False
@@ -216,7 +221,9 @@ def measure(args: argparse.Namespace, log: Any = print) -> list[Line]:
                 continue
             (b0, m0), (b1, m1) = points[0], points[-1]
             slope = (m1 - m0) / (b1 - b0)
-            lines.append(Line(net, mode, m0 - slope * b0, slope, points))
+            lines.append(
+                Line(net, mode, m0 - slope * b0, slope, points, area_scale=stereo_scale if net == "stereo" else 1.0)
+            )
     return lines
 
 
@@ -227,14 +234,16 @@ def project(lines: Sequence[Line], targets: dict[str, int] = TARGETS, gpu_gb: fl
         "| supernet | mode | fixed (MiB) | per sample (MiB) | batch | extrapolated peak (GB) | fits 80 GB |",
         "|---|---|---|---|---|---|---|",
     ]
+    scaled = "per sample x{:g} (area)"
     for ln in lines:
         n = targets.get(ln.net, 1)
         if ln.over_cap or ln.per_sample_mib != ln.per_sample_mib:
             rows.append(f"| {ln.net} | {ln.mode} | - | - | {n} | over the measuring cap | - |")
             continue
         gb = ln.at(n) / 1024.0
+        per = f"{ln.per_sample_mib:.1f}" + ("" if ln.area_scale == 1 else ", " + scaled.format(ln.area_scale))
         rows.append(
-            f"| {ln.net} | {ln.mode} | {ln.fixed_mib:.0f} | {ln.per_sample_mib:.1f} | {n} | {gb:.1f} | "
+            f"| {ln.net} | {ln.mode} | {ln.fixed_mib:.0f} | {per} | {n} | {gb:.1f} | "
             f"{'yes' if gb <= gpu_gb else 'no'} |"
         )
     return "\n".join(rows)
@@ -253,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=32, help="image side of the cifar supernet, pixels (default 32)")
     p.add_argument("--stereo-preset", default="dsec", help="stereo preset of the stereo supernet (default dsec)")
     p.add_argument("--crop", nargs=2, type=int, default=[256, 512], help="stereo crop H W, pixels (default 256 512)")
+    p.add_argument(
+        "--target-crop",
+        nargs=2,
+        type=int,
+        default=[256, 512],
+        help="stereo crop of the projection (default 256 512): the per-sample figure measured at --crop is "
+        "scaled by the area ratio",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per measurement (default 1)")
     p.add_argument("--max-rss-gb", type=float, default=6.0, help="stop a measurement beyond this RSS (default 6)")
     p.add_argument("--out", default=None, help="also write the figures to this JSON file")
@@ -277,6 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     lines = measure(args)
     print("per sample = slope between the two batches; the peak at the published batch is extrapolated linearly")
+    if "stereo" in args.nets and list(args.crop) != list(args.target_crop):
+        print(
+            f"stereo: measured on {args.crop[0]}x{args.crop[1]} crops, per sample scaled by the area to "
+            f"{args.target_crop[0]}x{args.target_crop[1]}"
+        )
     print(project(lines))
     if args.out:
         from ..atomic import write_json
@@ -288,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "batches": [b0, b1],
                 "threads": args.threads,
                 "crop": list(args.crop),
+                "target_crop": list(args.target_crop),
                 "image_size": args.image_size,
                 "lines": [ln.__dict__ for ln in lines],
                 "targets": TARGETS,

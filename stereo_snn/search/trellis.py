@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -237,11 +237,11 @@ class SpikingTrellis(nn.Module):
     def _run_cell(self, cell: Cell, *args: Any) -> tuple[Signal, torch.Tensor | float]:
         """``cell(*args)``; with ``memory.checkpoint_cells`` (and autograd on) its activations are
         not kept but computed again in the backward, from the same inputs, random state and
-        buffers (:func:`_keep_buffers`), so values and gradients are those of the plain call."""
+        buffers (:class:`_KeepBuffers`), so values and gradients are those of the plain call."""
         if not (self.memory.checkpoint_cells and torch.is_grad_enabled()):
             return cell(*args)
         return checkpoint(
-            cell, *args, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), _keep_buffers(cell))
+            cell, *args, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), _KeepBuffers(cell))
         )
 
     def expected_energy(self) -> torch.Tensor:
@@ -302,17 +302,23 @@ class SpikingTrellis(nn.Module):
         return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _keep_buffers(module: nn.Module) -> Iterator[None]:
+class _KeepBuffers:
     """Undo what a recomputation does to ``module``'s buffers (BatchNorm running statistics
-    would otherwise be updated twice per step)."""
-    saved = [(b, b.detach().clone()) for b in module.buffers()]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for b, v in saved:
-                b.copy_(v)
+    would otherwise be updated again at every recomputation). Restored through ``.data``: the
+    values autograd saved stay valid (a double backward, as in a DGS round, checks their
+    versions). Reusable: a double backward recomputes a cell more than once."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.saved: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __enter__(self) -> None:
+        self.saved = [(b, b.detach().clone()) for b in self.module.buffers()]
+
+    def __exit__(self, *exc: Any) -> None:
+        for b, v in self.saved:
+            b.data.copy_(v)
+        self.saved = []
 
 
 def trellises(model: nn.Module) -> list[SpikingTrellis]:

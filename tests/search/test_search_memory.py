@@ -11,9 +11,11 @@ from torch import nn
 from stereo_snn.errors import ConfigError
 from stereo_snn.search import (
     BilevelConfig,
+    DGSConfig,
     MemoryConfig,
     Searcher,
     SpikingTrellis,
+    SurrogateSearch,
     TrellisConfig,
     split_parameters,
 )
@@ -185,3 +187,16 @@ def test_bad_memory_settings_are_refused(kw, match):
 def test_partial_channels_must_divide_the_node_channels():
     with pytest.raises(ConfigError, match="partial_channels 3: must divide the 4 node channels"):
         SpikingTrellis(CFG, memory=MemoryConfig(partial_channels=3))
+
+
+def test_a_dgs_round_through_checkpointed_cells_chooses_as_without(make_spikes):
+    torch.manual_seed(0)
+    plain = _Net()
+    ckpt = _Net(MemoryConfig(checkpoint_cells=True))
+    ckpt.load_state_dict(plain.state_dict())
+    chosen = []
+    for net in (plain, ckpt):
+        dgs = SurrogateSearch(net, DGSConfig(max_batches=2))
+        batches = [_batch(make_spikes, s) for s in range(4)]
+        chosen.append(dgs.run(batches[:2], batches[2:], _loss))  # second-order gradients through the cells
+    assert chosen[0] == chosen[1]
