@@ -234,14 +234,15 @@ def project(lines: Sequence[Line], targets: dict[str, int] = TARGETS, gpu_gb: fl
         "| supernet | mode | fixed (MiB) | per sample (MiB) | batch | extrapolated peak (GB) | fits 80 GB |",
         "|---|---|---|---|---|---|---|",
     ]
-    scaled = "per sample x{:g} (area)"
     for ln in lines:
         n = targets.get(ln.net, 1)
         if ln.over_cap or ln.per_sample_mib != ln.per_sample_mib:
             rows.append(f"| {ln.net} | {ln.mode} | - | - | {n} | over the measuring cap | - |")
             continue
         gb = ln.at(n) / 1024.0
-        per = f"{ln.per_sample_mib:.1f}" + ("" if ln.area_scale == 1 else ", " + scaled.format(ln.area_scale))
+        per = f"{ln.per_sample_mib:.1f}"
+        if ln.area_scale != 1:
+            per = f"{ln.per_sample_mib * ln.area_scale:.0f} (= {per} x{ln.area_scale:.3g}, area)"
         rows.append(
             f"| {ln.net} | {ln.mode} | {ln.fixed_mib:.0f} | {per} | {n} | {gb:.1f} | "
             f"{'yes' if gb <= gpu_gb else 'no'} |"

@@ -115,7 +115,7 @@ def test_the_projection_says_whether_the_published_batch_fits():
     assert "| cifar | plain | 800 | 1900.0 | 100 | 186.3 | no |" in table
     assert "| stereo | ckpt | 800 | 100.0 | 4 | 1.2 | yes |" in table
     assert "over the measuring cap" in table
-    assert "| stereo | pc4 | 800 | 1000.0, per sample x4 (area) | 4 | 16.4 | yes |" in table
+    assert "| stereo | pc4 | 800 | 4000 (= 1000.0 x4, area) | 4 | 16.4 | yes |" in table
 
 
 def test_the_published_size_presets_use_checkpointed_cells():
