@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from stereo_snn.errors import ConfigError
+from stereo_snn.search.config import MemoryConfig
 from stereo_snn.search.dgs import DGSConfig
 from stereo_snn.settings import build_typed, load_mapping, parse_overrides
 
@@ -229,6 +230,13 @@ class SearchConfig:
         """True when the architecture loss has an energy term (a weight or a target)."""
         return self.energy_weight > 0 or self.energy_target_mj is not None
 
+    # memory-saving mode (the engine's MemoryConfig; the defaults are the plain supernet)
+    partial_channels: int = 1
+    sample_ops: bool = False
+    gumbel_tau: float = 1.0
+    checkpoint_cells: bool = False
+    amp: bool = False
+
     def __post_init__(self) -> None:
         _positive("search.epochs", self.epochs)
         _positive("search.batch_size", self.batch_size)
@@ -237,6 +245,10 @@ class SearchConfig:
             raise ConfigError(f"search.energy_target_mj {self.energy_target_mj!r}: must be > 0 (mJ per image) or null")
         if not self.energy_dual_lr >= 0:
             raise ConfigError(f"search.energy_dual_lr {self.energy_dual_lr!r}: must be >= 0")
+        try:
+            MemoryConfig.of(self)
+        except ConfigError as exc:
+            raise ConfigError(f"search.{exc}") from None
 
 
 @dataclass(frozen=True)
@@ -297,6 +309,10 @@ class ClassifyConfig:
 
     def __post_init__(self) -> None:
         _positive("threads", self.threads, 1, allow_none=True)
+        if self.model.channels % self.search.partial_channels:
+            raise ConfigError(
+                f"search.partial_channels {self.search.partial_channels}: must divide model.channels ({self.model.channels})"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "settings") -> "ClassifyConfig":

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from stereo_snn.errors import ConfigError, GenotypeError
-from stereo_snn.search import ComponentGenotype, Genotype, SpikingTrellis, TrellisConfig
+from stereo_snn.search import ComponentGenotype, Genotype, MemoryConfig, SpikingTrellis, TrellisConfig
 from stereo_snn.spiking import NeuronConfig
 
 if TYPE_CHECKING:
@@ -152,13 +152,16 @@ def trellis_config(model: "ModelConfig", in_channels: int, energy_term: bool = F
 
 
 def build_supernet(
-    model: "ModelConfig", num_classes: int, in_channels: int, energy_term: bool = False
+    model: "ModelConfig",
+    num_classes: int,
+    in_channels: int,
+    energy_term: bool = False,
+    memory: MemoryConfig | None = None,
 ) -> SpikingClassifier:
     """The searchable classifier (supernet backbone, no auxiliary head); ``energy_term`` as in
-    :func:`trellis_config`."""
-    return SpikingClassifier(
-        SpikingTrellis(trellis_config(model, in_channels, energy_term)), num_classes, model.time_steps
-    )
+    :func:`trellis_config`; ``memory``: how it saves memory (default: the plain supernet)."""
+    backbone = SpikingTrellis(trellis_config(model, in_channels, energy_term), memory=memory)
+    return SpikingClassifier(backbone, num_classes, model.time_steps)
 
 
 def _component(genotype: Genotype, source: str) -> ComponentGenotype:

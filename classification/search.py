@@ -16,7 +16,15 @@ from stereo_snn import distributed
 from stereo_snn.atomic import write_json, write_text
 from stereo_snn.fit import prepare_run_dir, write_history_scalars
 from stereo_snn.runtime import RunDir
-from stereo_snn.search import REPORT_FILE, BilevelConfig, Genotype, Searcher, SurrogateSearch, save_genotype
+from stereo_snn.search import (
+    REPORT_FILE,
+    BilevelConfig,
+    Genotype,
+    MemoryConfig,
+    Searcher,
+    SurrogateSearch,
+    save_genotype,
+)
 
 from .config import ClassifyConfig
 from .data import build_data
@@ -43,6 +51,7 @@ def search_config(cfg: ClassifyConfig) -> BilevelConfig:
         energy_target_mj=s.energy_target_mj,
         energy_dual_lr=s.energy_dual_lr,
         max_batches=s.max_batches,
+        amp=s.amp,
     )
 
 
@@ -71,7 +80,7 @@ def search_run(
     main, log = distributed.is_main(), distributed.main_only(log)
     distributed.check_batch(s.batch_size, "search.batch_size")
     data = build_data(cfg.data, s.batch_size, cfg.seed, search_fraction=s.train_fraction)
-    model = build_supernet(cfg.model, data.num_classes, data.in_channels, s.energy_term).to(device)
+    model = build_supernet(cfg.model, data.num_classes, data.in_channels, s.energy_term, MemoryConfig.of(s)).to(device)
     run = prepare_run_dir(out, overwrite=overwrite)
     if main:
         run.write_config(

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Search benchmark: time and peak memory of one bilevel search step on a reference supernet.
+"""Search benchmark: time and peak memory of one bilevel search step on a reference supernet;
+with ``--memory``, peak memory per sample of each memory-saving search mode.
 
-Same as ``stereo-snn bench search``; see ``--help``.
+Same as ``stereo-snn bench search``; see ``--help`` and ``--memory --help``.
 """
 
 import sys

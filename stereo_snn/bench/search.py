@@ -11,7 +11,8 @@ one DGS round of one batch pair is timed too. No test asserts on these figures.
 Reference sizes: ``--dim 2``: input [T=4, B=2, 5, 64, 64] (5 SBT frames), channels 8,
 4 layers, 3 nodes, 4 levels, moves down/same/up, candidates skip/conv_3x3_b3/conv_3x3_b5,
 kinds lif/plif, hybrid on. ``--dim 3``: a cost volume [T=4, B=1, 16, 16, 32, 32], same
-engine settings, 4 layers.
+engine settings, 4 layers. ``--memory`` runs :mod:`.search_memory` instead (peak memory per
+sample of each memory-saving mode).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import nn
 from ..atomic import write_json
 from ..runtime import resolve_device, seed_everything
 from ..search import BilevelConfig, DGSConfig, Searcher, SpikingTrellis, SurrogateSearch, TrellisConfig
-from . import peak_rss_mib
+from . import peak_rss_mib, search_memory
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: peak memory per sample of each memory-saving mode (see --memory --help)",
+    )
     return p
 
 
@@ -143,6 +149,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints the figures (and writes ``--out``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--memory" in argv:
+        return search_memory.main(argv)
     args = build_parser().parse_args(argv)
     for name in ("repeats", "time_steps", "channels", "layers", "disparities"):
         if getattr(args, name) < 1:

@@ -14,7 +14,7 @@ from ..spiking.lazy import lazy_exports
 _MODULES: dict[str, tuple[str, ...]] = {
     ".activation": ("E_AC_PJ", "E_MAC_PJ", "E_UPDATE_PJ", "CellNeurons", "NodeActivation"),
     ".cell": ("Cell", "Resample", "Signal", "edge_inputs", "num_edges"),
-    ".config": ("ALPHA_MODES", "MOVES", "TrellisConfig"),
+    ".config": ("ALPHA_MODES", "MOVES", "MemoryConfig", "TrellisConfig"),
     ".genotype": (
         "GENOTYPE_FORMAT",
         "GENOTYPE_VERSION",
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .activation import E_AC_PJ, E_MAC_PJ, E_UPDATE_PJ, CellNeurons, NodeActivation
     from .architect import BilevelConfig, Searcher
     from .cell import Cell, Resample, Signal, edge_inputs, num_edges
-    from .config import ALPHA_MODES, MOVES, TrellisConfig
+    from .config import ALPHA_MODES, MOVES, MemoryConfig, TrellisConfig
     from .dgs import DGSConfig, SurrogateSearch
     from .energy import PJ_PER_MJ, EnergyReport, LayerEnergy, ann_twin, energy_report
     from .genotype import (

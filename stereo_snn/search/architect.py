@@ -41,7 +41,8 @@ class BilevelConfig:
     enforced by a Lagrange multiplier lambda: the architecture loss adds
     ``lambda * (E / target - 1)`` and after every architecture step lambda moves by dual ascent,
     ``lambda <- max(0, lambda + energy_dual_lr * (E / target - 1))`` (it grows while E is over
-    the target and shrinks to 0 under it); ``energy_weight`` is then its starting value."""
+    the target and shrinks to 0 under it); ``energy_weight`` is then its starting value.
+    amp: run both forwards under autocast (float16 with loss scaling on CUDA, bfloat16 on the CPU)."""
 
     epochs: int = 10
     warmup_epochs: int = 1
@@ -56,6 +57,7 @@ class BilevelConfig:
     energy_target_mj: float | None = None
     energy_dual_lr: float = 0.5
     max_batches: int | None = None
+    amp: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.warmup_epochs < 0:
@@ -127,6 +129,16 @@ class Searcher:
         self.multiplier_trace: list[float] = []  # lambda after every architecture step
         self.history: list[dict[str, Any]] = []
         self.arch_steps = 0  # architecture steps taken (the noise level of :meth:`report` grows with them)
+        first = next(iter(self.weights + self.arch), None)
+        self.device_type = first.device.type if first is not None else "cpu"
+        scale = c.amp and self.device_type == "cuda"  # float16 needs loss scaling; bfloat16 does not
+        self.w_scaler = torch.amp.GradScaler(self.device_type, enabled=scale)
+        self.a_scaler = torch.amp.GradScaler(self.device_type, enabled=scale)
+
+    def autocast(self) -> Any:
+        """The forward's autocast context (a no-op unless ``amp``)."""
+        dtype = torch.float16 if self.device_type == "cuda" else torch.bfloat16
+        return torch.autocast(self.device_type, dtype=dtype, enabled=self.config.amp)
 
     def energy_pj(self) -> torch.Tensor:
         """Expected energy (pJ per application sample) of all components, from their last forward."""
@@ -168,11 +180,13 @@ class Searcher:
         if epoch >= self.config.warmup_epochs and self.arch:
             reset(self.model)
             self.a_opt.zero_grad(set_to_none=True)
-            val_loss = self.loss_fn(self.model, val_batch)
-            total = val_loss + (self.energy_penalty() if self.config.energy_on else 0.0)
-            _backward_into(total, self.arch)  # only the architecture gradients are needed here
+            with self.autocast():
+                val_loss = self.loss_fn(self.model, val_batch)
+                total = val_loss + (self.energy_penalty() if self.config.energy_on else 0.0)
+            _backward_into(self.a_scaler.scale(total), self.arch)  # only the architecture gradients
             distributed.average_gradients(self.arch)  # torchrun: identical architecture on every process
-            self.a_opt.step()
+            self.a_scaler.step(self.a_opt)
+            self.a_scaler.update()
             self.arch_steps += 1
             out["val_loss"] = float(val_loss.detach())
             if self.config.energy_target_mj is not None:
@@ -182,11 +196,14 @@ class Searcher:
                 out["energy_multiplier"] = self.update_multiplier(e)
         reset(self.model)
         self.w_opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model, train_batch)
-        _backward_into(loss, self.weights)  # only the weight gradients are needed here
+        with self.autocast():
+            loss = self.loss_fn(self.model, train_batch)
+        _backward_into(self.w_scaler.scale(loss), self.weights)  # only the weight gradients are needed here
         distributed.average_gradients(self.weights)
+        self.w_scaler.unscale_(self.w_opt)
         torch.nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
-        self.w_opt.step()
+        self.w_scaler.step(self.w_opt)
+        self.w_scaler.update()
         out["loss"] = float(loss.detach())
         out["energy_mj"] = float(self.energy_pj().detach()) / PJ_PER_MJ
         return out

@@ -22,10 +22,11 @@ from torch import nn
 
 from ..errors import ConfigError
 from .activation import CellNeurons, NodeActivation, derived_value
+from .config import MemoryConfig
 from .genotype import decoded_mask
 from .ops import OPS, SeqConvBN, check_candidates, make_op
 
-__all__ = ["Signal", "Resample", "Cell", "edge_inputs", "num_edges"]
+__all__ = ["Signal", "Resample", "Cell", "channel_shuffle", "edge_inputs", "num_edges", "pick_op"]
 
 
 class Signal(NamedTuple):
@@ -51,6 +52,29 @@ def _interpolate(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     mode = "bilinear" if len(size) == 2 else "trilinear"
     y = F.interpolate(x.flatten(0, 1), size=tuple(size), mode=mode, align_corners=False)
     return y.unflatten(0, (t, b))
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave the channels (dim 2) of ``x`` [T, B, C, ...] from ``groups`` blocks: channel
+    ``g * C/groups + j`` moves to ``j * groups + g`` (ShuffleNet; PC-DARTS after each edge)."""
+    if groups == 1:
+        return x
+    t, b, c = x.shape[:3]
+    return x.reshape(t, b, groups, c // groups, *x.shape[3:]).transpose(2, 3).reshape(x.shape)
+
+
+def pick_op(row: torch.Tensor, tau: float, noise: bool = True) -> tuple[int, torch.Tensor]:
+    """One op of an edge with op weights ``row`` (probabilities): with ``noise`` a hard
+    Gumbel-softmax sample at temperature ``tau`` (GDAS), else the strongest op. Returns its
+    index ``k`` and its weight, 1 in the forward and ``d soft[k]`` in the backward
+    (straight-through: ``soft = softmax((log row + gumbel) / tau)``, without noise ``row``)."""
+    if noise:
+        gumbel = -torch.empty_like(row).exponential_().log()
+        soft = torch.softmax((torch.log(row.clamp_min(1e-30)) + gumbel) / tau, dim=-1)
+    else:
+        soft = row
+    k = int(soft.detach().argmax())
+    return k, 1.0 - soft[k].detach() + soft[k]
 
 
 class Resample(nn.Module):
@@ -101,6 +125,7 @@ class Cell(nn.Module):
         genotype_edges: Sequence[Sequence[tuple[int, str]]] | None = None,
         max_skip: int | None = None,
         own_alphas: bool = True,
+        memory: MemoryConfig | None = None,
     ):
         """``max_skip``: the derivation's cap on skip edges (a supernet cell's expected energy
         is that of the cell derivation would keep, :func:`~.activation.derived_value`)."""
@@ -111,6 +136,10 @@ class Cell(nn.Module):
         self.candidates = tuple(candidates)
         self.neurons = neurons
         self.search = genotype_edges is None
+        self.memory = memory or MemoryConfig()
+        k = self.memory.partial_channels
+        if self.search and channels % k:
+            raise ConfigError(f"partial_channels {k}: must divide the {channels} node channels of every cell")
         self.pre0 = nn.ModuleDict(
             {str(s): Resample(c, channels, dim, s, level, NodeActivation(neurons)) for s, c in sources0.items()}
         )
@@ -121,7 +150,7 @@ class Cell(nn.Module):
             if own_alphas:
                 self.arch_alpha = nn.Parameter(1e-3 * torch.randn(num_edges(steps), len(self.candidates)))
             self.edges = nn.ModuleList(
-                nn.ModuleList(make_op(name, channels, dim) for name in self.candidates) for _ in edge_inputs(steps)
+                nn.ModuleList(make_op(name, channels // k, dim) for name in self.candidates) for _ in edge_inputs(steps)
             )
             groups = tuple(OPS[n].b for n in self.candidates)
             self.node_acts = nn.ModuleList(NodeActivation(neurons, groups) for _ in range(steps))
@@ -166,16 +195,12 @@ class Cell(nn.Module):
             # decoding ranks softmax weights row by row, so log-weights decode like the logits
             kept = decoded_mask(weights.detach().log(), self.candidates, self.steps, self.max_skip)
             weights_e = derived_value(weights, kept)  # energy: the derived cell's ops, the mixture's gradient
-            groups = [OPS[n].b for n in self.candidates]
             e = 0
             for j in range(self.steps):
                 terms = []
                 for i in range(j + 2):
-                    row = weights[e]
-                    for k, op in enumerate(self.edges[e]):
-                        cur = op(states[i].x)
-                        terms.append((row[k] * cur, groups[k]))
-                        energy = energy + weights_e[e, k] * (op.last_macs * T) * states[i].price
+                    edge_terms, energy = self.mixed_edge(e, weights[e], states[i], energy, weights_e[e])
+                    terms += edge_terms
                     e += 1
                 out = self.node_acts[j](terms)
                 states.append(Signal(out, self.node_acts[j].last_cost))
@@ -193,6 +218,51 @@ class Cell(nn.Module):
         x = torch.cat([s.x for s in nodes], dim=2)
         price = sum(s.price for s in nodes) / len(nodes)
         return Signal(x, price), energy
+
+    def mixed_edge(
+        self,
+        e: int,
+        row: torch.Tensor,
+        state: Signal,
+        energy: torch.Tensor | float = 0.0,
+        energy_row: torch.Tensor | None = None,
+    ) -> tuple[list[tuple[torch.Tensor, float | None]], torch.Tensor | float]:
+        """Supernet edge ``e`` on its input ``state``: its currents into the node as
+        ``(current, surrogate group)`` terms, and ``energy`` plus its expected energy in pJ per sample.
+
+        ``row``: the edge's op weights (probabilities over the candidates). Plain DARTS: every
+        op runs, term ``k`` is ``row[k] * op_k(x)``. With ``memory.sample_ops`` only one sampled
+        op runs (:func:`pick_op`); with ``memory.partial_channels`` K > 1 the ops see the first
+        C/K channels, the other channels bypass them, and :func:`channel_shuffle` mixes the two.
+        The energy is the expectation over ``row`` of every op's cost at full width, whichever
+        ran: ``sum_k row[k] * MACs_k * T * price``, with ``energy_row`` in place of ``row`` when
+        given (the derived cell's ops with the mixture's gradient, :func:`~.activation.derived_value`).
+        """
+        mem, ops = self.memory, self.edges[e]
+        x, kp = state.x, mem.partial_channels
+        T, size = x.shape[0], x.shape[3:]
+        price_row = row if energy_row is None else energy_row
+        for k, op in enumerate(ops):
+            energy = energy + price_row[k] * (op.macs(size) * kp * kp * T) * state.price
+        x_in = x if kp == 1 else x[:, :, : x.shape[2] // kp]
+        if mem.sample_ops:
+            k, w = pick_op(row, mem.gumbel_tau, noise=self.training)
+            run = [(k, w)]
+        else:
+            run = list(enumerate(row))
+        groups = [OPS[n].b for n in self.candidates]
+        currents = [(w * ops[k](x_in), groups[k]) for k, w in run]
+        if kp == 1:
+            return currents, energy
+        # partial channels: sum per surrogate group, place the ops' part and the bypass, shuffle
+        sums: dict[float | None, torch.Tensor] = {}
+        for cur, g in currents:
+            sums[g] = cur if g not in sums else sums[g] + cur
+        rest = x[:, :, x_in.shape[2] :]
+        terms = [(channel_shuffle(torch.cat([cur, torch.zeros_like(rest)], 2), kp), g) for g, cur in sums.items()]
+        bypass_group = None if None in groups else groups[0]  # the bypass counts as a skip
+        terms.append((channel_shuffle(torch.cat([torch.zeros_like(x_in), rest], 2), kp), bypass_group))
+        return terms, energy
 
     def cell_b(self, choice: str) -> float:
         """The cell's own surrogate temperature for the neuron choice ``choice``

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 from ..spiking import SPIKING_KINDS, NeuronConfig
 from .ops import DEFAULT_CANDIDATES, check_candidates, check_dim
 
-__all__ = ["TrellisConfig", "MOVES", "ALPHA_MODES"]
+__all__ = ["TrellisConfig", "MemoryConfig", "MOVES", "ALPHA_MODES"]
 
 MOVES: dict[str, int] = {"down": 1, "same": 0, "up": -1}  # level change of each move
 
@@ -143,3 +143,45 @@ class TrellisConfig:
             return cls(**kw)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """How a supernet saves memory during the search (not part of the architecture: the derived
+    network is the same whatever these are). The defaults are the plain DARTS supernet.
+
+    partial_channels: K of partial-channel connections (PC-DARTS, Xu et al. 2020): on every
+    edge only the first 1/K of the channels go through the candidate ops, the rest bypass them
+    unchanged, and a channel shuffle (K groups) mixes the two parts (1 = every channel, off).
+    sample_ops: run only one sampled op per edge and step (GDAS, Dong and Yang 2019): a hard
+    Gumbel-softmax sample of the edge's op weights at temperature ``gumbel_tau``, whose
+    straight-through gradient reaches every op weight (in eval mode: the strongest op).
+    checkpoint_cells: keep only each cell's inputs and output for the backward and run the
+    cell again during it (``torch.utils.checkpoint``; same values and gradients).
+    """
+
+    partial_channels: int = 1
+    sample_ops: bool = False
+    gumbel_tau: float = 1.0
+    checkpoint_cells: bool = False
+
+    def __post_init__(self) -> None:
+        k = self.partial_channels
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"partial_channels {k!r}: must be an integer >= 1 (1: every channel)")
+        for name in ("sample_ops", "checkpoint_cells"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} {getattr(self, name)!r}: must be true or false")
+        if isinstance(self.gumbel_tau, bool) or not isinstance(self.gumbel_tau, (int, float)) or self.gumbel_tau <= 0:
+            raise ConfigError(f"gumbel_tau {self.gumbel_tau!r}: must be a number > 0")
+
+    @classmethod
+    def of(cls, settings: Any) -> "MemoryConfig":
+        """The memory settings of an object with attributes of the same names (an application's
+        ``search`` settings)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+    @property
+    def is_default(self) -> bool:
+        """True when nothing is changed (the plain supernet)."""
+        return self == MemoryConfig()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from spikingjelly.activation_based import layer
@@ -73,9 +73,13 @@ class SeqConvBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.seq(x)
-        k = self.conv.weight.shape
-        self.last_macs = float(k[0] * k[1] * math.prod(k[2:]) * math.prod(y.shape[3:]))
+        self.last_macs = self.macs(y.shape[3:])
         return y
+
+    def macs(self, out_size: Sequence[int]) -> float:
+        """Multiply-accumulates per sample and time step for an output of spatial size ``out_size``."""
+        k = self.conv.weight.shape
+        return float(k[0] * k[1] * math.prod(k[2:]) * math.prod(out_size))
 
 
 class Identity(nn.Module):
@@ -85,6 +89,10 @@ class Identity(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+    def macs(self, out_size: Sequence[int]) -> float:
+        """No multiply-accumulates."""
+        return 0.0
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,20 @@ neurons) at the supernet's firing rates, its gradient through the relaxed probab
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError
 from ..spiking import reset
 from .activation import E_MAC_PJ, CellNeurons, NodeActivation, choice_key, derived_value
 from .cell import Cell, Signal, num_edges
-from .config import MOVES, TrellisConfig
+from .config import MOVES, MemoryConfig, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
 from .ops import SeqConvBN
 
@@ -67,12 +70,15 @@ class SpikingTrellis(nn.Module):
     ``[T, B, out_channels, *S_out]`` at level ``out_level`` (``S_out = ceil(S / (stem_stride * 2**out_level))``).
     """
 
-    def __init__(self, config: TrellisConfig, genotype: ComponentGenotype | None = None):
+    def __init__(
+        self, config: TrellisConfig, genotype: ComponentGenotype | None = None, memory: MemoryConfig | None = None
+    ):
         super().__init__()
         if genotype is not None and genotype.config != config:
             raise ConfigError("SpikingTrellis: the genotype was derived for a different config (use from_genotype)")
         cfg = config
         self.config = cfg
+        self.memory = memory or MemoryConfig()
         self.is_supernet = genotype is None
         self.shared_alphas = self.is_supernet and cfg.alphas == "shared"
         self.stem_channels = cfg.steps * cfg.channels
@@ -119,6 +125,7 @@ class SpikingTrellis(nn.Module):
                         s1,
                         max_skip=cfg.max_skip,
                         own_alphas=not self.shared_alphas,
+                        memory=self.memory,
                     )
         else:
             self.path = tuple(genotype.path)
@@ -227,7 +234,7 @@ class SpikingTrellis(nn.Module):
                         if m is None or not bool(self.move_mask[l, s, m]):
                             continue
                         p = probs[l, s, m]
-                        out, e = cell(s0, lv0, sig, s, sizes[d], op_w)
+                        out, e = self._run_cell(cell, s0, lv0, sig, s, sizes[d], op_w)
                         acc_x = acc_x + p * out.x
                         acc_p = acc_p + p * out.price
                         wsum = wsum + p
@@ -240,12 +247,22 @@ class SpikingTrellis(nn.Module):
         else:
             prev2 = prev1 = (stem, 0)
             for l, d in enumerate(self.path):
-                sig, e = self.cells[str(l)](prev2[0], prev2[1], prev1[0], prev1[1], sizes[d])
+                sig, e = self._run_cell(self.cells[str(l)], prev2[0], prev2[1], prev1[0], prev1[1], sizes[d])
                 energy = energy + e
                 prev2, prev1 = prev1, (sig, d)
             out_sig = prev1[0]
         self._energy = energy if torch.is_tensor(energy) else torch.tensor(float(energy), device=x.device)
         return out_sig.x
+
+    def _run_cell(self, cell: Cell, *args: Any) -> tuple[Signal, torch.Tensor | float]:
+        """``cell(*args)``; with ``memory.checkpoint_cells`` (and autograd on) its activations are
+        not kept but computed again in the backward, from the same inputs, random state and
+        buffers (:class:`_KeepBuffers`), so values and gradients are those of the plain call."""
+        if not (self.memory.checkpoint_cells and torch.is_grad_enabled()):
+            return cell(*args)
+        return checkpoint(
+            cell, *args, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), _KeepBuffers(cell))
+        )
 
     def expected_energy(self) -> torch.Tensor:
         """Expected compute energy of the last forward in pJ per sample (differentiable in arch logits)."""
@@ -315,6 +332,25 @@ class SpikingTrellis(nn.Module):
                 f" -> {nodes}"
             )
         return "\n".join(lines)
+
+
+class _KeepBuffers:
+    """Undo what a recomputation does to ``module``'s buffers (BatchNorm running statistics
+    would otherwise be updated again at every recomputation). Restored through ``.data``: the
+    values autograd saved stay valid (a double backward, as in a DGS round, checks their
+    versions). Reusable: a double backward recomputes a cell more than once."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.saved: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __enter__(self) -> None:
+        self.saved = [(b, b.detach().clone()) for b in self.module.buffers()]
+
+    def __exit__(self, *exc: Any) -> None:
+        for b, v in self.saved:
+            b.data.copy_(v)
+        self.saved = []
 
 
 def trellises(model: nn.Module) -> list[SpikingTrellis]:

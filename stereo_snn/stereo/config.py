@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..search.config import MemoryConfig
 from ..settings import check_field_types, load_mapping
 
 __all__ = [
@@ -136,6 +137,12 @@ class SearchConfig:
     dgs_every: int = 0
     dgs_batches: int = 16
     dgs_start: int | None = None
+    # memory-saving mode (the engine's MemoryConfig; the defaults are the plain supernet)
+    partial_channels: int = 1
+    sample_ops: bool = False
+    gumbel_tau: float = 1.0
+    checkpoint_cells: bool = False
+    amp: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,16 @@ class StereoConfig:
             "must be > 0 (mJ per frame)",
         )
         need(s.energy_dual_lr >= 0, "search.energy_dual_lr", "must be >= 0")
+        try:
+            MemoryConfig.of(s)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: search.{exc}") from None
+        for key in ("feature_channels", "matching_channels", "refine_channels"):
+            need(
+                getattr(n, key) % s.partial_channels == 0,
+                "search.partial_channels",
+                f"{s.partial_channels} must divide network.{key} ({getattr(n, key)})",
+            )
 
 
 def _plain(obj: Any) -> Any:

@@ -20,7 +20,15 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, ConfigError, DatasetError, GenotypeError
 from ..runtime import load_checkpoint, resolve_device
-from ..search import DGSConfig, SpikingTrellis, SurrogateSearch, TrellisConfig, genotype_from_dict, load_genotype
+from ..search import (
+    DGSConfig,
+    MemoryConfig,
+    SpikingTrellis,
+    SurrogateSearch,
+    TrellisConfig,
+    genotype_from_dict,
+    load_genotype,
+)
 from ..spiking import NeuronConfig, reset
 from .config import StereoConfig
 
@@ -365,9 +373,11 @@ def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
 
 
 def build_supernet(cfg: StereoConfig) -> nn.Module:
-    """The search supernet: every candidate op, every trellis path, neuron-type/hybrid mixtures."""
+    """The search supernet: every candidate op, every trellis path, neuron-type/hybrid mixtures;
+    saving memory as the ``search`` settings say (:class:`~stereo_snn.search.MemoryConfig`)."""
     configs = trellis_configs(cfg, cfg.input_channels)
-    return _assemble(cfg, {name: SpikingTrellis(c) for name, c in configs.items()})
+    memory = MemoryConfig.of(cfg.search)
+    return _assemble(cfg, {name: SpikingTrellis(c, memory=memory) for name, c in configs.items()})
 
 
 #: TrellisConfig settings that shape only the supernet, never the fixed network: a genotype

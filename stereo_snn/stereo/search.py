@@ -100,6 +100,7 @@ def run_search(
         energy_target_mj=sc.energy_target_mj,
         energy_dual_lr=sc.energy_dual_lr,
         max_batches=max_batches,
+        amp=sc.amp,
     )
     dgs = make_dgs(model, cfg, "search") if sc.dgs_every > 0 else None
     searcher = Searcher(

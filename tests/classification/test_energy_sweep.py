@@ -33,7 +33,9 @@ def test_energy_sweep_searches_retrains_and_measures_each_target(tmp_path, capsy
     assert tool.main([str(tmp_path), "--targets", "none", "1e-6", "--images", "8", "--set", *TINY]) == 0
     rows = json.loads((tmp_path / "sweep.json").read_text())
     assert [r["target_mj"] for r in rows] == [None, 1e-6]
-    assert rows[0]["multiplier"] is None and rows[1]["multiplier"] > 0  # far over a target no cell can reach: lambda grows every step
+    assert (
+        rows[0]["multiplier"] is None and rows[1]["multiplier"] > 0
+    )  # far over a target no cell can reach: lambda grows every step
     assert all(r["measured_mj"] > 0 and 0 <= r["test_top1"] <= 100 for r in rows)
     trace = json.loads((tmp_path / "target_1e-06" / "search" / "metrics.json").read_text())["energy_multiplier_trace"]
     assert len(trace) == 2 and trace[1] > trace[0] > 0
