@@ -285,7 +285,7 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     extra: dict[str, Any] = {"candidates": tuple(n.ops)} if n.ops else {}
     if n.max_skip is not None:
         extra["max_skip"] = n.max_skip
-    common = dict(steps=n.steps, out_level=0, neuron=neuron, **extra)
+    common = dict(steps=n.steps, out_level=0, neuron=neuron, neuron_kinds=tuple(n.neuron_kinds), **extra)
     feature = TrellisConfig(
         dim=2,
         in_channels=int(in_channels),
