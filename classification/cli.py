@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from stereo_snn.experiment import add_ablation_arguments
+from stereo_snn.experiment import add_ablation_command
 from stereo_snn.settings import add_run_options
 
 __all__ = ["register"]
@@ -193,13 +193,7 @@ def register(subparsers: Any) -> None:
             p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("experiment", help="experiments on the search (ablations)")
-    esub = p.add_subparsers(dest="experiment_command", metavar="EXPERIMENT", required=True)
-    p = esub.add_parser(
-        "ablations",
-        help="searched vs random architectures, DGS, temporal and hybrid search, energy sweep (seeds, mean and spread)",
-    )
-    add_ablation_arguments(p, "digits")
+    p = add_ablation_command(sub, "digits", "classifier search")
     p.set_defaults(func=_cmd_ablations)
 
     p = sub.add_parser(

@@ -60,7 +60,7 @@ __all__ = [
     "pareto_front",
     "plot_question",
     "CELLS",
-    "add_ablation_arguments",
+    "add_ablation_command",
     "plan_from_args",
     "print_summary",
 ]
@@ -248,8 +248,15 @@ def find_plan(name: str, presets: Path) -> Path:
     raise ConfigError(f"--preset {name!r}: no such file and no such ablation preset (available: {have})")
 
 
-def add_ablation_arguments(p: Any, default_preset: str) -> None:
-    """The options of both ``experiment ablations`` commands (argparse parser ``p``)."""
+def add_ablation_command(sub: Any, default_preset: str, what: str) -> Any:
+    """Add ``experiment ablations`` (with its options) to the argparse subparsers ``sub`` of an
+    application (``what`` names its search in the help); returns the ``ablations`` parser."""
+    top = sub.add_parser("experiment", help=f"experiments on the {what} (ablations)")
+    esub = top.add_subparsers(dest="experiment_command", metavar="EXPERIMENT", required=True)
+    p = esub.add_parser(
+        "ablations",
+        help="searched vs random architectures, DGS, temporal and hybrid search, energy sweep (seeds, mean and spread)",
+    )
     p.add_argument(
         "--preset", default=default_preset, help=f"ablation preset name or YAML file (default {default_preset})"
     )
@@ -265,6 +272,7 @@ def add_ablation_arguments(p: Any, default_preset: str) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace the ablation already in --out")
     p.add_argument("--resume", action="store_true", help="continue the ablation in --out, skipping finished runs")
+    return p
 
 
 def plan_from_args(args: Any, presets: Path) -> AblationPlan:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..atomic import check_output_path
 from ..errors import ConfigError
-from ..experiment import add_ablation_arguments
+from ..experiment import add_ablation_command
 from ..settings import add_run_options
 
 __all__ = ["register"]
@@ -483,13 +483,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     model_opts(p)
     p.set_defaults(func=_cmd_energy)
 
-    p = sub.add_parser("experiment", help="experiments on the stereo search (ablations)")
-    esub = p.add_subparsers(dest="experiment_command", metavar="EXPERIMENT", required=True)
-    p = esub.add_parser(
-        "ablations",
-        help="searched vs random architectures, DGS, temporal and hybrid search, energy sweep (seeds, mean and spread)",
-    )
-    add_ablation_arguments(p, "cpu")
+    p = add_ablation_command(sub, "cpu", "stereo search")
     p.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when present)")
     p.set_defaults(func=_cmd_ablations)
 
