@@ -679,6 +679,7 @@ def plot_question(summary: Mapping[str, Any], key: str, path: str | os.PathLike)
     energies = [p[0] for p in allpts if p[0] > 0]
     if energies and max(energies) / min(energies) > 20:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     else:
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
         ax.xaxis.set_major_locator(plt.MaxNLocator(5))
