@@ -224,3 +224,20 @@ def test_table_reports_mean_and_spread():
         ],
     }
     assert "| v | 2 | 90 ± 1 (89–91) | 0.5 ± 0.1 (0.4–0.6) |" in markdown_table(summary)
+
+
+def test_init_energy_wakes_the_neurons_of_an_untrained_network_and_keeps_its_settings():
+    import torch
+
+    from stereo_snn.search import SpikingTrellis, energy_report
+    from stereo_snn.search.sampling import init_energy
+
+    torch.manual_seed(0)
+    space = TrellisConfig(dim=2, in_channels=1, channels=4, layers=2, steps=2, levels=2, hybrid=False)
+    net = SpikingTrellis.from_genotype(random_component(space, random.Random(4)))
+    x = torch.rand(2, 4, 1, 8, 8)
+    silent = energy_report(net, x).compute_mj
+    awake = init_energy(net, x)
+    assert awake > silent
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(m.momentum == 0.1 for m in bns) and net.training
