@@ -43,7 +43,10 @@ class ClassifyAblation:
         return resolve_config(self.base, None, [*overrides, f"seed={seed}"], command=command)
 
     def settings(self, overrides: Sequence[str], command: str, seed: int) -> dict[str, Any]:
-        return self.config(overrides, command, seed).to_dict()
+        """The settings the command uses: a search reads no ``train``/``energy`` settings, a
+        retraining no ``search`` settings (so a sweep of a search setting shares retrainings)."""
+        unused = ("train", "energy") if command == "search" else ("search",)
+        return {k: v for k, v in self.config(overrides, command, seed).to_dict().items() if k not in unused}
 
     def search(self, overrides: Sequence[str], seed: int, out: Path) -> Any:
         from .search import search_run

@@ -54,7 +54,11 @@ class StereoAblation:
         return load_config(self.base, dict(parse_overrides(overrides)))
 
     def settings(self, overrides: Sequence[str], command: str, seed: int) -> dict[str, Any]:
-        return {"config": self.config(overrides).to_dict(), "seed": seed, "command": command, "data": self.data}
+        """The settings the command uses (a retraining reads no ``search`` settings)."""
+        config = self.config(overrides).to_dict()
+        if command == "train":
+            config.pop("search")
+        return {"config": config, "seed": seed, "command": command, "data": self.data}
 
     def sources(self) -> tuple[list[Any], list[Any]]:
         """Training and validation sequences (simulated into OUT/data on first use)."""

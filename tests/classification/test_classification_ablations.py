@@ -74,3 +74,10 @@ def test_shipped_presets_name_real_settings(name):
         for v in q.variants:
             for command, extra in (("search", plan.search_set), ("train", plan.train_set)):
                 app.settings([*plan.set, *v.set, *extra], command, plan.seeds[0])
+
+
+def test_a_search_setting_does_not_make_a_retraining_different():
+    app = ClassifyAblation(load_plan(PLANS_DIR / "digits.yaml"))
+    assert app.settings(["search.energy_weight=1.0"], "train", 0) == app.settings([], "train", 0)
+    assert app.settings(["search.energy_weight=1.0"], "search", 0) != app.settings([], "search", 0)
+    assert app.settings(["train.epochs=2"], "search", 0) == app.settings([], "search", 0)
