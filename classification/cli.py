@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from stereo_snn.experiment import add_ablation_command
 from stereo_snn.settings import add_run_options
 
 __all__ = ["register"]
@@ -135,6 +136,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablations(args: argparse.Namespace) -> int:
+    from stereo_snn.experiment import plan_from_args, print_summary, run_ablations
+
+    from .ablations import PLANS_DIR, ClassifyAblation
+
+    plan = plan_from_args(args, PLANS_DIR)
+    summary = run_ablations(ClassifyAblation(plan), plan, args.out, resume=args.resume, overwrite=args.overwrite)
+    print_summary(summary, args.out)
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add the ``classify`` command and its subcommands to the ``stereo-snn`` parser."""
     top = subparsers.add_parser(
@@ -180,6 +192,9 @@ def register(subparsers: Any) -> None:
         else:
             p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.set_defaults(func=func)
+
+    p = add_ablation_command(sub, "digits", "classifier search")
+    p.set_defaults(func=_cmd_ablations)
 
     p = sub.add_parser(
         "demo", help="search + train on the bundled digits (a few minutes on a CPU); prints accuracy and energy"

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..atomic import check_output_path
 from ..errors import ConfigError
+from ..experiment import add_ablation_command
 from ..settings import add_run_options
 
 __all__ = ["register"]
@@ -348,6 +349,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablations(args: argparse.Namespace) -> int:
+    from ..experiment import plan_from_args, print_summary, run_ablations
+    from .ablations import PLANS_DIR, StereoAblation
+
+    plan = plan_from_args(args, PLANS_DIR)
+    app = StereoAblation(plan, Path(args.out), device=args.device)
+    summary = run_ablations(app, plan, args.out, resume=args.resume, overwrite=args.overwrite)
+    print_summary(summary, args.out)
+    return 0
+
+
 # ----------------------------------------------------------------------------------- registrar
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the stereo subcommands to the ``stereo-snn`` parser."""
@@ -470,6 +482,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="write the report here")
     model_opts(p)
     p.set_defaults(func=_cmd_energy)
+
+    p = add_ablation_command(sub, "cpu", "stereo search")
+    p.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when present)")
+    p.set_defaults(func=_cmd_ablations)
 
     p = sub.add_parser("demo", help="simulate an unseen sequence, run the bundled model, compare with SGBM")
     p.add_argument("--out", default="stereo-snn-demo", help="output folder (default ./stereo-snn-demo)")

@@ -45,6 +45,7 @@ class NetworkConfig:
     ops: candidate operation names (None = the engine's default set).
     neuron: neuron settings handed to the engine (kind, tau, v_threshold, surrogate b).
     hybrid: let the matching network choose spiking or ANN per layer (search only).
+    neuron_kinds: spiking neuron kinds searched per cell (temporal search; ``[lif]``: fixed LIF).
     max_skip: at most this many skip_connect edges per derived cell (search only; None = no
     limit). An energy-weighted search favours skips, which cost nothing, and can end with
     cells that compute nothing; the cap (P-DARTS) keeps them computing.
@@ -73,6 +74,7 @@ class NetworkConfig:
     ops: tuple[str, ...] | None = None
     neuron: Mapping[str, Any] = field(default_factory=dict)
     hybrid: bool = True
+    neuron_kinds: tuple[str, ...] = ("lif", "plif")
     max_skip: int | None = None
     alphas: str = "shared"
     design: str = "concat"

@@ -304,7 +304,13 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     if n.max_skip is not None:
         extra["max_skip"] = n.max_skip
     common = dict(
-        steps=n.steps, out_level=0, neuron=neuron, alphas=n.alphas, tau_candidates=tuple(n.tau_candidates), **extra
+        steps=n.steps,
+        out_level=0,
+        neuron=neuron,
+        alphas=n.alphas,
+        tau_candidates=tuple(n.tau_candidates),
+        neuron_kinds=tuple(n.neuron_kinds),
+        **extra,
     )
     feature = TrellisConfig(
         dim=2,
@@ -381,8 +387,9 @@ def build_supernet(cfg: StereoConfig) -> nn.Module:
 
 
 #: TrellisConfig settings that shape only the supernet, never the fixed network: a genotype
-#: searched with per-node alphas builds under a config that says shared, and the other way round
-SUPERNET_ONLY = frozenset({"alphas"})
+#: searched with per-node alphas builds under a config that says shared (and the other way round),
+#: one searched over more neuron kinds or lif time constants under a config that lists fewer
+SUPERNET_ONLY = frozenset({"alphas", "neuron_kinds", "tau_candidates"})
 
 
 def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
