@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from stereo_snn.experiment import add_ablation_command
-from stereo_snn.settings import add_run_options
+from stereo_snn.settings import add_run_options, add_set_option
 
 __all__ = ["register"]
 
@@ -26,14 +26,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         "or a full name such as cifar10_train; default: digits unless --config is given",
     )
     p.add_argument("--config", default=None, metavar="FILE", help="YAML settings file applied after the preset")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one setting, e.g. --set train.epochs=10 --set data.root=datasets/cifar10 (repeatable)",
-    )
+    add_set_option(p, "change one setting, e.g. --set train.epochs=10 --set data.root=datasets/cifar10 (repeatable)")
 
 
 def _resolve(args: argparse.Namespace, command: str) -> Any:
@@ -177,14 +170,7 @@ def register(subparsers: Any) -> None:
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("checkpoint", help="a training checkpoint (RUN/checkpoints/last.pt or best.pt)")
-        p.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="change a setting of the checkpoint's run, e.g. data.root=/data/cifar10",
-        )
+        add_set_option(p, "change a setting of the checkpoint's run, e.g. data.root=/data/cifar10")
         p.add_argument("--device", default=None, help="auto (default), cpu, cuda, ...")
         p.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
         if name == "energy":
@@ -200,13 +186,6 @@ def register(subparsers: Any) -> None:
         "demo", help="search + train on the bundled digits (a few minutes on a CPU); prints accuracy and energy"
     )
     p.add_argument("--out", default="runs/classify-demo", help="run folder (default: runs/classify-demo)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change a setting of both the search and the training, e.g. threads=2",
-    )
+    add_set_option(p, "change a setting of both the search and the training, e.g. threads=2")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)

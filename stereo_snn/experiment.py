@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from .atomic import atomic_path, write_json, write_text
 from .errors import ConfigError
-from .settings import load_mapping
+from .settings import add_set_option, load_mapping
 
 __all__ = [
     "Variant",
@@ -262,14 +262,7 @@ def add_ablation_command(sub: Any, default_preset: str, what: str) -> Any:
     )
     p.add_argument("--out", required=True, help="output folder (ablations.json, ablations.md, figures/, runs/)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds, replacing the preset's (e.g. 0,1)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a setting for every search and retraining, e.g. threads=1 (repeatable)",
-    )
+    add_set_option(p, "a setting for every search and retraining, e.g. threads=1 (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace the ablation already in --out")
     p.add_argument("--resume", action="store_true", help="continue the ablation in --out, skipping finished runs")
     return p

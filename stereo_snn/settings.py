@@ -27,6 +27,7 @@ __all__ = [
     "check_value_type",
     "yaml_problem",
     "add_run_options",
+    "add_set_option",
     "build_typed",
 ]
 
@@ -57,6 +58,12 @@ def load_mapping(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def add_set_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option of a command (collected in ``args.overrides``,
+    read with :func:`parse_overrides`)."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def parse_overrides(items: Iterable[str] | None, example: str = "train.epochs=10") -> list[tuple[str, Any]]:
