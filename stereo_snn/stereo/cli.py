@@ -248,10 +248,25 @@ def _timestamps(text: str | None) -> list[int] | None:
         raise ConfigError(f"--timestamps {text!r}: expected microsecond integers (comma separated or a file)") from exc
 
 
+def _open_input(args: argparse.Namespace, window_us: int):
+    """The recording named by a command's ``source`` / ``--format`` / ``--right`` / ``--test-csv``
+    / ``--height`` / ``--width`` arguments (``window_us``: a generic pair's window length)."""
+    from .data import open_source
+
+    return open_source(
+        args.source,
+        args.format,
+        right=args.right,
+        test_csv=args.test_csv,
+        height=args.height,
+        width=args.width,
+        window_us=window_us,
+    )
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
     from ..atomic import ensure_dir, write_json
     from ..events.dsec import zip_submission
-    from .data import open_source
     from .infer import infer_source, skip_summary
 
     inputs = [args.source, args.right, args.test_csv, args.checkpoint, args.genotype, args.timestamps]
@@ -260,21 +275,10 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     check_output_path(args.out, inputs, "--out", folder=True)
     out = ensure_dir(args.out)
 
-    def opened(window_us: int):
-        return open_source(
-            args.source,
-            args.format,
-            right=args.right,
-            test_csv=args.test_csv,
-            height=args.height,
-            width=args.width,
-            window_us=window_us,
-        )
-
-    source = opened(50_000)
+    source = _open_input(args, 50_000)
     predictor, _ = _predictor(args, [source])
     if getattr(source, "window_us", predictor.window_us) != predictor.window_us:
-        source = opened(int(predictor.window_us))  # generic files: one window per model window
+        source = _open_input(args, int(predictor.window_us))  # generic files: one window per model window
     entries = source.entries_for(_timestamps(args.timestamps))
     report = infer_source(
         predictor,

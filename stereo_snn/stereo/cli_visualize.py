@@ -29,8 +29,7 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     from ..atomic import check_output_path, ensure_dir
     from ..viz import visualize_sequence
     from ..windows import read_windows, skip_summary
-    from .cli import _timestamps
-    from .data import open_source
+    from .cli import _open_input, _timestamps
 
     if not 0 < args.window_ms < float("inf"):
         raise ConfigError(f"--window-ms must be a positive, finite number of milliseconds, got {args.window_ms}")
@@ -46,15 +45,7 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
         )
     what = _what(args.what)
     window_us = int(round(args.window_ms * 1000))
-    source = open_source(
-        args.source,
-        args.format,
-        right=args.right,
-        test_csv=args.test_csv,
-        height=args.height,
-        width=args.width,
-        window_us=window_us,
-    )
+    source = _open_input(args, window_us)
     entries = source.entries_for(_timestamps(args.timestamps))[:: args.stride][: args.limit]
     start_us, _ = source.time_range_us()
     quiet: list[dict] = []  # windows before the first event: counted, not drawn

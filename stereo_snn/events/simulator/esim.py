@@ -210,8 +210,8 @@ class EventGenerator:
         n = log.shape[0]
         nstart, nt, npol = self._noise(n, t0, dt)
         parallel = n >= PARALLEL_MIN_PIXELS
-        counts = np.empty(n, np.int64)
-        (_count_parallel if parallel else _count_serial)(
+        # the count pass and the fill pass walk the same pixels with the same state and noise
+        walk = (
             self._last_log,
             log,
             self.ref,
@@ -224,32 +224,16 @@ class EventGenerator:
             nstart,
             nt,
             npol,
-            counts,
         )
+        counts = np.empty(n, np.int64)
+        (_count_parallel if parallel else _count_serial)(*walk, counts)
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         total = int(offsets[-1])
         out_t = np.empty(total, np.int64)
         out_p = np.empty(total, np.int8)
         out_i = np.empty(total, np.int64)
-        (_fill_parallel if parallel else _fill_serial)(
-            self._last_log,
-            log,
-            self.ref,
-            self.c_pos,
-            self.c_neg,
-            self._tlast,
-            t0,
-            dt,
-            self.refractory_us,
-            nstart,
-            nt,
-            npol,
-            offsets,
-            out_t,
-            out_p,
-            out_i,
-        )
+        (_fill_parallel if parallel else _fill_serial)(*walk, offsets, out_t, out_p, out_i)
         self._last_log = log
         self._last_t = int(t_us)
         order = np.argsort(out_t, kind="stable")
