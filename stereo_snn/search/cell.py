@@ -26,7 +26,7 @@ from .config import MemoryConfig
 from .genotype import decoded_mask
 from .ops import OPS, SeqConvBN, check_candidates, make_op
 
-__all__ = ["Signal", "Resample", "Cell", "channel_shuffle", "edge_inputs", "num_edges", "pick_op"]
+__all__ = ["Signal", "Resample", "Cell", "channel_shuffle", "edge_inputs", "num_edges", "op_weights", "pick_op"]
 
 
 class Signal(NamedTuple):
@@ -34,6 +34,16 @@ class Signal(NamedTuple):
 
     x: torch.Tensor
     price: torch.Tensor | float
+
+
+def op_weights(
+    alphas: torch.Tensor, candidates: Sequence[str], steps: int, max_skip: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A supernet cell's op weights ``softmax(alphas)`` and its energy weights: the ops the
+    derivation keeps now (:func:`~.genotype.decoded_mask`) with the mixture's gradient
+    (:func:`~.activation.derived_value`)."""
+    weights = torch.softmax(alphas, dim=-1)
+    return weights, derived_value(weights, decoded_mask(alphas, candidates, steps, max_skip))
 
 
 def num_edges(steps: int) -> int:
@@ -178,12 +188,13 @@ class Cell(nn.Module):
         s1: Signal,
         s1_level: int,
         size: Sequence[int],
-        weights: torch.Tensor | None = None,
+        weights: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[Signal, torch.Tensor | float]:
         """Run the cell; returns its output and its energy in pJ per sample (differentiable).
 
-        weights: ``[edges, candidates]`` op weights of a supernet cell (rows sum to 1); None:
-        the softmax of the cell's own ``arch_alpha``."""
+        weights: a supernet cell's op weights and energy weights, :func:`op_weights` of the
+        alphas that drive it (shared alphas: computed once per forward by the trellis); None:
+        those of the cell's own ``arch_alpha``."""
         p0, e0 = self.pre0[str(s0_level)](s0, size)
         p1, e1 = self.pre1[str(s1_level)](s1, size)
         energy = e0 + e1
@@ -191,10 +202,8 @@ class Cell(nn.Module):
         T = s1.x.shape[0]
         if self.search:
             if weights is None:
-                weights = torch.softmax(self.arch_alpha, dim=-1)
-            # decoding ranks softmax weights row by row, so log-weights decode like the logits
-            kept = decoded_mask(weights.detach().log(), self.candidates, self.steps, self.max_skip)
-            weights_e = derived_value(weights, kept)  # energy: the derived cell's ops, the mixture's gradient
+                weights = op_weights(self.arch_alpha, self.candidates, self.steps, self.max_skip)
+            weights, weights_e = weights
             e = 0
             for j in range(self.steps):
                 terms = []

@@ -29,7 +29,7 @@ from torch.utils.checkpoint import checkpoint
 from ..errors import ConfigError
 from ..spiking import reset
 from .activation import E_MAC_PJ, CellNeurons, NodeActivation, choice_key, derived_value
-from .cell import Cell, Signal, num_edges
+from .cell import Cell, Signal, num_edges, op_weights
 from .config import MOVES, MemoryConfig, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
 from .ops import SeqConvBN
@@ -219,7 +219,9 @@ class SpikingTrellis(nn.Module):
         if self.is_supernet:
             probs = self.move_probs()
             path = viterbi(torch.log(probs.detach()), cfg.moves, cfg.out_level)  # the derived path, for the energy
-            op_w = torch.softmax(self.arch_alpha, dim=-1) if self.shared_alphas else None  # one for every cell
+            op_w = (  # shared alphas: one set of weights for every cell
+                op_weights(self.arch_alpha, cfg.candidates, cfg.steps, cfg.max_skip) if self.shared_alphas else None
+            )
             h: dict[int, dict[int, Signal]] = {-2: {0: stem}, -1: {0: stem}}
             occ: dict[int, dict[int, torch.Tensor | float]] = {-1: {0: 1.0}}
             for l in range(cfg.layers):
