@@ -264,3 +264,29 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where} {value!r}: must be a mapping")
         return dict(value)
     return value
+
+
+def setting_differences(saved: Mapping[str, Any], given: Mapping[str, Any], limit: int = 6) -> list[str]:
+    """``"key: run <saved>, given <given>"`` for each dotted setting that differs between two
+    nested settings mappings (at most ``limit`` lines, then a count), so that a refused
+    ``--resume`` says which ``--set`` would make them agree."""
+
+    def flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(value, Mapping):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    a, b = flat(saved), flat(given)
+    missing = "(not set)"
+    lines = [
+        f"{key}: run {a.get(key, missing)!r}, given {b.get(key, missing)!r}"
+        for key in sorted(set(a) | set(b))
+        if a.get(key, missing) != b.get(key, missing)
+    ]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
+    return lines

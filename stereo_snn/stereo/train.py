@@ -26,6 +26,7 @@ from ..errors import CheckpointError
 from ..fit import FitSettings, FitTask, StepLoss, fit, prepare_run_dir, read_run_state
 from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
 from ..search import genotype_to_dict, save_genotype
+from ..settings import setting_differences
 from ..viz import colorize
 from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate, split_loaders
@@ -186,9 +187,16 @@ def train_genotype(
     if resume:
         state = read_run_state(run.root, "stereo")
         last_path = run.checkpoints / "last.pt"
-        if state.get("config") != cfg.to_dict():
+        saved = state.get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{last_path}: holds no run settings ('config')")
+        # settings added since the run began take their defaults, so an older run resumes
+        saved = StereoConfig.from_dict(saved, f"{last_path}: config").to_dict()
+        differences = setting_differences(saved, cfg.to_dict())
+        if differences:
             raise CheckpointError(
-                f"{last_path}: the run's config differs from the given one; resume with the same settings"
+                f"{last_path}: the run's settings differ from the given ones ({'; '.join(differences)}); "
+                "resume with the same settings"
             )
         load_state_checked(model, state["model"], str(last_path))  # names the keys that do not fit
     if init is not None and not resume:

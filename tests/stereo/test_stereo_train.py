@@ -60,7 +60,9 @@ def test_run_folder_contents(trained_run):
 
 def test_resume_refuses_other_settings_and_missing_run(sim_root, tiny_cfg, tiny_genotype, trained_run, tmp_path):
     sources = open_sources(sim_root)
-    with pytest.raises(CheckpointError, match="config differs"):
+    with pytest.raises(
+        CheckpointError, match=r"settings differ from the given ones \(train\.epochs: run \d+, given 3\)"
+    ):
         train_genotype(
             tiny_cfg.replace(**{"train.epochs": 3}),
             tiny_genotype,
@@ -75,6 +77,26 @@ def test_resume_refuses_other_settings_and_missing_run(sim_root, tiny_cfg, tiny_
         train_genotype(
             tiny_cfg, tiny_genotype, sources[:1], [], tmp_path / "empty", resume=True, progress=False, log=_quiet
         )
+
+
+def test_resume_of_a_run_older_than_a_setting(sim_root, tiny_cfg, tiny_genotype, trained_run, tmp_path):
+    """A setting added after the run began takes its default, so the older run still resumes."""
+    import shutil
+
+    from stereo_snn.runtime import save_checkpoint
+
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    last = run / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    assert state["config"]["network"].pop("alphas") == "shared"  # as if written before `alphas` existed
+    state["config"]["train"]["epochs"] = 2  # one more epoch to run
+    save_checkpoint(last, state)
+    cfg = tiny_cfg.replace(**{"train.epochs": 2})
+    resumed = train_genotype(
+        cfg, tiny_genotype, open_sources(sim_root)[:1], [], run, resume=True, progress=False, log=_quiet
+    )
+    assert resumed.epochs == 2
 
 
 def test_checkpoint_that_does_not_fit_the_genotype(trained_run, tiny_cfg, tmp_path):
