@@ -262,6 +262,9 @@ def add_ablation_command(sub: Any, default_preset: str, what: str) -> Any:
     )
     p.add_argument("--out", required=True, help="output folder (ablations.json, ablations.md, figures/, runs/)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds, replacing the preset's (e.g. 0,1)")
+    p.add_argument(
+        "--questions", default=None, help="comma-separated question keys to run, of the preset's (e.g. random,dgs)"
+    )
     add_set_option(p, "a setting for every search and retraining, e.g. threads=1 (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace the ablation already in --out")
     p.add_argument("--resume", action="store_true", help="continue the ablation in --out, skipping finished runs")
@@ -279,8 +282,25 @@ def plan_from_args(args: Any, presets: Path) -> AblationPlan:
         except ValueError:
             raise ConfigError(f"--seeds {args.seeds!r}: comma-separated integers expected") from None
     plan = load_plan(find_plan(args.preset, presets), seeds)
+    if getattr(args, "questions", None) is not None:
+        plan = select_questions(plan, str(args.questions).split(","))
     extra = _strings(list(args.overrides), "--set")
     return dataclasses.replace(plan, set=(*plan.set, *extra)) if extra else plan
+
+
+def select_questions(plan: AblationPlan, keys: Sequence[str]) -> AblationPlan:
+    """``plan`` with only the questions ``keys`` (in the preset's order); ConfigError names an unknown key."""
+    import dataclasses
+
+    wanted = [k.strip() for k in keys if k.strip()]
+    have = [q.key for q in plan.questions]
+    unknown = [k for k in wanted if k not in have]
+    if unknown or not wanted:
+        raise ConfigError(
+            f"--questions {','.join(keys)!r}: {'unknown question ' + repr(unknown[0]) if unknown else 'none given'}"
+            f" (the preset has: {', '.join(have)})"
+        )
+    return dataclasses.replace(plan, questions=tuple(q for q in plan.questions if q.key in wanted))
 
 
 def print_summary(summary: Mapping[str, Any], out: str | os.PathLike) -> None:

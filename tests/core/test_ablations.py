@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stereo_snn.errors import ConfigError, OutputError
-from stereo_snn.experiment import load_plan, markdown_table, pareto_front, run_ablations
+from stereo_snn.experiment import load_plan, markdown_table, pareto_front, run_ablations, select_questions
 from stereo_snn.search import Genotype, TrellisConfig, genotype_from_dict, genotype_to_dict
 from stereo_snn.search.sampling import random_component, random_genotype, sample_at_energy
 
@@ -169,6 +169,17 @@ def test_resume_skips_finished_runs_and_refuses_a_full_folder(tmp_path):
     run_ablations(fresh, load_plan(plan_file, seeds=[0]), out, overwrite=True, log=lambda s: None)
     assert fresh.calls["search"] == 2
     assert len(json.loads((out / "ablations.json").read_text())["runs"]) == 7
+
+
+def test_questions_option_runs_only_the_named_questions(plan_file, tmp_path):
+    plan = select_questions(load_plan(plan_file, seeds=[0]), ["dgs", "random"])
+    assert [q.key for q in plan.questions] == ["random", "dgs"]  # the preset's order
+    app = FakeApp()
+    summary = run_ablations(app, plan, tmp_path / "out", log=lambda s: None)
+    assert [q["key"] for q in summary["questions"]] == ["random", "dgs"]
+    assert app.calls["search"] == 2
+    with pytest.raises(ConfigError, match=r"unknown question 'colour' \(the preset has: random, dgs, hybrid, energy\)"):
+        select_questions(load_plan(plan_file), ["random", "colour"])
 
 
 def test_pareto_front_respects_the_metric_direction():
