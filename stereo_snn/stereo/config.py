@@ -63,6 +63,10 @@ class NetworkConfig:
     tau_candidates: time constants (time steps) each searched cell may choose for its ``lif``
     neurons, beside the other kinds (temporal search; empty: lif keeps ``neuron.tau``; the
     bundled models were searched without it).
+    upsample: how the pyramid brings its 1/3-resolution disparity to full resolution:
+    ``bilinear``, or ``convex`` (each full-resolution pixel a learned convex combination of its
+    3x3 coarse neighbours, the weights predicted from the refinement's output as in RAFT;
+    initialised to bilinear, so a bilinear checkpoint fine-tunes into it with ``--init``).
     """
 
     feature_channels: int = 8
@@ -85,6 +89,7 @@ class NetworkConfig:
     refine_levels: int = 2
     refine_radius: int = 3
     tau_candidates: tuple[float, ...] = ()
+    upsample: str = "bilinear"
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,16 @@ class StereoConfig:
         for key in ("coarse_scale", "groups", "refine_channels", "refine_layers", "refine_levels", "refine_radius"):
             need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
         need(n.refine_levels <= 4, "network.refine_levels", "must be at most 4")
+        need(
+            n.upsample in ("bilinear", "convex"),
+            "network.upsample",
+            f"must be 'bilinear' or 'convex', not {n.upsample!r}",
+        )
+        need(
+            n.upsample == "bilinear" or n.design == "pyramid",
+            "network.upsample",
+            "'convex' needs network.design 'pyramid'",
+        )
         need(self.train.coarse_weight >= 0, "train.coarse_weight", "must be >= 0")
         if n.design == "pyramid":
             need(

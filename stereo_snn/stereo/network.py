@@ -221,7 +221,10 @@ class PyramidStereoNet(nn.Module):
        coincidences of the left features with the right features shifted by the (detached,
        rounded) coarse disparity over offsets -R..R, plus the left features (all spikes) ->
        per-step conv head -> mean over T -> softmax over the 2R+1 offsets -> residual;
-    5. bilinear upsampling x3 of the refined 1/3-resolution disparity.
+    5. upsampling x3 of the refined 1/3-resolution disparity: bilinear, or (``upsample:
+       convex``) a convex combination of each pixel's 3x3 coarse neighbours with weights a
+       per-step conv head predicts from the refinement's output (mean over T), which keeps
+       depth edges sharp (:func:`convex_upsample`).
 
     forward(left, right) -> ``{"disparity": [B, H, W], "coarse": [B, H, W]}`` in full-resolution
     pixels (``coarse`` is step 3 upsampled, for deep supervision). The cost volume's size grows
@@ -237,11 +240,20 @@ class PyramidStereoNet(nn.Module):
         coarse_scale: int,
         groups: int,
         radius: int,
+        upsample: str = "bilinear",
     ):
         super().__init__()
         self.feature = feature
         self.matching = matching
         self.refine = refine
+        self.upsample_head: nn.Conv2d | None = None
+        if upsample == "convex":
+            # 9 neighbour weights for each of the 3x3 sub-pixels; zero weights and bilinear
+            # log-weights as bias: it starts as bilinear upsampling
+            self.upsample_head = nn.Conv2d(refine.out_channels, 81, kernel_size=3, padding=1)
+            with torch.no_grad():
+                self.upsample_head.weight.zero_()
+                self.upsample_head.bias.copy_(bilinear_mask_logits().flatten())
         self.max_disparity = int(max_disparity)
         self.coarse_scale = int(coarse_scale)
         self.groups = int(groups)
@@ -276,13 +288,38 @@ class PyramidStereoNet(nn.Module):
         left_f, right_f = feats[:, :b].flatten(0, 1), feats[:, b:].flatten(0, 1)
         corr = local_coincidence(left_f, right_f, guide.repeat(t, 1, 1), self.radius, self.groups)
         ref_in = torch.cat([corr, left_f], dim=1).view(t, b, -1, h3, w3)
-        logits = self.refine_head(self.refine(ref_in).flatten(0, 1))
+        refined = self.refine(ref_in).flatten(0, 1)
+        logits = self.refine_head(refined)
         logits = logits.view(t, b, *logits.shape[1:]).float().mean(0)
         offs = torch.arange(-self.radius, self.radius + 1, device=logits.device, dtype=logits.dtype).view(1, -1, 1, 1)
         fine = guide + (torch.softmax(logits, dim=1) * offs).sum(1)  # [B, H3, W3], 1/3 pixels
-        full = 3.0 * F.interpolate(fine.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+        if self.upsample_head is not None:
+            mask = self.upsample_head(refined)
+            mask = mask.view(t, b, 9, 9, h3, w3).float().mean(0)
+            full = 3.0 * convex_upsample(fine, mask)[:, : size[0], : size[1]]
+        else:
+            full = 3.0 * F.interpolate(fine.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
         coarse_full = 3.0 * F.interpolate(d3, size=size, mode="bilinear", align_corners=False).squeeze(1)
         return {"disparity": full.clamp(0.0, float(self.max_disparity)), "coarse": coarse_full}
+
+
+def bilinear_mask_logits(eps: float = 1e-4) -> torch.Tensor:
+    """Log-weights ``[9 sub-pixels, 9 neighbours]`` with which :func:`convex_upsample` equals
+    bilinear x3 upsampling (align_corners=False): sub-pixel (i, j) of a coarse pixel sits at
+    offsets ((i-1)/3, (j-1)/3) from its centre; ``eps`` stands in for the zero weights."""
+    one_d = torch.tensor([[1 / 3, 2 / 3, 0.0], [0.0, 1.0, 0.0], [0.0, 2 / 3, 1 / 3]])  # [sub, neighbour]
+    w = torch.einsum("ia,jb->ijab", one_d, one_d).reshape(9, 9)
+    return torch.log(w + eps)
+
+
+def convex_upsample(x: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+    """``x`` [B, h, w] upsampled x3 to [B, 3h, 3w]: each output pixel a convex combination
+    (softmax of ``mask_logits`` [B, 9 sub-pixels, 9 neighbours, h, w]) of the 3x3 neighbours of
+    its coarse pixel (edge pixels replicated). Hand-written: neither torch nor spikingjelly has it."""
+    b, h, w = x.shape
+    weights = torch.softmax(mask_logits, dim=2)
+    neighbours = F.unfold(F.pad(x.unsqueeze(1), (1, 1, 1, 1), mode="replicate"), 3).view(b, 1, 9, h, w)
+    return F.pixel_shuffle((weights * neighbours).sum(2), 3).squeeze(1)
 
 
 def coarse_levels(max_disparity: int, coarse_scale: int) -> int:
@@ -375,6 +412,7 @@ def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
         n.coarse_scale,
         n.groups,
         n.refine_radius,
+        n.upsample,
     )
 
 
@@ -430,13 +468,20 @@ def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
     return _assemble(cfg, {name: SpikingTrellis.from_genotype(comps[name]) for name in want})
 
 
-def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``model``; CheckpointError naming missing, unexpected and mis-shaped keys."""
+def load_state_checked(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str, allow_missing: bool = False
+) -> list[str]:
+    """Load ``state`` into ``model``; CheckpointError naming missing, unexpected and mis-shaped keys.
+
+    ``allow_missing`` (initialising a network that has parts the checkpoint lacks, e.g. a convex
+    upsampling head): missing keys keep their initial values and are returned; unexpected or
+    mis-shaped keys are still refused.
+    """
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or shapes:
+    if (missing and not allow_missing) or unexpected or shapes:
 
         def few(keys: list[str]) -> str:
             return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
@@ -451,7 +496,8 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], sour
                 "shape mismatch: " + few([f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes])
             )
         raise CheckpointError(f"{source}: checkpoint does not fit the genotype's network; " + "; ".join(parts))
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=not allow_missing)
+    return missing
 
 
 @dataclass

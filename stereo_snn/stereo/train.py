@@ -201,8 +201,9 @@ def train_genotype(
         load_state_checked(model, state["model"], str(last_path))  # names the keys that do not fit
     if init is not None and not resume:
         start, _ = read_checkpoint(init, ("model",), "stereo checkpoint")
-        load_state_checked(model, start["model"], str(init))  # names the keys that do not fit
-        log(f"weights initialised from {init}")
+        # names the keys that do not fit; parts the checkpoint lacks keep their initial values
+        fresh = load_state_checked(model, start["model"], str(init), allow_missing=True)
+        log(f"weights initialised from {init}" + (f" (not in it, left as built: {', '.join(fresh)})" if fresh else ""))
     if not resume and distributed.is_main():
         run.write_config(
             {

@@ -11,10 +11,12 @@ from stereo_snn.search import Genotype
 from stereo_snn.stereo.config import load_config
 from stereo_snn.stereo.losses import disparity_loss, smooth_l1_disparity
 from stereo_snn.stereo.network import (
+    bilinear_mask_logits,
     build_network,
     build_supernet,
     coarse_levels,
     coincidence_volume,
+    convex_upsample,
     load_state_checked,
     local_coincidence,
     shift_columns,
@@ -121,6 +123,54 @@ def test_pyramid_genotype_builds_a_fixed_network_that_loads_its_weights():
         build_network(pyramid_cfg(**{"network.refine_radius": 1}), genotype)
 
 
+def test_convex_upsampling_starts_as_bilinear_and_can_keep_an_edge_sharp():
+    import torch.nn.functional as F
+
+    torch.manual_seed(5)
+    x = torch.rand(2, 5, 7) * 40
+    init = bilinear_mask_logits().view(1, 9, 9, 1, 1).expand(2, 9, 9, 5, 7)
+    up = convex_upsample(x, init)
+    bilinear = F.interpolate(x.unsqueeze(1), scale_factor=3, mode="bilinear", align_corners=False).squeeze(1)
+    assert up.shape == (2, 15, 21)
+    assert torch.allclose(up, bilinear, atol=0.05)  # the 1e-4 stand-ins for zero weights
+    # a step edge: all weight on the own coarse pixel keeps it a step (bilinear blurs it)
+    step = torch.zeros(1, 1, 4)
+    step[..., 2:] = 30.0
+    own = torch.full((1, 9, 9, 1, 4), -30.0)
+    own[:, :, 4] = 0.0  # neighbour 4 = the centre
+    sharp = convex_upsample(step, own)
+    assert torch.allclose(sharp[0, 1], torch.tensor([0.0] * 6 + [30.0] * 6), atol=1e-6)
+    blurred = F.interpolate(step.unsqueeze(1), scale_factor=3, mode="bilinear", align_corners=False)[0, 0, 1]
+    assert 0 < float(blurred[5]) < 30
+
+
+def test_convex_pyramid_trains_its_mask_head_and_fine_tunes_from_a_bilinear_checkpoint():
+    torch.manual_seed(6)
+    cfg = pyramid_cfg()
+    sup = build_supernet(cfg)
+    genotype = Genotype({name: part.derive() for name, part in sup.components().items()})
+    bilinear = build_network(cfg, genotype).eval()
+    convex = build_network(pyramid_cfg(**{"network.upsample": "convex"}), genotype)
+    with pytest.raises(Exception, match="missing keys: upsample_head"):
+        load_state_checked(convex, bilinear.state_dict(), "bilinear.pt")
+    fresh = load_state_checked(convex, bilinear.state_dict(), "bilinear.pt", allow_missing=True)
+    assert fresh == ["upsample_head.bias", "upsample_head.weight"]
+    convex.eval()
+    x = (torch.rand(cfg.time_steps, 1, 2, 31, 50) < 0.2).float()
+    with torch.no_grad():
+        a, b = bilinear(x, x)["disparity"], convex(x, x)["disparity"]
+    assert b.shape == a.shape == (1, 31, 50)
+    assert float((a - b).abs().mean()) < 0.05  # starts as (nearly) the bilinear network
+    convex.train()
+    out = convex(x, torch.roll(x, -3, dims=-1))
+    disparity_loss(
+        out, {"disparity": torch.full((1, 31, 50), 3.0), "valid": torch.ones(1, 31, 50, dtype=torch.bool)}
+    ).backward()
+    assert float(convex.upsample_head.weight.grad.abs().sum()) > 0
+    with pytest.raises(ConfigError, match="network.upsample"):
+        load_config("tiny", {"network.upsample": "convex"})  # the concat design has no refinement
+
+
 def test_deep_supervision_adds_the_weighted_coarse_error():
     gt = torch.full((1, 2, 2), 4.0)
     valid = torch.ones(1, 2, 2, dtype=torch.bool)
@@ -140,6 +190,7 @@ def test_deep_supervision_adds_the_weighted_coarse_error():
         ("network.refine_radius", 0, "network.refine_radius"),
         ("train.loss", "subpixel_ce", "train.loss"),
         ("train.coarse_weight", -1.0, "train.coarse_weight"),
+        ("network.upsample", "nearest", "network.upsample"),
     ],
 )
 def test_pyramid_settings_are_validated(key, value, match):
