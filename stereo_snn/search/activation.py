@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..spiking import SPIKING_KINDS, NeuronConfig, grouped_multi_step, is_spiking, make_neuron
+from ..spiking import SPIKING_KINDS, NeuronConfig, carrying, grouped_multi_step, is_spiking, make_neuron, state_fits
 
 __all__ = [
     "E_AC_PJ",
@@ -265,8 +265,8 @@ class NodeActivation(nn.Module):
                 inputs = [total] if stacked_in is None else stacked_in.chunk(len(groups), dim=1)
                 outs = []
                 for m, x in zip(mods, inputs):
-                    if hasattr(m, "reset"):
-                        m.reset()  # each call processes a whole [T, ...] sequence from rest
+                    if hasattr(m, "reset") and not (carrying() and state_fits(m, x)):
+                        m.reset()  # each call processes a whole [T, ...] sequence from rest (unless streaming)
                     outs.append(m(x))
                 spiking_here = all(is_spiking(m) for m in mods)
             o = outs[0]

@@ -20,6 +20,8 @@ _EXPORTS: dict[str, str] = {
             "AnnActivation",
             "ChannelLIFNode",
             "NeuronConfig",
+            "carried_state",
+            "carrying",
             "firing_rates",
             "grouped_multi_step",
             "is_spiking",
@@ -27,6 +29,7 @@ _EXPORTS: dict[str, str] = {
             "neuron_tau",
             "reset",
             "spiking_modules",
+            "state_fits",
         )
     },
     **{name: ".surrogate" for name in ("DSPIKE_HALF_WINDOW", "Dspike", "GroupedDspike", "dspike_grad")},

@@ -14,9 +14,11 @@ Every spiking neuron gets its own :class:`~stereo_snn.spiking.surrogate.Dspike` 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from spikingjelly.activation_based import base, functional, monitor, neuron
@@ -188,6 +190,32 @@ def neuron_tau(module: nn.Module) -> float | list[float] | None:
     return None
 
 
+_CARRY: contextvars.ContextVar[bool] = contextvars.ContextVar("carry_state", default=False)
+
+
+@contextlib.contextmanager
+def carried_state(on: bool = True) -> Iterator[None]:
+    """Inside, every neuron starts a forward from the membrane state its last forward left
+    (a streaming SNN: consecutive windows as one long sequence) instead of from rest, when that
+    state has the input's shape; networks then leave resetting to the caller (:func:`reset`)."""
+    token = _CARRY.set(bool(on))
+    try:
+        yield
+    finally:
+        _CARRY.reset(token)
+
+
+def carrying() -> bool:
+    """Whether neuron states carry over between forwards (:func:`carried_state`)."""
+    return _CARRY.get()
+
+
+def state_fits(m: nn.Module, x_seq: torch.Tensor) -> bool:
+    """Whether neuron ``m`` holds a membrane state for one step of ``x_seq`` ``[T, B, ...]``."""
+    v = getattr(m, "v", None)
+    return torch.is_tensor(v) and tuple(v.shape) == tuple(x_seq.shape[1:])
+
+
 def reset(net: nn.Module, rebuilt: bool = False) -> None:
     """Reset every neuron's state (``functional.reset_net``).
 
@@ -253,7 +281,8 @@ def grouped_multi_step(neurons: list[nn.Module], inputs: list[torch.Tensor] | to
     a :class:`GroupedDspike` giving slice ``g`` the surrogate (b or DGS mixture) of
     ``neurons[g]``: the result equals ``torch.cat([n(x) for n, x in zip(neurons, inputs)], 1)``
     element for element, gradients included (learnable tau: summed over the slices, as with
-    separate runs). The neurons' states are reset and left at rest.
+    separate runs). The neurons start from rest, or under :func:`carried_state` from the
+    states their last forward left, and keep their final states.
 
     Returns ``None`` (the caller then runs the modules one by one) when the neurons cannot be
     stacked: other types, different dynamics, non-Dspike or mixed surrogates, or hooks on a
@@ -279,21 +308,27 @@ def grouped_multi_step(neurons: list[nn.Module], inputs: list[torch.Tensor] | to
     if x_seq is None:
         x_seq = torch.cat(inputs, dim=1)
     sg = GroupedDspike(surrogates, x_seq.dtype, x_seq.device)
-    for m in neurons:
-        m.reset()
-    v = first.materialize_states((x_seq,), tuple(first._memories.values()), "m")[0]
+    per = x_seq.shape[1] // len(neurons)
+    if carrying() and all(state_fits(m, x_seq[:, :per]) for m in neurons):
+        v = torch.cat([m.v for m in neurons], dim=0)  # each neuron's slice of the stacked batch
+    else:
+        for m in neurons:
+            m.reset()
+        v = first.materialize_states((x_seq,), tuple(first._memories.values()), "m")[0]
     if type(first) is neuron.LIFNode:
-        spikes, _, _ = functional.lif_multi_step(
+        spikes, v, _ = functional.lif_multi_step(
             x_seq, v, first.tau, first.decay_input, first.v_threshold, first.v_reset, sg, first.detach_reset, False
         )
-        return spikes
-    if type(first) is neuron.ParametricLIFNode:
-        spikes, _, _ = functional.plif_multi_step(
+    elif type(first) is neuron.ParametricLIFNode:
+        spikes, v, _ = functional.plif_multi_step(
             x_seq, v, first.w, first.decay_input, first.v_threshold, first.v_reset, sg, first.detach_reset, False
         )
-        return spikes
-    out = []
-    for x in x_seq:
-        spike, v = first.step_with(x, v, sg)
-        out.append(spike)
-    return torch.stack(out)
+    else:
+        out = []
+        for x in x_seq:
+            spike, v = first.step_with(x, v, sg)
+            out.append(spike)
+        spikes = torch.stack(out)
+    for m, vm in zip(neurons, v.chunk(len(neurons), dim=0)):
+        m.v = vm
+    return spikes

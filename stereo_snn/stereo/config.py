@@ -100,6 +100,10 @@ class TrainConfig:
     dgs_start: the 0-based epoch of the first round (None: after ``dgs_every`` epochs). The
     rounds run on two halves of the TRAINING windows, never on the validation windows that
     choose ``best.pt``.
+    stream_windows: K > 0 trains a streaming SNN: before each window the network runs the K
+    windows before it (no gradients), carrying its neuron states into the window, so membranes
+    charged by earlier events fill event-sparse regions. Validation does the same, and
+    inference carries the states across consecutive windows (``Predictor.predict_window``).
     """
 
     epochs: int = 10
@@ -117,6 +121,7 @@ class TrainConfig:
     coarse_weight: float = 0.5
     amp: bool = True
     image_every: int = 1
+    stream_windows: int = 0
 
 
 @dataclass(frozen=True)
@@ -282,6 +287,11 @@ class StereoConfig:
         t = self.train
         need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", "must be >= 1")
         need(t.lr > 0, "train.lr", "must be > 0")
+        need(
+            isinstance(t.stream_windows, int) and t.stream_windows >= 0,
+            "train.stream_windows",
+            "must be an integer >= 0 (0: stateless windows)",
+        )
         need(
             t.loss in ("smooth_l1", "subpixel_ce"),
             "train.loss",

@@ -400,6 +400,9 @@ class StereoWindowDataset(Dataset):
     Randomness is a pure function of (seed, epoch, item), so a resumed run sees the same crops.
     cache: keep full-frame representations in memory (small datasets, many epochs).
     require_gt: only entries with ground truth whose window starts inside the recording.
+    history: K > 0 adds ``history_left``/``history_right`` [K, T, C, H, W], the K windows before
+    each window (oldest first, same crop and flip; zeros where a window would start before the
+    recording), for streaming (``train.stream_windows``).
     """
 
     def __init__(
@@ -412,8 +415,10 @@ class StereoWindowDataset(Dataset):
         require_gt: bool = True,
         cache: bool = False,
         entries: dict[str, list[Entry]] | None = None,
+        history: int = 0,
     ):
         self.sources = list(sources)
+        self.history = int(history)
         self.cfg = cfg
         self.window_us = int(round(cfg.window_ms * 1000))
         self.represent = Representer(cfg)
@@ -421,9 +426,7 @@ class StereoWindowDataset(Dataset):
         self.vflip = bool(vflip)
         self.seed = int(seed)
         self.epoch = 0
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]] | None = (
-            {} if cache else None
-        )
+        self._cache: dict[tuple[Any, int], Any] | None = {} if cache else None
         self.items: list[tuple[int, Entry]] = []
         for si, src in enumerate(self.sources):
             ents = entries[src.name] if entries and src.name in entries else src.entries()
@@ -446,27 +449,57 @@ class StereoWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _full(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
-        if self._cache is not None and i in self._cache:
-            return self._cache[i]
-        si, entry = self.items[i]
+    def _pair(self, si: int, t_us: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+        """Representations of both views of source ``si``'s window ending at ``t_us`` and the
+        event counts (cached per window, so a window that is also another's history is read
+        once); None when the window would start before the recording."""
+        key = (si, int(t_us))
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
         src = self.sources[si]
-        left_ev, right_ev = src.window(entry, self.window_us)
+        if int(t_us) - self.window_us < src.time_range_us()[0]:
+            return None
+        left_ev, right_ev = src.window(Entry(-1, int(t_us), None), self.window_us)
         left, right = self.represent.pair(left_ev, right_ev, src.height, src.width)
-        gt = src.disparity(entry)
-        if gt is None:
-            gt = np.zeros((src.height, src.width), np.float32)
-        elif gt.shape != (src.height, src.width):
-            raise DatasetError(
-                f"{src.name}: ground truth {entry.index} is {gt.shape}, events are {src.height}x{src.width}"
-            )
-        out = (left, right, gt.astype(np.float32), (len(left_ev), len(right_ev)))
+        out = (left, right, (len(left_ev), len(right_ev)))
         if self._cache is not None:
-            self._cache[i] = out
+            self._cache[key] = out
         return out
 
+    def _full(self, i: int) -> tuple[Any, ...]:
+        si, entry = self.items[i]
+        src = self.sources[si]
+        pair = self._pair(si, entry.t_us)
+        if pair is None:  # an entry offered without ground truth may start before the recording
+            left_ev, right_ev = src.window(entry, self.window_us)  # (raises the file layer's error)
+            pair = (*self.represent.pair(left_ev, right_ev, src.height, src.width), (len(left_ev), len(right_ev)))
+        left, right, counts = pair
+        key = ("gt", i)
+        if self._cache is not None and key in self._cache:
+            gt = self._cache[key]
+        else:
+            gt = src.disparity(entry)
+            if gt is None:
+                gt = np.zeros((src.height, src.width), np.float32)
+            elif gt.shape != (src.height, src.width):
+                raise DatasetError(
+                    f"{src.name}: ground truth {entry.index} is {gt.shape}, events are {src.height}x{src.width}"
+                )
+            gt = gt.astype(np.float32)
+            if self._cache is not None:
+                self._cache[key] = gt
+        hist = None
+        if self.history:
+            past = [self._pair(si, int(entry.t_us) - k * self.window_us) for k in range(self.history, 0, -1)]
+            hist = (
+                np.stack([p[0] if p is not None else np.zeros_like(left) for p in past]),
+                np.stack([p[1] if p is not None else np.zeros_like(right) for p in past]),
+            )
+        return left, right, gt, counts, hist
+
     def __getitem__(self, i: int) -> dict[str, Any]:
-        left, right, gt, counts = self._full(i)
+        left, right, gt, counts, hist = self._full(i)
+        views = [left, right] + (list(hist) if hist is not None else [])
         si, entry = self.items[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         if self.crop is not None:
@@ -476,21 +509,24 @@ class StereoWindowDataset(Dataset):
                 raise DatasetError(f"{self.sources[si].name}: crop {ch}x{cw} is larger than the frame {h}x{w}")
             y0 = int(rng.integers(0, h - ch + 1))
             x0 = int(rng.integers(0, w - cw + 1))
-            left = left[..., y0 : y0 + ch, x0 : x0 + cw]
-            right = right[..., y0 : y0 + ch, x0 : x0 + cw]
+            views = [v[..., y0 : y0 + ch, x0 : x0 + cw] for v in views]
             gt = gt[y0 : y0 + ch, x0 : x0 + cw]
         if self.vflip and rng.random() < 0.5:
-            left, right, gt = left[..., ::-1, :], right[..., ::-1, :], gt[::-1, :]
+            views, gt = [v[..., ::-1, :] for v in views], gt[::-1, :]
         disp = torch.from_numpy(np.ascontiguousarray(gt))
-        return {
-            "left": torch.from_numpy(np.ascontiguousarray(left, dtype=np.float32)),
-            "right": torch.from_numpy(np.ascontiguousarray(right, dtype=np.float32)),
+        tensors = [torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for v in views]
+        item = {
+            "left": tensors[0],
+            "right": tensors[1],
             "disparity": disp,
             "valid": valid_mask(disp, self.cfg.max_disparity),
             "name": self.sources[si].name,
             "index": entry.index,
             "events": counts,
         }
+        if hist is not None:
+            item["history_left"], item["history_right"] = tensors[2], tensors[3]
+        return item
 
 
 def pad_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -513,7 +549,7 @@ def pad_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     right = torch.stack([pad(b["right"]) for b in batch], dim=1)
     disp = torch.stack([pad(b["disparity"]) for b in batch])
     valid = torch.stack([pad(b["valid"]) for b in batch])
-    return {
+    out = {
         "left": left,
         "right": right,
         "disparity": disp,
@@ -522,6 +558,10 @@ def pad_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "index": [b["index"] for b in batch],
         "sizes": [tuple(b["disparity"].shape) for b in batch],
     }
+    if "history_left" in batch[0]:  # [K, T, B, C, H, W]
+        for key in ("history_left", "history_right"):
+            out[key] = torch.stack([pad(b[key]) for b in batch], dim=2)
+    return out
 
 
 def split_loaders(

@@ -124,7 +124,7 @@ def run_demo(
     row = result["per_image"][len(result["per_image"]) // 2]
     entry = next(e for e in source.entries() if e.index == row["index"])
     left, right = predictor.window(source, entry)
-    pred = predictor.predict_events(left, right, source.height, source.width)
+    pred = predictor.predict_window(source, entry, left, right)
     gt = source.disparity(entry)
     picture = disparity_figure(
         pred,

@@ -84,7 +84,7 @@ def evaluate_sources(
 
         def read(entry: Entry, src: StereoSource = src) -> tuple[Events, Events, np.ndarray]:
             left, right = predictor.window(src, entry)
-            return left, right, predictor.predict_events(left, right, src.height, src.width)
+            return left, right, predictor.predict_window(src, entry, left, right)
 
         bar = tqdm(entries, desc=f"evaluate {src.name}", disable=not progress, leave=False)
         for window in read_windows(

@@ -29,6 +29,7 @@ from ..errors import DatasetError, OutputError, StereoSNNError
 from ..events.dsec import write_submission_png
 from ..events.recording import Events
 from ..runtime import resolve_device
+from ..spiking import carried_state, reset
 from ..viz import colorize, save_image
 from ..windows import BEFORE_FIRST_EVENT, NO_GROUND_TRUTH, before_first_event, read_windows, skip_summary
 from .config import StereoConfig
@@ -83,6 +84,34 @@ class Predictor:
         self.cfg = cfg
         self.represent = Representer(cfg)
         self.window_us = int(round(cfg.window_ms * 1000))
+        self.history = int(cfg.train.stream_windows)  # > 0: a streaming model (predict_window)
+        self._last: tuple[Any, ...] | None = None  # (recording, size, end time) of the last streamed window
+
+    def predict_window(self, source: StereoSource, entry: Entry, left: Events, right: Events) -> np.ndarray:
+        """Disparity (float32 (H, W), pixels) of ``entry``'s window of ``source``, whose events
+        ``left``/``right`` come from :meth:`window`.
+
+        A model trained on streamed windows (``train.stream_windows`` K > 0) carries its neuron
+        states from the previous call when that window of the same recording ended where this
+        one starts; otherwise it starts from rest and first runs the K windows before this one
+        (as in training). A stateless model treats every window on its own.
+        """
+        if self.history == 0:
+            return self.predict_events(left, right, source.height, source.width)
+        here = (source.name, source.height, source.width)
+        follows = self._last == (*here, int(entry.t_us) - self.window_us)
+        self._last = None  # until this window is done
+        with carried_state():
+            if not follows:
+                reset(self.model)
+                start, _ = source.time_range_us()
+                for k in range(self.history, 0, -1):
+                    t = int(entry.t_us) - k * self.window_us
+                    if t - self.window_us >= start:
+                        self.predict_events(*source.window(Entry(-1, t, None), self.window_us), *here[1:])
+            out = self.predict_events(left, right, source.height, source.width)
+        self._last = (*here, int(entry.t_us))
+        return out
 
     def window(self, source: StereoSource, entry: Entry) -> tuple[Events, Events]:
         """Left/right events of the window before ``entry``; EmptyWindowError when a camera has none."""
@@ -155,7 +184,7 @@ def infer_source(
     bar = tqdm(todo, desc=f"infer {source.name}", unit="window", disable=not progress)
 
     def predict(entry: Entry) -> np.ndarray:
-        return predictor.predict_events(*predictor.window(source, entry), source.height, source.width)
+        return predictor.predict_window(source, entry, *predictor.window(source, entry))
 
     for window in read_windows(
         bar,

@@ -29,7 +29,7 @@ from ..search import (
     genotype_from_dict,
     load_genotype,
 )
-from ..spiking import NeuronConfig, reset
+from ..spiking import NeuronConfig, carried_state, carrying, reset
 from .config import StereoConfig
 
 __all__ = [
@@ -179,7 +179,8 @@ class StereoNet(nn.Module):
 
     forward(left, right): representations [T, B, C, H, W] (real-valued) of both views ->
     ``{"disparity": [B, H, W] pixels, "log_prob": [B, max_disparity, H, W]}``.
-    The neuron states are reset at the start of every forward (one batch = one sequence).
+    The neuron states are reset at the start of every forward (one batch = one sequence),
+    except under :func:`~stereo_snn.spiking.carried_state` (streaming windows).
     This is the ``network.design: concat`` network (small disparity ranges); see
     :class:`PyramidStereoNet` for full sensor scale.
     """
@@ -198,7 +199,8 @@ class StereoNet(nn.Module):
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
         _check_inputs(left, right)
-        reset(self)
+        if not carrying():  # streaming (carried_state): the caller resets at a sequence's start
+            reset(self)
         t, b = left.shape[:2]
         feats = self.feature(torch.cat([left, right], dim=1))
         volume = concat_cost_volume(feats[:, :b], feats[:, b:], self.levels)
@@ -268,7 +270,8 @@ class PyramidStereoNet(nn.Module):
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
         _check_inputs(left, right)
-        reset(self)
+        if not carrying():  # streaming (carried_state): the caller resets at a sequence's start
+            reset(self)
         t, b = left.shape[:2]
         size = (left.shape[-2], left.shape[-1])
         feats = self.feature(torch.cat([left, right], dim=1))  # [T, 2B, F, H3, W3]
@@ -320,6 +323,22 @@ def convex_upsample(x: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
     weights = torch.softmax(mask_logits, dim=2)
     neighbours = F.unfold(F.pad(x.unsqueeze(1), (1, 1, 1, 1), mode="replicate"), 3).view(b, 1, 9, h, w)
     return F.pixel_shuffle((weights * neighbours).sum(2), 3).squeeze(1)
+
+
+def forward_batch(model: nn.Module, batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """The network's output on a collated batch (inputs moved to ``device``). With history
+    windows (``train.stream_windows``: ``history_left``/``history_right`` [K, T, B, C, H, W]) it
+    starts from rest, runs them oldest first without gradients carrying its neuron states, then
+    the batch's own window from those states (a streaming SNN, truncated after K windows)."""
+    left, right = batch["left"].to(device), batch["right"].to(device)
+    if "history_left" not in batch:
+        return model(left, right)
+    reset(model)
+    with carried_state():
+        with torch.no_grad():
+            for hl, hr in zip(batch["history_left"], batch["history_right"]):
+                model(hl.to(device), hr.to(device))
+        return model(left, right)
 
 
 def coarse_levels(max_disparity: int, coarse_scale: int) -> int:

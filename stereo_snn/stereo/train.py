@@ -32,7 +32,7 @@ from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate, split_loaders
 from .losses import disparity_loss
 from .metrics import MetricAccumulator
-from .network import build_network, load_state_checked, make_dgs, read_checkpoint
+from .network import build_network, forward_batch, load_state_checked, make_dgs, read_checkpoint
 
 __all__ = [
     "TrainResult",
@@ -93,7 +93,7 @@ def evaluate_model(
     rows: list[dict[str, Any]] = []
     loader = make_loader(dataset, batch_size, shuffle=False, seed=0, epoch=0)
     for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
-        out = model(batch["left"].to(device), batch["right"].to(device))
+        out = forward_batch(model, batch, device)
         pred = out["disparity"].float().cpu()
         gt = torch.where(batch["valid"], batch["disparity"], torch.zeros_like(batch["disparity"]))
         for i, (h, w) in enumerate(batch["sizes"]):
@@ -114,7 +114,7 @@ def _log_images(
     model.eval()
     with torch.no_grad():
         batch = pad_collate([dataset[0]])
-        pred = model(batch["left"].to(device), batch["right"].to(device))["disparity"][0].float().cpu().numpy()
+        pred = forward_batch(model, batch, device)["disparity"][0].float().cpu().numpy()
     gt = batch["disparity"][0].numpy()
     for tag, img in (("prediction", pred), ("ground_truth", gt)):
         rgb = colorize(img, 0, max_disparity, invalid_mask=(img <= 0) if tag == "ground_truth" else None)[..., ::-1]
@@ -127,9 +127,7 @@ def training_loss(cfg: StereoConfig, device: torch.device) -> Callable[[torch.nn
     tc = cfg.train
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        return disparity_loss(
-            m(batch["left"].to(device), batch["right"].to(device)), batch, tc.loss, tc.subpixel_b, tc.coarse_weight
-        )
+        return disparity_loss(forward_batch(m, batch, device), batch, tc.loss, tc.subpixel_b, tc.coarse_weight)
 
     return loss_fn
 
@@ -217,8 +215,9 @@ def train_genotype(
         )
         save_genotype(run.root / "genotype.json", genotype)
 
-    train_ds = StereoWindowDataset(train_sources, cfg, crop=tc.crop, vflip=tc.vflip, seed=seed, cache=True)
-    val_ds = StereoWindowDataset(val_sources, cfg, seed=seed, cache=True) if val_sources else None
+    k = tc.stream_windows
+    train_ds = StereoWindowDataset(train_sources, cfg, crop=tc.crop, vflip=tc.vflip, seed=seed, cache=True, history=k)
+    val_ds = StereoWindowDataset(val_sources, cfg, seed=seed, cache=True, history=k) if val_sources else None
 
     loss_fn = training_loss(cfg, dev)
 
