@@ -67,9 +67,7 @@ def test_history_windows_are_the_windows_before_each_window(sim_root, tiny_cfg):
     assert batch["history_left"].shape == (1, *batch["left"].shape)  # [K, T, B, C, H, W]
 
 
-def test_forward_batch_runs_the_history_then_the_window_with_the_states_carried(
-    sim_root, tiny_cfg, tiny_genotype
-):
+def test_forward_batch_runs_the_history_then_the_window_with_the_states_carried(sim_root, tiny_cfg, tiny_genotype):
     torch.manual_seed(1)
     model = build_network(tiny_cfg, tiny_genotype).eval()
     ds = StereoWindowDataset(open_sources(sim_root)[:1], tiny_cfg, history=2)
@@ -86,9 +84,7 @@ def test_forward_batch_runs_the_history_then_the_window_with_the_states_carried(
     assert torch.equal(stateless["disparity"], model(batch["left"], batch["right"])["disparity"])
 
 
-def test_predictor_carries_states_across_consecutive_windows_and_burns_in_otherwise(
-    sim_root, tiny_cfg, tiny_genotype
-):
+def test_predictor_carries_states_across_consecutive_windows_and_burns_in_otherwise(sim_root, tiny_cfg, tiny_genotype):
     cfg = tiny_cfg.replace(**{"train.stream_windows": 1})
     torch.manual_seed(2)
     model = build_network(cfg, tiny_genotype)
