@@ -99,3 +99,18 @@ def test_the_installed_bundled_models_match_their_index_entries():
         assert loaded.config.network.design == "pyramid"
         assert loaded.config.max_disparity == ranges[name]
         assert list(loaded.info["data_size"]) == [m.height, m.width]
+
+
+@pytest.mark.parametrize("name", ["dsec", "mvsec"])
+def test_each_bundled_model_is_described_by_its_preset(name):
+    """The preset of a bundled model holds the settings it was trained with (network,
+    representation, steps, range, window), so a user's `--config NAME` rebuilds that network."""
+    from stereo_snn.stereo.config import load_config
+    from stereo_snn.stereo.network import load_model
+
+    model = next(m for m in bundled_models() if m.name == name)
+    trained = load_model(model.path, device="cpu").config
+    preset = load_config(name)
+    for key in ("network", "representation", "time_steps", "max_disparity", "window_ms"):
+        assert getattr(trained, key) == getattr(preset, key), key
+    assert (trained.max_disparity, name) in ((128, "dsec"), (64, "mvsec"))
