@@ -449,17 +449,15 @@ class StereoWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _pair(self, si: int, t_us: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
-        """Representations of both views of source ``si``'s window ending at ``t_us`` and the
-        event counts (cached per window, so a window that is also another's history is read
-        once); None when the window would start before the recording."""
-        key = (si, int(t_us))
+    def _pair(self, si: int, entry: Entry) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """Representations of both views of source ``si``'s window ending at ``entry.t_us`` and
+        the event counts (cached per window, so a window that is also another's history is read
+        once)."""
+        key = (si, int(entry.t_us))
         if self._cache is not None and key in self._cache:
             return self._cache[key]
         src = self.sources[si]
-        if int(t_us) - self.window_us < src.time_range_us()[0]:
-            return None
-        left_ev, right_ev = src.window(Entry(-1, int(t_us), None), self.window_us)
+        left_ev, right_ev = src.window(entry, self.window_us)
         left, right = self.represent.pair(left_ev, right_ev, src.height, src.width)
         out = (left, right, (len(left_ev), len(right_ev)))
         if self._cache is not None:
@@ -469,11 +467,7 @@ class StereoWindowDataset(Dataset):
     def _full(self, i: int) -> tuple[Any, ...]:
         si, entry = self.items[i]
         src = self.sources[si]
-        pair = self._pair(si, entry.t_us)
-        if pair is None:  # an entry offered without ground truth may start before the recording
-            left_ev, right_ev = src.window(entry, self.window_us)  # (raises the file layer's error)
-            pair = (*self.represent.pair(left_ev, right_ev, src.height, src.width), (len(left_ev), len(right_ev)))
-        left, right, counts = pair
+        left, right, counts = self._pair(si, entry)
         key = ("gt", i)
         if self._cache is not None and key in self._cache:
             gt = self._cache[key]
@@ -490,7 +484,10 @@ class StereoWindowDataset(Dataset):
                 self._cache[key] = gt
         hist = None
         if self.history:
-            past = [self._pair(si, int(entry.t_us) - k * self.window_us) for k in range(self.history, 0, -1)]
+            start, _ = src.time_range_us()
+            ends = [int(entry.t_us) - k * self.window_us for k in range(self.history, 0, -1)]
+            # a window that would start before the recording is an empty one (zeros)
+            past = [self._pair(si, Entry(-1, t, None)) if t - self.window_us >= start else None for t in ends]
             hist = (
                 np.stack([p[0] if p is not None else np.zeros_like(left) for p in past]),
                 np.stack([p[1] if p is not None else np.zeros_like(right) for p in past]),
