@@ -9,15 +9,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from stereo_snn.errors import ConfigError
-from stereo_snn.experiment import AblationPlan
+from stereo_snn.experiment import AblationPlan, quiet
 
 __all__ = ["PLANS_DIR", "ClassifyAblation"]
 
 PLANS_DIR = Path(__file__).resolve().parent / "presets" / "ablations"
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 class ClassifyAblation:
@@ -51,14 +47,14 @@ class ClassifyAblation:
     def search(self, overrides: Sequence[str], seed: int, out: Path) -> Any:
         from .search import search_run
 
-        return search_run(self.config(overrides, "search", seed), out, overwrite=True, log=_quiet).genotype
+        return search_run(self.config(overrides, "search", seed), out, overwrite=True, log=quiet).genotype
 
     def train(self, genotype_path: Path, overrides: Sequence[str], seed: int, out: Path) -> dict[str, float]:
         from .evaluate import energy_checkpoint
         from .train import train_run
 
         cfg = self.config([*overrides, f"model.genotype={genotype_path}"], "train", seed)
-        result = train_run(cfg, out, progress=False, overwrite=True, log=_quiet)
+        result = train_run(cfg, out, progress=False, overwrite=True, log=quiet)
         energy = energy_checkpoint(result.run.checkpoints / "last.pt")
         return {"metric": float(result.metrics["test_top1"]), "energy_mj": energy.per_image()["snn"]["compute_mj"]}
 

@@ -63,6 +63,7 @@ __all__ = [
     "add_ablation_command",
     "plan_from_args",
     "print_summary",
+    "quiet",
 ]
 
 #: how a variant's derived cells are retrained: as searched, all spiking, all ANN (ReLU)
@@ -301,6 +302,11 @@ def select_questions(plan: AblationPlan, keys: Sequence[str]) -> AblationPlan:
             f" (the preset has: {', '.join(have)})"
         )
     return dataclasses.replace(plan, questions=tuple(q for q in plan.questions if q.key in wanted))
+
+
+def quiet(_message: str) -> None:
+    """A ``log`` that prints nothing: the applications' searches and retrainings inside an
+    ablation (the runner logs each run's result itself)."""
 
 
 def print_summary(summary: Mapping[str, Any], out: str | os.PathLike) -> None:

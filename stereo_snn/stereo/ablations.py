@@ -16,17 +16,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError
-from ..experiment import AblationPlan
+from ..experiment import AblationPlan, quiet
 from ..settings import parse_overrides
 
 __all__ = ["PLANS_DIR", "StereoAblation"]
 
 PLANS_DIR = Path(__file__).resolve().parent / "configs" / "ablations"
 _DATA_KEYS = ("simulate", "size", "duration_ms", "sim_seed", "path", "format", "val_count", "search_max_batches")
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 class StereoAblation:
@@ -99,7 +95,7 @@ class StereoAblation:
             device=self.device,
             max_batches=self.data.get("search_max_batches"),
             overwrite=True,
-            log=_quiet,
+            log=quiet,
         )
 
     def _frame(self, model: Any, cfg: Any) -> tuple[Any, Any]:
@@ -131,7 +127,7 @@ class StereoAblation:
             device=self.device,
             progress=False,
             overwrite=True,
-            log=_quiet,
+            log=quiet,
         )
         from ..search import energy_report
 
