@@ -94,13 +94,14 @@ class Predictor:
         A model trained on streamed windows (``train.stream_windows`` K > 0) carries its neuron
         states from the previous call when that window of the same recording ended where this
         one starts; otherwise it starts from rest and first runs the K windows before this one
-        (as in training). A stateless model treats every window on its own.
+        (as in training, a window that would start before the recording is all zeros). A stateless model treats every window on its own.
         """
         if self.history == 0:
             return self.predict_events(left, right, source.height, source.width)
         here = (source.name, source.height, source.width)
         follows = self._last == (*here, int(entry.t_us) - self.window_us)
         self._last = None  # until this window is done
+        current = self.inputs(left, right, source.height, source.width)
         with carried_state():
             if not follows:
                 reset(self.model)
@@ -108,8 +109,11 @@ class Predictor:
                 for k in range(self.history, 0, -1):
                     t = int(entry.t_us) - k * self.window_us
                     if t - self.window_us >= start:
-                        self.predict_events(*source.window(Entry(-1, t, None), self.window_us), *here[1:])
-            out = self.predict_events(left, right, source.height, source.width)
+                        past = self.inputs(*source.window(Entry(-1, t, None), self.window_us), *here[1:])
+                    else:  # a window that would start before the recording is an empty one, as in training
+                        past = tuple(torch.zeros_like(v) for v in current)
+                    self.predict_inputs(*past)
+            out = self.predict_inputs(*current)
         self._last = (*here, int(entry.t_us))
         return out
 

@@ -107,6 +107,25 @@ def test_predictor_carries_states_across_consecutive_windows_and_burns_in_otherw
     assert len(calls) == 1
 
 
+def test_predictor_and_training_treat_windows_before_the_recording_alike(sim_root, tiny_cfg, tiny_genotype):
+    cfg = tiny_cfg.replace(**{"train.stream_windows": 2})
+    torch.manual_seed(3)
+    model = build_network(cfg, tiny_genotype).eval()
+    for m in model.modules():  # trained statistics: an empty window drives the neurons, not only rest
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-1.0, 1.0)
+    src = open_sources(sim_root)[0]
+    ds = StereoWindowDataset([src], cfg, history=2)
+    item = ds[0]
+    assert torch.count_nonzero(item["history_left"][0]) == 0  # starts before the recording
+    with torch.no_grad():
+        trained = forward_batch(model, pad_collate([item]), torch.device("cpu"))["disparity"][0]
+    _, entry = ds.items[0]
+    predictor = Predictor(model, cfg, device="cpu")
+    predicted = predictor.predict_window(src, entry, *predictor.window(src, entry))
+    assert torch.equal(torch.from_numpy(predicted), trained)
+
+
 def test_stream_windows_is_validated(tiny_cfg):
     with pytest.raises(ConfigError, match="train.stream_windows"):
         tiny_cfg.replace(**{"train.stream_windows": -1})
