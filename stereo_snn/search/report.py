@@ -66,7 +66,8 @@ class Decision:
     in the trellis, the ``chosen`` entry and its strongest rival ``runner_up``, ``margin``
     (chosen logit minus the rival's), ``moved`` (largest distance of a logit from the row's
     mean: 0 = still uniform), ``p_chosen`` (softmax probability) and ``decides`` (part of the
-    derived network)."""
+    derived network). For a move the logits are the learnt ones (``arch_beta``, the evidence),
+    not the fixed path prior added to them; ``p_chosen`` is the move's probability with it."""
 
     component: str
     kind: str
@@ -134,9 +135,18 @@ class SearchReport:
 
 
 def _decision(
-    component: str, kind: str, where: str, logits: torch.Tensor, names: Sequence[str], chosen: int, decides: bool
+    component: str,
+    kind: str,
+    where: str,
+    logits: torch.Tensor,
+    names: Sequence[str],
+    chosen: int,
+    decides: bool,
+    prior: torch.Tensor | None = None,
 ) -> Decision:
+    """One row's decision; ``prior``: fixed logits added to ``logits`` for ``p_chosen`` only."""
     v = logits.detach().double().cpu()
+    full = v if prior is None else v + prior.detach().double().cpu()
     others = [k for k in range(len(names)) if k != chosen]
     rival = max(others, key=lambda k: float(v[k]))
     return Decision(
@@ -147,7 +157,7 @@ def _decision(
         names[rival],
         float(v[chosen] - v[rival]),
         float((v - v.mean()).abs().max()),
-        float(torch.softmax(v, 0)[chosen]),
+        float(torch.softmax(full, 0)[chosen]),
         decides,
     )
 
@@ -181,9 +191,9 @@ def _trellis_decisions(name: str, net: SpikingTrellis) -> list[Decision]:
         valid = [m for m in range(len(cfg.moves)) if bool(net.move_mask[l, prev, m])]
         if len(valid) > 1:
             chosen = next(k for k, m in enumerate(valid) if prev + MOVES[cfg.moves[m]] == d)
-            row = net.arch_beta[l, prev, valid]
+            row, prior = net.arch_beta[l, prev, valid], net.beta_prior[l, prev, valid]
             moves = [cfg.moves[m] for m in valid]
-            out.append(_decision(name, "move", f"layer {l} from level {prev}", row, moves, chosen, True))
+            out.append(_decision(name, "move", f"layer {l} from level {prev}", row, moves, chosen, True, prior))
         n = cell.neurons
         if hasattr(n, "arch_type"):
             labels = [choice_key(k, t) for k, t in n.choices]  # kinds, lif once per searched tau

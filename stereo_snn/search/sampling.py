@@ -2,7 +2,7 @@
 
 A random genotype has the same components and :class:`TrellisConfig` as a searched one (the
 same search space) and draws, per component: a level path uniformly over the trellis's valid
-moves, and per cell two distinct inputs per node, an op per kept edge from ``candidates``
+paths, and per cell two distinct inputs per node, an op per kept edge from ``candidates``
 (at most ``max_skip`` skips), a neuron kind from ``neuron_kinds`` and, when the space is
 hybrid, spiking or ANN with even odds. A drawn cell's time constant is the kind's initial
 one (``neuron.tau`` for lif, ``learn_tau_init`` for the learnable kinds) and its surrogate
@@ -31,7 +31,7 @@ from ..spiking import reset
 from .config import MOVES, TrellisConfig
 from .energy import energy_report
 from .genotype import CellGenotype, ComponentGenotype, Genotype
-from .trellis import _valid_levels
+from .trellis import path_counts
 
 __all__ = [
     "init_energy",
@@ -45,12 +45,13 @@ __all__ = [
 
 
 def random_path(cfg: TrellisConfig, rng: random.Random) -> tuple[int, ...]:
-    """A level per layer, each move drawn uniformly among those that can still reach ``out_level``."""
-    valid = _valid_levels(cfg)
+    """A level per layer, drawn uniformly over the valid level paths: each move is weighted by
+    the number of paths that continue from where it leads (:func:`~.trellis.path_counts`)."""
+    counts = path_counts(cfg)
     level, path = 0, []
-    for allowed in valid:
-        choices = sorted({level + MOVES[m] for m in cfg.moves} & set(allowed))
-        level = rng.choice(choices)
+    for here in counts:
+        choices = sorted({level + MOVES[m] for m in cfg.moves} & set(here))
+        level = rng.choices(choices, weights=[here[d] for d in choices])[0]
         path.append(level)
     return tuple(path)
 

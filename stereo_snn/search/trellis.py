@@ -1,8 +1,9 @@
 """The trellis network: supernet over cells x levels, or a fixed network from a genotype.
 
 One class builds both. Supernet: every node (layer l, level s) on some valid path from the
-stem (level 0) to ``out_level`` holds one cell; ``arch_beta[l, s, m]`` are logits of the moves
-out of node (l-1, s) (softmax over the moves that stay on a valid path); node (l, s') sums
+stem (level 0) to ``out_level`` holds one cell; ``arch_beta[l, s, m]`` are the learnt logits of
+the moves out of node (l-1, s), added to a fixed prior under which every valid path is equally
+likely (:func:`path_prior`; softmax over the moves that stay on a valid path); node (l, s') sums
 ``p * cell(s0, resample(h[l-1][s]))`` over its incoming transitions. The op logits
 ``arch_alpha`` ``[edges, candidates]`` are one set shared by every cell (``alphas: shared``,
 one cell type as in SpikeDHS and DARTS) or one set per cell (``alphas: per_node``). Fixed network: one cell
@@ -34,7 +35,7 @@ from .config import MOVES, MemoryConfig, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
 from .ops import SeqConvBN
 
-__all__ = ["SpikingTrellis", "is_arch_name", "trellises", "split_parameters"]
+__all__ = ["SpikingTrellis", "is_arch_name", "path_counts", "path_prior", "trellises", "split_parameters"]
 
 
 def is_arch_name(name: str) -> bool:
@@ -61,6 +62,38 @@ def _valid_levels(cfg: TrellisConfig) -> list[list[int]]:
             f"{cfg.layers} layers with moves {list(cfg.moves)}"
         )
     return valid
+
+
+def path_counts(cfg: TrellisConfig) -> list[dict[int, int]]:
+    """``counts[l][s]``: how many valid level paths continue from node (layer l, level s) to
+    ``out_level`` at the last layer (1 there); the nodes are those of :func:`_valid_levels`."""
+    valid = _valid_levels(cfg)
+    counts: list[dict[int, int]] = [{} for _ in valid]
+    counts[-1] = {cfg.out_level: 1}
+    for l in range(len(valid) - 2, -1, -1):
+        nxt = counts[l + 1]
+        counts[l] = {s: sum(nxt.get(s + MOVES[m], 0) for m in cfg.moves) for s in valid[l]}
+    return counts
+
+
+def path_prior(cfg: TrellisConfig) -> torch.Tensor:
+    """``[L, levels, moves]`` logits under which every valid level path is equally likely: a move
+    into node (l, d) gets ``log counts[l][d]`` (:func:`path_counts`), so the product of the move
+    probabilities along any path is ``1 / number of paths`` (0 for moves off every path).
+
+    With all-zero logits instead, a path through nodes with fewer onward choices would be more
+    probable before the search has learnt anything (on a 2-level, 3-layer trellis the path that
+    goes down at once holds half the mass, each of the two others a quarter), and both the
+    supernet's mixture and the Viterbi decoding would favour it."""
+    counts = path_counts(cfg)
+    prior = torch.zeros(cfg.layers, cfg.levels, len(cfg.moves))
+    for l in range(cfg.layers):
+        for s in range(cfg.levels):
+            for m, name in enumerate(cfg.moves):
+                n = counts[l].get(s + MOVES[name], 0)
+                if n > 0:
+                    prior[l, s, m] = math.log(n)
+    return prior
 
 
 class SpikingTrellis(nn.Module):
@@ -96,6 +129,8 @@ class SpikingTrellis(nn.Module):
                         if s + MOVES[name] in self.valid[l]:
                             mask[l, s, m] = True
             self.register_buffer("move_mask", mask, persistent=False)
+            # the learnt evidence for each move, on top of a prior that holds every path equally likely
+            self.register_buffer("beta_prior", path_prior(cfg), persistent=False)
             self.arch_beta = nn.Parameter(1e-3 * torch.randn(cfg.layers, cfg.levels, len(cfg.moves)))
             if self.shared_alphas:
                 self.arch_alpha = nn.Parameter(1e-3 * torch.randn(num_edges(cfg.steps), len(cfg.candidates)))
@@ -188,7 +223,7 @@ class SpikingTrellis(nn.Module):
         """``[L, levels, moves]`` probabilities of the moves out of each node (0 where impossible)."""
         if not self.is_supernet:
             raise ConfigError("move_probs: a fixed network has no betas")
-        logits = self.arch_beta.masked_fill(~self.move_mask, float("-inf"))
+        logits = (self.arch_beta + self.beta_prior).masked_fill(~self.move_mask, float("-inf"))
         p = torch.softmax(logits, dim=-1)
         return torch.nan_to_num(p, nan=0.0)
 

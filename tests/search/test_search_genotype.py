@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import random
+from collections import Counter
 
 import pytest
 import torch
@@ -21,6 +23,9 @@ from stereo_snn.search import (
     save_genotype,
     viterbi,
 )
+from stereo_snn.search.config import MOVES
+from stereo_snn.search.sampling import random_path
+from stereo_snn.search.trellis import path_counts
 
 CANDS = ("skip_connect", "conv_3x3_b3", "conv_3x3_b5")
 
@@ -90,6 +95,58 @@ def test_viterbi_picks_the_most_probable_path_not_the_greedy_one():
     lp[0, 0, 1] = math.log(0.05)
     lp[1, 1, 2] = math.log(0.9)
     assert viterbi(lp, moves, 0) == [1, 0, 0]
+
+
+def _all_paths(cfg: TrellisConfig) -> list[tuple[int, ...]]:
+    deltas = [MOVES[m] for m in cfg.moves]
+    paths = [()]
+    for _ in range(cfg.layers):
+        paths = [p + (s,) for p in paths for d in deltas if 0 <= (s := (p[-1] if p else 0) + d) < cfg.levels]
+    return [p for p in paths if p[-1] == cfg.out_level]
+
+
+@pytest.mark.parametrize(
+    "levels, layers, out_level, moves",
+    [(2, 3, 1, ("down", "same")), (3, 4, 0, ("down", "same", "up")), (4, 6, 3, ("down", "same", "up"))],
+)
+def test_before_any_learning_every_path_is_equally_likely(levels, layers, out_level, moves):
+    cfg = TrellisConfig(
+        dim=2, in_channels=1, channels=2, layers=layers, steps=1, levels=levels, out_level=out_level, moves=moves
+    )
+    net = SpikingTrellis(cfg)
+    with torch.no_grad():
+        net.arch_beta.zero_()
+    probs = net.move_probs()
+    paths = _all_paths(cfg)
+    assert sum(path_counts(cfg)[0].values()) == len(paths) > 2
+    for path in paths:
+        p, prev = 1.0, 0
+        for l, d in enumerate(path):
+            p *= float(probs.detach()[l, prev, cfg.moves.index(next(m for m in cfg.moves if prev + MOVES[m] == d))])
+            prev = d
+        assert p == pytest.approx(1 / len(paths))
+    rng = random.Random(0)  # random architectures draw their paths from the same uniform prior
+    drawn = Counter(random_path(cfg, rng) for _ in range(4000))
+    assert set(drawn) == set(paths)
+    assert max(abs(n / 4000 - 1 / len(paths)) for n in drawn.values()) < 0.03
+
+
+def test_the_derived_path_follows_the_learnt_evidence_not_the_trellis_shape():
+    # with zero logits per node, going down at once would hold half the mass (one choice on the
+    # way) against a quarter for each path that stays first (two choices)
+    cfg = TrellisConfig(
+        dim=2, in_channels=1, channels=2, layers=3, steps=1, levels=2, out_level=1, moves=("down", "same")
+    )
+    net = SpikingTrellis(cfg)
+    down, same = cfg.moves.index("down"), cfg.moves.index("same")
+    with torch.no_grad():
+        net.arch_beta.zero_()
+        net.arch_beta[0, 0, same] = 0.01  # a little evidence for staying at full resolution
+    assert net.derive().path[0] == 0
+    with torch.no_grad():
+        net.arch_beta[0, 0, same], net.arch_beta[0, 0, down] = -0.3, 0.3  # clear evidence for going down
+        net.arch_beta[1, 0, same] = 0.5
+    assert net.derive().path == (1, 1, 1)  # p 0.55 against 0.45 * 0.62 for the best path that stays
 
 
 @pytest.mark.parametrize("alphas", ["shared", "per_node"])

@@ -94,6 +94,7 @@ def test_a_viterbi_move_against_its_row_counts_by_the_size_of_its_margin():
     net = SpikingTrellis(cfg)
     same = cfg.moves.index("same")
     with torch.no_grad():
+        net.beta_prior.zero_()  # learnt logits alone, so that the probabilities below are those of the rows
         net.arch_beta.zero_()
         net.arch_beta[0, 0, cfg.moves.index("down")] = 1.0  # the first move prefers down (p 0.73) ...
         net.arch_beta[1, 0, same] = net.arch_beta[2, 0, same] = 10.0  # ... but staying at 0 is then sure,
