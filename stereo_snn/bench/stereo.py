@@ -96,9 +96,13 @@ def frames_to_measure(args: argparse.Namespace) -> list[tuple[Any, str, int, int
         return [(ckpt, args.checkpoint or "bundled dsec", args.height, args.width, events(args.height, args.width))]
     models = bundled_models()
     if args.checkpoint:
-        from ..stereo.network import load_model
+        from ..stereo.network import read_checkpoint
 
-        h, w = load_model(args.checkpoint, device="cpu").info.get("data_size") or (480, 640)
+        state, _ = read_checkpoint(args.checkpoint, ("model", "config", "genotype"), "stereo checkpoint")
+        h, w = state.get("data_size") or (
+            480,
+            640,
+        )  # the frame size it was trained on; the network is built once, timed
         return [(args.checkpoint, args.checkpoint, int(h), int(w), events(int(h), int(w)))]
     return [(m.path, f"bundled {m.name}", m.height, m.width, events(m.height, m.width)) for m in models]
 
