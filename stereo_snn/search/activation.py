@@ -24,7 +24,7 @@ expected-energy term, which counts as the measured report does (:mod:`.energy`).
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ __all__ = [
     "NodeActivation",
     "choice_key",
     "group_key",
+    "neuron_choices",
     "neuron_steps",
     "derived_value",
 ]
@@ -76,6 +77,13 @@ def group_key(b: float | None) -> str:
 def choice_key(kind: str, tau: float | None) -> str:
     """Name of a neuron choice: the kind, or ``lif_t4`` for a fixed-tau kind at a searched tau."""
     return kind if tau is None else f"{kind}_t{float(tau):g}".replace(".", "p")
+
+
+def neuron_choices(kinds: Sequence[str], tau_candidates: Sequence[float] = ()) -> tuple[tuple[str, float | None], ...]:
+    """The neuron choices of a searched cell, ``(kind, tau)``: every kind, with the fixed-tau kind
+    ``lif`` once per distinct value of ``tau_candidates`` (``tau`` None: the kind's own)."""
+    taus = tuple(dict.fromkeys(float(t) for t in tau_candidates))
+    return tuple((k, t) for k in kinds for t in (taus if k == "lif" and taus else (None,)))
 
 
 class CellNeurons(nn.Module):
@@ -121,10 +129,7 @@ class CellNeurons(nn.Module):
         self.hybrid = bool(hybrid) and search
         self.spiking = True if search else bool(spiking)
         self.group_b = {str(k): float(v) for k, v in (group_b or {}).items()}
-        taus = tuple(dict.fromkeys(float(t) for t in tau_candidates)) if search else ()
-        self.choices: tuple[tuple[str, float | None], ...] = tuple(
-            (k, t) for k in self.kinds for t in (taus if k == "lif" and taus else (None,))
-        )
+        self.choices = neuron_choices(self.kinds, tau_candidates if search else ())
         self.register_buffer("_one", torch.ones(1), persistent=False)  # follows .to(device)
         if search and len(self.choices) > 1:
             self.arch_type = nn.Parameter(1e-3 * torch.randn(len(self.choices)))

@@ -3,10 +3,11 @@
 A random genotype has the same components and :class:`TrellisConfig` as a searched one (the
 same search space) and draws, per component: a level path uniformly over the trellis's valid
 paths, and per cell two distinct inputs per node, an op per kept edge from ``candidates``
-(at most ``max_skip`` skips), a neuron kind from ``neuron_kinds`` and, when the space is
-hybrid, spiking or ANN with even odds. A drawn cell's time constant is the kind's initial
-one (``neuron.tau`` for lif, ``learn_tau_init`` for the learnable kinds) and its surrogate
-temperature the default ``neuron.b``: what a search starts from.
+(at most ``max_skip`` skips), a neuron choice among those the search chooses from (every kind
+of ``neuron_kinds``, lif once per value of ``tau_candidates``) and, when the space is hybrid,
+spiking or ANN with even odds. A drawn lif cell's time constant is its tau candidate (without
+candidates ``neuron.tau``), a learnable kind's its initial one (``learn_tau_init``), and its
+surrogate temperature the default ``neuron.b``: what a search starts from.
 
 :func:`sample_at_energy` keeps drawing until ``count`` genotypes have a measured energy within
 a relative ``tolerance`` of a reference, and says how many draws it took. The energy of an
@@ -28,6 +29,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..spiking import reset
+from .activation import neuron_choices
 from .config import MOVES, TrellisConfig
 from .energy import energy_report
 from .genotype import CellGenotype, ComponentGenotype, Genotype
@@ -66,8 +68,9 @@ def random_cell(cfg: TrellisConfig, rng: random.Random) -> CellGenotype:
         skips = sum(op == "skip_connect" for node in edges for _, op in node)
         if cfg.max_skip is None or skips <= cfg.max_skip or set(cfg.candidates) == {"skip_connect"}:
             break
-    kind = rng.choice(cfg.neuron_kinds)
-    tau = float(cfg.neuron.tau) if kind == "lif" else float(cfg.learn_tau_init)
+    kind, tau = rng.choice(neuron_choices(cfg.neuron_kinds, cfg.tau_candidates))  # as the search chooses
+    if tau is None:  # the kind's own time constant: what a search starts from
+        tau = float(cfg.neuron.tau) if kind == "lif" else float(cfg.learn_tau_init)
     spiking = rng.random() < 0.5 if cfg.hybrid else True
     return CellGenotype(edges, kind, tau, float(cfg.neuron.b), spiking)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,23 @@ def test_random_genotypes_stay_in_the_search_space_and_round_trip():
             assert all(len(node) == 2 and node[0][0] != node[1][0] for node in cell.edges)
             assert cell.neuron in SPACE.neuron_kinds
         genotype_from_dict(genotype_to_dict(g))  # passes every file check
+
+
+def test_random_cells_draw_every_neuron_choice_of_the_search_including_each_tau_candidate():
+    space = TrellisConfig(
+        dim=2,
+        in_channels=1,
+        channels=4,
+        layers=3,
+        steps=1,
+        levels=2,
+        neuron_kinds=("lif", "plif"),
+        tau_candidates=(1.25, 4.0),
+    )
+    rng = random.Random(3)
+    drawn = Counter((c.neuron, c.tau) for _ in range(200) for c in random_component(space, rng).cells)
+    assert set(drawn) == {("lif", 1.25), ("lif", 4.0), ("plif", space.learn_tau_init)}
+    assert min(drawn.values()) > 150  # about a third each of 600 cells
 
 
 def test_max_skip_is_respected_by_random_cells():
