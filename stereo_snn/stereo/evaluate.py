@@ -57,8 +57,9 @@ def evaluate_sources(
 ) -> dict[str, Any]:
     """Metrics of the network (and SGBM with ``baseline="sgbm"``) on every ground-truth window.
 
-    ``regions`` sets the near / edge region metrics (default :class:`~.metrics.Regions()`:
-    near = gt > 1.5 x the image's median valid gt, edge = within 2 px of a gt jump > 1 px).
+    ``regions`` sets the near / edge / occluded region metrics (default :class:`~.metrics.Regions()`:
+    near = gt > 1.5 x the image's median valid gt, edge = within 2 px of a gt jump > 1 px,
+    occluded = match hidden in the right view by a surface nearer by > 1 px, or outside it).
     Returns ``{"kind", "regions", "methods": {"snn": {...}, "sgbm": {...}}, "per_sequence",
     "per_image": [...], "skipped": [{"sequence", "index", "t_us", "reason"}, ...],
     "beyond_range": [{"sequence", "index", "gt_max"}, ...], "max_disparity"}`` and writes it to
@@ -161,14 +162,16 @@ def range_warning(result: dict[str, Any]) -> str | None:
 
 def results_table(result: dict[str, Any]) -> str:
     """The methods of an :func:`evaluate_sources` result side by side (the metrics helper's
-    table): the kind's metrics, ``near MAE`` and ``edge MAE`` (px), images and skipped images,
-    then one line saying what near and edge mean. The region 2PE values and pixel counts are
+    table): the kind's metrics, ``near``, ``edge`` and ``occluded`` MAE (px), images and skipped
+    images, then one line saying what the regions mean. The region 2PE values and pixel counts are
     in the result / JSON only."""
     names = {"snn": "SNN (ours)", "sgbm": "SGBM (OpenCV)"}
     methods = result["methods"]
     base = MVSEC_KEYS if result["kind"] == "mvsec" else DSEC_KEYS
     keys = [
-        k for k in (*base, "near_mae", "edge_mae", "images", "skipped_images") if any(k in v for v in methods.values())
+        k
+        for k in (*base, "near_mae", "edge_mae", "occluded_mae", "images", "skipped_images")
+        if any(k in v for v in methods.values())
     ]
     table = format_table({names.get(m, m): v for m, v in methods.items()}, keys)
     regions = result.get("regions")

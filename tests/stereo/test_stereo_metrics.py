@@ -18,6 +18,7 @@ from stereo_snn.stereo.metrics import (
     format_table,
     mvsec_metrics,
     near_mask,
+    occlusion_mask,
     region_metrics,
 )
 
@@ -218,6 +219,26 @@ def test_region_metrics_error_only_at_the_edge():
     # far from the edge the prediction is exact: the overall MAE is much lower than the edge MAE
     overall = dsec_metrics(pred, gt)["mae"]
     assert overall == pytest.approx(35 / 69) and overall < m["edge_mae"]
+
+
+def test_the_occluded_region_is_left_of_a_near_object_as_wide_as_its_disparity_step():
+    gt = np.full((3, 80), 5.0)  # background at 5 px
+    gt[:, 40:60] = 20.0  # a nearer block: in the right view it covers columns 20..39
+    gt[2, 70] = 0.0  # a hole: not valid, never occluded
+    occluded = occlusion_mask(gt, gt > 0)
+    expected = np.zeros(80, bool)
+    expected[:5] = True  # x < d: the match lies outside the right image
+    expected[25:40] = True  # background whose match x - 5 falls on the block (15 = 20 - 5 columns)
+    assert np.array_equal(occluded[0], expected) and np.array_equal(occluded[1], expected)
+    assert not occluded[2, 70]
+    assert not occlusion_mask(gt, gt > 0, margin_px=20.0)[0, 25:40].any()  # only nearer by > margin
+    pred = gt.copy()
+    pred[:, 25:40] = 20.0  # the block bled over the occluded band
+    m = region_metrics(pred, gt, gt > 0, Regions())
+    assert m["occluded_pixels"] == 3 * 20 and m["occluded_mae"] == pytest.approx(15 * 15 / 20)
+    assert "occluded" in Regions().describe()
+    with pytest.raises(ConfigError, match="occlusion"):
+        Regions(occlusion_px=-1.0)
 
 
 def test_accumulator_region_means_skip_images_without_the_region():
