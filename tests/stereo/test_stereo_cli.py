@@ -77,6 +77,7 @@ def test_evaluate_infer_energy_commands(trained_run, sim_root, tmp_path, capsys)
         "RMSE [px]",
         "near MAE",
         "edge MAE",
+        "occl. MAE",
         "images",
         "skipped",
     ]
