@@ -98,11 +98,9 @@ def frames_to_measure(args: argparse.Namespace) -> list[tuple[Any, str, int, int
     if args.checkpoint:
         from ..stereo.network import read_checkpoint
 
+        # the frame size it was trained on, without building the network (that is timed, once)
         state, _ = read_checkpoint(args.checkpoint, ("model", "config", "genotype"), "stereo checkpoint")
-        h, w = state.get("data_size") or (
-            480,
-            640,
-        )  # the frame size it was trained on; the network is built once, timed
+        h, w = state.get("data_size") or (480, 640)
         return [(args.checkpoint, args.checkpoint, int(h), int(w), events(int(h), int(w)))]
     return [(m.path, f"bundled {m.name}", m.height, m.width, events(m.height, m.width)) for m in models]
 

@@ -111,6 +111,14 @@ class StereoSource(abc.ABC):
         t0, t1 = int(entry.t_us) - int(window_us), int(entry.t_us)
         return run_pair(lambda: self.events("left", t0, t1), lambda: self.events("right", t0, t1))
 
+    def windows_before(self, entry: Entry, window_us: int, count: int) -> list[Entry | None]:
+        """The ``count`` windows of ``window_us`` before ``entry``'s window, oldest first, as
+        entries ending where each window ends; None for a window that would start before the
+        recording (an empty window: zeros, in training and inference alike)."""
+        start, _ = self.time_range_us()
+        ends = [int(entry.t_us) - k * int(window_us) for k in range(int(count), 0, -1)]
+        return [Entry(-1, t, None) if t - int(window_us) >= start else None for t in ends]
+
     def entries_for(self, timestamps_us: Sequence[int] | None) -> list[Entry]:
         """Entries for user-given timestamps (indexed 0..n-1), or the default entries."""
         if timestamps_us is None:
@@ -484,10 +492,8 @@ class StereoWindowDataset(Dataset):
                 self._cache[key] = gt
         hist = None
         if self.history:
-            start, _ = src.time_range_us()
-            ends = [int(entry.t_us) - k * self.window_us for k in range(self.history, 0, -1)]
-            # a window that would start before the recording is an empty one (zeros)
-            past = [self._pair(si, Entry(-1, t, None)) if t - self.window_us >= start else None for t in ends]
+            before = src.windows_before(entry, self.window_us, self.history)
+            past = [self._pair(si, e) if e is not None else None for e in before]
             hist = (
                 np.stack([p[0] if p is not None else np.zeros_like(left) for p in past]),
                 np.stack([p[1] if p is not None else np.zeros_like(right) for p in past]),

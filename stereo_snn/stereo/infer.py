@@ -94,7 +94,8 @@ class Predictor:
         A model trained on streamed windows (``train.stream_windows`` K > 0) carries its neuron
         states from the previous call when that window of the same recording ended where this
         one starts; otherwise it starts from rest and first runs the K windows before this one
-        (as in training, a window that would start before the recording is all zeros). A stateless model treats every window on its own.
+        (:meth:`StereoSource.windows_before`: as in training, one that would start before the
+        recording is all zeros). A stateless model treats every window on its own.
         """
         if self.history == 0:
             return self.predict_events(left, right, source.height, source.width)
@@ -105,11 +106,9 @@ class Predictor:
         with carried_state():
             if not follows:
                 reset(self.model)
-                start, _ = source.time_range_us()
-                for k in range(self.history, 0, -1):
-                    t = int(entry.t_us) - k * self.window_us
-                    if t - self.window_us >= start:
-                        past = self.inputs(*source.window(Entry(-1, t, None), self.window_us), *here[1:])
+                for before in source.windows_before(entry, self.window_us, self.history):
+                    if before is not None:
+                        past = self.inputs(*source.window(before, self.window_us), *here[1:])
                     else:  # a window that would start before the recording is an empty one, as in training
                         past = tuple(torch.zeros_like(v) for v in current)
                     self.predict_inputs(*past)
