@@ -104,7 +104,7 @@ class StereoAblation:
 
         key = repr(cfg.to_dict())
         if key not in self._window:
-            ds = StereoWindowDataset(self.sources()[1], cfg, seed=0, cache=False)
+            ds = StereoWindowDataset(self.sources()[1], cfg, seed=0)
             self._window[key] = pad_collate([ds[0]])
         batch = self._window[key]
         dev = next(model.parameters()).device

@@ -167,12 +167,15 @@ class StereoConfig:
     time_steps: T, the number of time steps the spiking network runs.
     max_disparity: largest disparity in pixels (full resolution); rounded up to a multiple of 3.
     window_ms: length of the event window before each ground-truth timestamp (milliseconds).
+    cache_mb: memory budget (MiB) for the training windows that ``train`` and ``search`` keep
+        in memory between epochs; the rest are read from the files each time (0: none).
     """
 
     representation: Mapping[str, Any] = field(default_factory=lambda: {"name": "voxel_grid", "bins": 10})
     time_steps: int = 5
     max_disparity: int = 48
     window_ms: float = 50.0
+    cache_mb: float = 1024.0
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -284,6 +287,7 @@ class StereoConfig:
                 "train.loss",
                 "must be 'smooth_l1' with network.design 'pyramid' (it has no full disparity distribution)",
             )
+        need(self.cache_mb >= 0, "cache_mb", "must be >= 0 (MiB; 0: read every window from the files)")
         t = self.train
         need(t.epochs >= 1 and t.batch_size >= 1, "train.epochs/batch_size", "must be >= 1")
         need(t.lr > 0, "train.lr", "must be > 0")

@@ -78,7 +78,7 @@ def run_search(
                 "global_batch_size": sc.batch_size,
             }
         )
-    dataset = StereoWindowDataset(sources, cfg, crop=sc.crop, vflip=cfg.train.vflip, seed=seed, cache=True)
+    dataset = StereoWindowDataset(sources, cfg, crop=sc.crop, vflip=cfg.train.vflip, seed=seed, cache_mb=cfg.cache_mb)
     train_half, val_half = split_loaders(dataset, sc.batch_size, seed)
     log(
         f"search: {len(dataset)} windows from {len(sources)} sequence(s), {len(train_half.dataset)} weight / "

@@ -37,6 +37,27 @@ def test_dataset_items_match_the_source(sim_root, tiny_cfg):
     assert item["events"][0] > 0 and item["events"][1] > 0
 
 
+def test_the_window_cache_stays_within_its_memory_budget(sim_root, tiny_cfg):
+    sources = open_sources(sim_root)[:1]
+    plain = StereoWindowDataset(sources, tiny_cfg)
+    window = plain[0]
+    one_window_bytes = 2 * window["left"].numel() * 4 + window["disparity"].numel() * 4
+    # a budget of one and a half windows keeps the first pair of views read and no other pair
+    budget = int(1.5 * one_window_bytes)
+    ds = StereoWindowDataset(sources, tiny_cfg, cache_mb=budget / 2**20)
+    items = [ds[i] for i in range(len(ds))]
+    assert [k for k in ds._cache if k[0] != "gt"] == [(0, ds.items[0][1].t_us)]
+    kept = sum(sum(a.nbytes for a in v[:2]) if isinstance(v, tuple) else v.nbytes for v in ds._cache.values())
+    assert 0 <= ds._cache_left == budget - kept
+    for i, item in enumerate(items):  # cached or read again, the same tensors
+        again = plain[i]
+        assert all(torch.equal(item[k], again[k]) for k in ("left", "right", "disparity"))
+    assert torch.equal(ds[0]["left"], items[0]["left"])
+    assert StereoWindowDataset(sources, tiny_cfg)._cache is None  # 0 MiB (the default): no cache
+    with pytest.raises(ConfigError, match="cache_mb"):
+        StereoWindowDataset(sources, tiny_cfg, cache_mb=-1)
+
+
 def test_crops_are_reproducible_and_flips_mirror_views_and_gt(sim_root, tiny_cfg):
     sources = open_sources(sim_root)[:1]
     full = StereoWindowDataset(sources, tiny_cfg)
