@@ -216,7 +216,9 @@ def train_genotype(
         save_genotype(run.root / "genotype.json", genotype)
 
     k = tc.stream_windows
-    train_ds = StereoWindowDataset(train_sources, cfg, crop=tc.crop, vflip=tc.vflip, seed=seed, cache_mb=cfg.cache_mb, history=k)
+    train_ds = StereoWindowDataset(
+        train_sources, cfg, crop=tc.crop, vflip=tc.vflip, seed=seed, cache_mb=cfg.cache_mb, history=k
+    )
     val_ds = StereoWindowDataset(val_sources, cfg, seed=seed, history=k) if val_sources else None
 
     loss_fn = training_loss(cfg, dev)
