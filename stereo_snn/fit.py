@@ -54,6 +54,7 @@ __all__ = [
     "read_run_state",
     "add_scalars",
     "write_history_scalars",
+    "freeze_parts",
 ]
 
 #: fields every training checkpoint holds (the application adds its own, e.g. config and genotype)
@@ -509,3 +510,40 @@ def _load_states(task: FitTask, state: Mapping[str, Any], scaler: torch.amp.Grad
         raise CheckpointError(f"{path}: does not fit the model/optimiser of these settings ({first})") from exc
     if task.dgs is not None and state.get("dgs_history"):
         task.dgs.history = {k: list(v) for k, v in state["dgs_history"].items()}
+
+
+def _stay_in_eval(module: nn.Module, _inputs: Any) -> None:
+    """Forward pre-hook of a frozen part: back to eval mode (batch-norm statistics fixed) whatever
+    ``model.train()`` set."""
+    if module.training:
+        module.eval()
+
+
+def freeze_parts(model: nn.Module, names: Iterable[str], setting: str = "train.freeze") -> list[nn.Parameter]:
+    """Fix the weights and batch-norm statistics of ``model``'s top-level parts ``names`` (no
+    gradients; eval mode in every forward) and return the parameters left to train.
+
+    ConfigError naming ``setting`` and the parts there are when a name is not a part of ``model``;
+    or when nothing would be left to train.
+
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    >>> len(freeze_parts(net, ["0"]))
+    2
+    >>> _ = net.train()(torch.ones(3, 2))
+    >>> net[0].training, net[0].weight.requires_grad
+    (False, False)
+    """
+    parts = dict(model.named_children())
+    names = list(names)
+    unknown = [n for n in names if n not in parts]
+    if unknown:
+        raise ConfigError(
+            f"{setting}: {', '.join(map(repr, unknown))} not a part of the network (its parts: {', '.join(parts)})"
+        )
+    for name in names:
+        parts[name].requires_grad_(False)
+        parts[name].register_forward_pre_hook(_stay_in_eval)
+    left = [p for p in model.parameters() if p.requires_grad]
+    if names and not left:
+        raise ConfigError(f"{setting}: every part is frozen, nothing is left to train")
+    return left

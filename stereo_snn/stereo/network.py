@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..errors import CheckpointError, ConfigError, DatasetError, GenotypeError
 from ..runtime import load_checkpoint, resolve_device
 from ..search import (
+    ComponentGenotype,
     DGSConfig,
     MemoryConfig,
     SpikingTrellis,
@@ -42,8 +43,10 @@ __all__ = [
     "StereoNet",
     "PyramidStereoNet",
     "coarse_levels",
+    "event_spikes",
     "trellis_configs",
     "build_supernet",
+    "borrowed_fine",
     "build_network",
     "load_state_checked",
     "LoadedModel",
@@ -226,7 +229,14 @@ class PyramidStereoNet(nn.Module):
     5. upsampling x3 of the refined 1/3-resolution disparity: bilinear, or (``upsample:
        convex``) a convex combination of each pixel's 3x3 coarse neighbours with weights a
        per-step conv head predicts from the refinement's output (mean over T), which keeps
-       depth edges sharp (:func:`convex_upsample`).
+       depth edges sharp (:func:`convex_upsample`);
+    6. optionally (``fine``: ``network.fine_channels`` > 0) a full-resolution refinement trellis
+       (2D, spiking or ANN per cell; its stem may be strided, ``fine_stride``) on the events
+       themselves: ON/OFF spikes of the left view and their coincidences with the right view's
+       at offsets -r..r px around the (detached, rounded) upsampled disparity
+       (:func:`event_spikes`, :func:`local_coincidence`) -> per-step conv head -> mean over T ->
+       (bilinear to full resolution) -> softmax over the 2r+1 offsets -> a residual added to
+       step 5's disparity. Its head starts at zero, so it starts as the identity.
 
     forward(left, right) -> ``{"disparity": [B, H, W], "coarse": [B, H, W]}`` in full-resolution
     pixels (``coarse`` is step 3 upsampled, for deep supervision). The cost volume's size grows
@@ -243,11 +253,22 @@ class PyramidStereoNet(nn.Module):
         groups: int,
         radius: int,
         upsample: str = "bilinear",
+        fine: nn.Module | None = None,
+        fine_radius: int = 2,
     ):
         super().__init__()
         self.feature = feature
         self.matching = matching
         self.refine = refine
+        self.fine = fine
+        self.fine_radius = int(fine_radius)
+        self.fine_head: nn.Conv2d | None = None
+        if fine is not None:
+            # zero weights: uniform over the symmetric offsets, a zero residual to start with
+            self.fine_head = nn.Conv2d(fine.out_channels, 2 * self.fine_radius + 1, kernel_size=3, padding=1)
+            with torch.no_grad():
+                self.fine_head.weight.zero_()
+                self.fine_head.bias.zero_()
         self.upsample_head: nn.Conv2d | None = None
         if upsample == "convex":
             # 9 neighbour weights for each of the 3x3 sub-pixels; zero weights and bilinear
@@ -265,8 +286,12 @@ class PyramidStereoNet(nn.Module):
         self.refine_head = nn.Conv2d(refine.out_channels, 2 * self.radius + 1, kernel_size=3, padding=1)
 
     def components(self) -> dict[str, nn.Module]:
-        """The searched parts by genotype component name (``feature``, ``matching``, ``refine``)."""
-        return {"feature": self.feature, "matching": self.matching, "refine": self.refine}
+        """The searched parts by genotype component name (``feature``, ``matching``, ``refine``
+        and, when present, ``fine``)."""
+        parts = {"feature": self.feature, "matching": self.matching, "refine": self.refine}
+        if self.fine is not None:
+            parts["fine"] = self.fine
+        return parts
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> dict[str, torch.Tensor]:
         _check_inputs(left, right)
@@ -302,8 +327,32 @@ class PyramidStereoNet(nn.Module):
             full = 3.0 * convex_upsample(fine, mask)[:, : size[0], : size[1]]
         else:
             full = 3.0 * F.interpolate(fine.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+        if self.fine is not None:
+            full = full + self._fine_residual(left, right, full.detach())
         coarse_full = 3.0 * F.interpolate(d3, size=size, mode="bilinear", align_corners=False).squeeze(1)
         return {"disparity": full.clamp(0.0, float(self.max_disparity)), "coarse": coarse_full}
+
+    def _fine_residual(self, left: torch.Tensor, right: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        """Step 6: the full-resolution residual [B, H, W] (px) around ``estimate`` [B, H, W]."""
+        t, b = left.shape[:2]
+        h, w = left.shape[-2:]
+        ls, rs = event_spikes(left).flatten(0, 1), event_spikes(right).flatten(0, 1)
+        r = self.fine_radius
+        corr = local_coincidence(ls, rs, estimate.repeat(t, 1, 1), r, ls.shape[1])
+        out = self.fine(torch.cat([corr, ls], dim=1).view(t, b, -1, h, w)).flatten(0, 1)
+        logits = self.fine_head(out)
+        logits = logits.view(t, b, *logits.shape[1:]).float().mean(0)
+        if logits.shape[-2:] != (h, w):  # a strided stem: offset logits back to full resolution
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        offs = torch.arange(-r, r + 1, device=logits.device, dtype=logits.dtype).view(1, -1, 1, 1)
+        return (torch.softmax(logits, dim=1) * offs).sum(1)
+
+
+def event_spikes(x: torch.Tensor) -> torch.Tensor:
+    """ON and OFF spikes of an event representation: [..., C, H, W] -> [..., 2C, H, W], channel
+    c is ``x_c > 0`` and channel C + c is ``x_c < 0`` (the full-resolution refinement's input,
+    binary, so it costs accumulates, not multiply-accumulates)."""
+    return torch.cat([x > 0, x < 0], dim=-3).to(x.dtype)
 
 
 def bilinear_mask_logits(eps: float = 1e-4) -> torch.Tensor:
@@ -350,7 +399,9 @@ def coarse_levels(max_disparity: int, coarse_scale: int) -> int:
 
 def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
     """Engine TrellisConfig of each searched component by name: ``feature`` (2D, stride-3 stem,
-    spiking), ``matching`` (3D) and, for the pyramid design, ``refine`` (2D, 1/3 resolution)."""
+    spiking), ``matching`` (3D) and, for the pyramid design, ``refine`` (2D, 1/3 resolution) and,
+    with ``network.fine_channels``, ``fine`` (2D, full resolution, on ON/OFF event spikes: 2C
+    left channels and 2C x (2r + 1) coincidences)."""
     n = cfg.network
     try:
         neuron = NeuronConfig(**dict(n.neuron))
@@ -416,7 +467,19 @@ def trellis_configs(cfg: StereoConfig, in_channels: int) -> dict[str, Any]:
         hybrid=n.hybrid,
         **common,
     )
-    return {"feature": feature, "matching": matching, "refine": refine}
+    parts = {"feature": feature, "matching": matching, "refine": refine}
+    if n.fine_channels:
+        parts["fine"] = TrellisConfig(
+            dim=2,
+            in_channels=2 * int(in_channels) * (2 * n.fine_radius + 2),
+            channels=n.fine_channels,
+            layers=n.fine_layers,
+            levels=n.fine_levels,
+            stem_stride=n.fine_stride,
+            hybrid=n.hybrid,
+            **common,
+        )
+    return parts
 
 
 def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
@@ -432,6 +495,8 @@ def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
         n.groups,
         n.refine_radius,
         n.upsample,
+        parts.get("fine"),
+        n.fine_radius,
     )
 
 
@@ -449,13 +514,29 @@ def build_supernet(cfg: StereoConfig) -> nn.Module:
 SUPERNET_ONLY = frozenset({"alphas", "neuron_kinds", "tau_candidates"})
 
 
+def borrowed_fine(refine: ComponentGenotype, config: TrellisConfig) -> ComponentGenotype:
+    """The full-resolution refinement of a genotype searched without one (the bundled one):
+    the 1/3-resolution refinement's searched cells and level path under ``config`` (its own
+    channels and inputs), one refinement cell type at both scales. GenotypeError when that path
+    uses more levels than ``config`` has."""
+    if max(refine.path) >= config.levels:
+        raise GenotypeError(
+            f"stereo genotype: the full-resolution refinement borrows components.refine's path "
+            f"{list(refine.path)}, which needs network.fine_levels >= {max(refine.path) + 1} (it is {config.levels})"
+        )
+    return ComponentGenotype(config=config, path=tuple(refine.path), cells=tuple(refine.cells))
+
+
 def build_network(cfg: StereoConfig, genotype: Any) -> nn.Module:
-    """The fixed network of ``genotype`` (one component per searched part of ``cfg``'s design).
+    """The fixed network of ``genotype`` (one component per searched part of ``cfg``'s design;
+    a ``fine`` stage the genotype lacks borrows its ``refine`` cells, :func:`borrowed_fine`).
 
     Raises GenotypeError when the genotype does not fit the config (components, input channels).
     """
     want = trellis_configs(cfg, cfg.input_channels)
-    comps = getattr(genotype, "components", None) or {}
+    comps = dict(getattr(genotype, "components", None) or {})
+    if "fine" in want and "fine" not in comps and "refine" in comps:
+        comps["fine"] = borrowed_fine(comps["refine"], want["fine"])
     missing = [name for name in want if name not in comps]
     if missing:
         raise GenotypeError(
@@ -535,9 +616,9 @@ class LoadedModel:
 
 def read_checkpoint(path: str | Path, keys: Sequence[str], what: str) -> tuple[dict[str, Any], StereoConfig]:
     """A stereo run's checkpoint (``weights_only`` load) and its StereoConfig; CheckpointError
-    "not a <what>" naming the first of ``keys`` it lacks."""
+    "not a <what>" naming the first of ``keys`` (and ``config``) it lacks."""
     state = load_checkpoint(path)
-    for key in keys:
+    for key in (*keys, "config"):
         if key not in state:
             raise CheckpointError(f"{path}: not a {what} (no {key!r} entry)")
     return state, StereoConfig.from_dict(state["config"], f"{path}: config")

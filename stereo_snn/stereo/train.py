@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .. import distributed
 from ..errors import CheckpointError
-from ..fit import FitSettings, FitTask, StepLoss, fit, prepare_run_dir, read_run_state
+from ..fit import FitSettings, FitTask, StepLoss, fit, freeze_parts, prepare_run_dir, read_run_state
 from ..runtime import resolve_device, rng_state, seed_everything, set_rng_state
 from ..search import genotype_to_dict, save_genotype
 from ..settings import setting_differences
@@ -178,7 +178,7 @@ def train_genotype(
     factory = model_factory or build_network
     seed_everything(seed)
     model = factory(cfg, genotype).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.Adam(freeze_parts(model, tc.freeze), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tc.epochs, eta_min=tc.lr / 100)
     dgs = make_dgs(model, cfg) if tc.dgs_every > 0 else None
     state = None

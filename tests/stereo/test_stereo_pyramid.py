@@ -1,25 +1,30 @@
 """The coarse-to-fine (pyramid) stereo network: coincidence volumes, shapes, disparity range,
-genotype round trip and the deep-supervision loss."""
+genotype round trip, the deep-supervision loss, and the full-resolution refinement stage
+(``network.fine_channels``) with ``train.freeze`` to train it on a trained network."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from stereo_snn.errors import ConfigError, GenotypeError
-from stereo_snn.search import Genotype
+from stereo_snn.errors import CheckpointError, ConfigError, GenotypeError
+from stereo_snn.fit import freeze_parts
+from stereo_snn.search import ComponentGenotype, Genotype
 from stereo_snn.stereo.config import load_config
 from stereo_snn.stereo.losses import disparity_loss, smooth_l1_disparity
 from stereo_snn.stereo.network import (
     bilinear_mask_logits,
+    borrowed_fine,
     build_network,
     build_supernet,
     coarse_levels,
     coincidence_volume,
     convex_upsample,
+    event_spikes,
     load_state_checked,
     local_coincidence,
     shift_columns,
+    trellis_configs,
 )
 
 PYRAMID = {
@@ -213,3 +218,172 @@ def test_a_config_whose_network_differs_from_the_genotypes_is_refused_naming_the
     ):
         build_network(pyramid_cfg(**{"network.matching_layers": 3}), genotype)
     build_network(pyramid_cfg(**{"max_disparity": 24}), genotype)  # the range is not part of the genotype
+
+
+FINE = {"network.fine_channels": 4, "network.fine_layers": 1, "network.fine_radius": 2}
+
+
+def genotype_without_fine(seed: int = 0) -> Genotype:
+    torch.manual_seed(seed)
+    sup = build_supernet(pyramid_cfg())
+    return Genotype({name: part.derive() for name, part in sup.components().items()})
+
+
+def events(cfg, h=31, w=50, batch=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(cfg.time_steps, batch, cfg.input_channels, h, w, generator=g) < 0.2).float()
+    return x, torch.roll(x, -3, dims=-1)
+
+
+def test_event_spikes_split_each_channel_into_on_and_off():
+    x = torch.tensor([[[[0.5, -2.0, 0.0]]], [[[0.0, 0.0, -0.1]]]])  # [2 channels... as T=2, C=1]
+    s = event_spikes(x)
+    assert s.shape == (2, 2, 1, 3)
+    assert s[0, 0, 0].tolist() == [1.0, 0.0, 0.0] and s[0, 1, 0].tolist() == [0.0, 1.0, 0.0]
+    assert s[1, 0, 0].tolist() == [0.0, 0.0, 0.0] and s[1, 1, 0].tolist() == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_fine_stage_shapes_range_and_gradients_at_full_and_half_resolution(stride):
+    torch.manual_seed(1)
+    cfg = pyramid_cfg(**FINE, **{"network.fine_stride": stride})
+    net = build_supernet(cfg)
+    assert set(net.components()) == {"feature", "matching", "refine", "fine"}
+    left, right = events(cfg, batch=2)
+    out = net(left, right)
+    assert out["disparity"].shape == out["coarse"].shape == (2, 31, 50)
+    disp = out["disparity"].detach()
+    assert float(disp.min()) >= 0.0 and float(disp.max()) <= cfg.max_disparity
+    target = {"disparity": torch.full((2, 31, 50), 3.0), "valid": torch.ones(2, 31, 50, dtype=torch.bool)}
+    disparity_loss(out, target).backward()
+    assert float(net.fine_head.weight.grad.abs().sum()) > 0
+    # its head starts at zero, so the trellis learns from the second step on
+    with torch.no_grad():
+        net.fine_head.weight -= 0.1 * net.fine_head.weight.grad
+    net.zero_grad()
+    disparity_loss(net(left, right), target).backward()
+    grads = [p.grad for p in net.fine.weight_parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_fine_stage_starts_as_the_identity_and_moves_at_most_its_radius():
+    cfg = pyramid_cfg(**FINE)
+    genotype = genotype_without_fine(2)
+    base = build_network(pyramid_cfg(), genotype).eval()
+    fine = build_network(cfg, genotype).eval()
+    fresh = load_state_checked(fine, base.state_dict(), "base.pt", allow_missing=True)
+    assert fresh and all(k.startswith(("fine.", "fine_head.")) for k in fresh)
+    left, right = events(cfg, seed=3)
+    with torch.no_grad():
+        a = base(left, right)["disparity"]
+        b = fine(left, right)["disparity"]
+        assert torch.allclose(a, b, atol=1e-5)  # zero head: a zero residual
+        # all weight on the last offset: +radius px wherever the clamp leaves room
+        fine.fine_head.bias.copy_(torch.tensor([-40.0, -40.0, -40.0, -40.0, 40.0]))
+        c = fine(left, right)["disparity"]
+    room = a < cfg.max_disparity - 2
+    assert room.any()
+    assert torch.allclose((c - a)[room], torch.full_like(c[room], 2.0), atol=1e-3)
+    assert float((c - a).max()) <= 2.0 + 1e-4
+
+
+def test_a_genotype_without_a_fine_component_borrows_the_refinements_cells():
+    genotype = genotype_without_fine(4)
+    cfg = pyramid_cfg(**FINE)
+    net = build_network(cfg, genotype)
+    want = trellis_configs(cfg, cfg.input_channels)["fine"]
+    assert want.in_channels == 2 * cfg.input_channels * (2 * 2 + 2)
+    borrowed = borrowed_fine(genotype.components["refine"], want)
+    assert borrowed.cells == genotype.components["refine"].cells
+    assert borrowed.path == genotype.components["refine"].path
+    assert net.fine.out_channels == net.refine.out_channels  # the same path, the same channels (4 and 4)
+    refine = genotype.components["refine"]
+    deep = ComponentGenotype(config=refine.config, path=(0, 1), cells=refine.cells)
+    with pytest.raises(GenotypeError, match="network.fine_levels >= 2"):
+        borrowed_fine(deep, trellis_configs(pyramid_cfg(**FINE, **{"network.fine_levels": 1}), 2)["fine"])
+
+
+def test_a_searched_fine_component_is_derived_and_rebuilt():
+    torch.manual_seed(5)
+    cfg = pyramid_cfg(**FINE)
+    sup = build_supernet(cfg)
+    genotype = Genotype({name: part.derive() for name, part in sup.components().items()})
+    assert "fine" in genotype.components
+    net = build_network(cfg, genotype).eval()
+    left, right = events(cfg, seed=6)
+    with torch.no_grad():
+        assert net(left, right)["disparity"].shape == (1, 31, 50)
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        ({"network.fine_channels": -1}, "network.fine_channels"),
+        ({"network.fine_channels": 4, "network.fine_radius": 0}, "network.fine_radius"),
+        ({"network.fine_channels": 4, "network.fine_stride": 0}, "network.fine_stride"),
+        ({"network.fine_channels": 4, "network.fine_levels": 5}, "network.fine_levels"),
+        ({"train.freeze": [""]}, "train.freeze"),
+    ],
+)
+def test_fine_settings_are_validated(extra, match):
+    with pytest.raises(ConfigError, match=match):
+        pyramid_cfg(**extra)
+
+
+def test_the_concat_design_has_no_fine_stage():
+    with pytest.raises(ConfigError, match="network.fine_channels"):
+        load_config("tiny", {"network.fine_channels": 4})
+
+
+def test_freeze_parts_keeps_frozen_weights_and_statistics_and_trains_the_rest():
+    torch.manual_seed(7)
+    cfg = pyramid_cfg(**FINE)
+    net = build_network(cfg, genotype_without_fine(7))
+    frozen = ["feature", "matching", "refine", "head", "refine_head"]
+    params = freeze_parts(net, frozen)
+    names = {n.split(".")[0] for n, p in net.named_parameters() if any(p is q for q in params)}
+    assert names == {"fine", "fine_head"}
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    opt = torch.optim.SGD(params, lr=0.1)
+    net.train()
+    left, right = events(cfg, batch=2, seed=8)
+    target = {"disparity": torch.full((2, 31, 50), 5.0), "valid": torch.ones(2, 31, 50, dtype=torch.bool)}
+    for _ in range(2):
+        opt.zero_grad()
+        disparity_loss(net(left, right), target).backward()
+        opt.step()
+    after = net.state_dict()
+    for key, value in before.items():
+        if key.split(".")[0] in frozen:
+            assert torch.equal(after[key], value), key  # weights and running statistics
+    assert not torch.equal(after["fine_head.weight"], before["fine_head.weight"])
+    assert net.feature.training is False and net.fine.training is True
+    with pytest.raises(ConfigError, match="train.freeze: 'features' not a part"):
+        freeze_parts(net, ["features"])
+    with pytest.raises(ConfigError, match="nothing is left to train"):
+        freeze_parts(net, [name for name, _ in net.named_children()])
+
+
+def test_train_freeze_setting_reaches_the_optimiser(sim_root, tmp_path):
+    from stereo_snn.stereo.data import open_sources
+    from stereo_snn.stereo.train import train_genotype
+
+    genotype = genotype_without_fine(9)
+    cfg = pyramid_cfg(
+        **FINE,
+        **{"train.epochs": 1, "train.image_every": 0, "train.freeze": ["feature", "matching"], "train.lr": 0.01},
+    )
+    torch.manual_seed(10)
+    start = build_network(cfg, genotype).state_dict()
+    torch.save({"model": start}, tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match="bare.pt: not a stereo checkpoint .no 'config' entry"):
+        train_genotype(cfg, genotype, [], [], tmp_path / "x", progress=False, init=tmp_path / "bare.pt")
+    torch.save({"model": start, "config": cfg.to_dict()}, tmp_path / "start.pt")
+    sources = open_sources(sim_root)
+    train_genotype(
+        cfg, genotype, sources[:1], [], tmp_path / "run", progress=False, init=tmp_path / "start.pt", log=lambda s: None
+    )
+    after = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(after[k], start[k]) for k in start if k.startswith(("feature.", "matching.")))
+    assert any(not torch.equal(after[k], start[k]) for k in start if k.startswith("refine."))
+    assert any(not torch.equal(after[k], start[k]) for k in start if k.startswith("fine_head."))
