@@ -12,6 +12,7 @@ RNG state is restored, so N epochs straight equal N/2 epochs plus a resumed N/2.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -201,7 +202,9 @@ def train_genotype(
         start, _ = read_checkpoint(init, ("model",), "stereo checkpoint")
         # names the keys that do not fit; parts the checkpoint lacks keep their initial values
         fresh = load_state_checked(model, start["model"], str(init), allow_missing=True)
-        log(f"weights initialised from {init}" + (f" (not in it, left as built: {', '.join(fresh)})" if fresh else ""))
+        parts = Counter(key.split(".")[0] for key in fresh)  # by part: a new stage has hundreds of tensors
+        built = ", ".join(f"{part} ({n} tensor{'s' if n > 1 else ''})" for part, n in parts.items())
+        log(f"weights initialised from {init}" + (f" (not in it, left as built: {built})" if fresh else ""))
     if not resume and distributed.is_main():
         run.write_config(
             {

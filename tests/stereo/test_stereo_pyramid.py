@@ -378,11 +378,14 @@ def test_train_freeze_setting_reaches_the_optimiser(sim_root, tmp_path):
     torch.save({"model": start}, tmp_path / "bare.pt")
     with pytest.raises(CheckpointError, match="bare.pt: not a stereo checkpoint .no 'config' entry"):
         train_genotype(cfg, genotype, [], [], tmp_path / "x", progress=False, init=tmp_path / "bare.pt")
-    torch.save({"model": start, "config": cfg.to_dict()}, tmp_path / "start.pt")
+    given = {k: v for k, v in start.items() if not k.startswith("fine_head.")}  # its zero start, as built
+    torch.save({"model": given, "config": cfg.to_dict()}, tmp_path / "start.pt")
     sources = open_sources(sim_root)
+    lines: list[str] = []
     train_genotype(
-        cfg, genotype, sources[:1], [], tmp_path / "run", progress=False, init=tmp_path / "start.pt", log=lambda s: None
+        cfg, genotype, sources[:1], [], tmp_path / "run", progress=False, init=tmp_path / "start.pt", log=lines.append
     )
+    assert any(line.endswith("(not in it, left as built: fine_head (2 tensors))") for line in lines)
     after = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(after[k], start[k]) for k in start if k.startswith(("feature.", "matching.")))
     assert any(not torch.equal(after[k], start[k]) for k in start if k.startswith("refine."))
