@@ -56,6 +56,9 @@ class NetworkConfig:
     at 1/(3 * coarse_scale) resolution over the whole range, then a searched refinement at 1/3
     resolution; full sensor scale, see :class:`~stereo_snn.stereo.network.PyramidStereoNet`).
     coarse_scale: pooling of the 1/3-resolution features for the pyramid's coarse volume.
+    coarse_window: the coarse disparity's expectation runs over the candidates within this many
+    of the most likely one (0: over all). An expectation over all of them lands between the
+    modes of an ambiguous match (far pixels pulled nearer, near ones farther); no weights.
     groups: channel groups of the pyramid's correlation volumes (divides steps x feature_channels).
     refine_channels / refine_layers / refine_levels: the pyramid's refinement trellis.
     refine_radius: the refinement searches offsets -R..R (1/3-resolution pixels, i.e. 3R px)
@@ -93,6 +96,7 @@ class NetworkConfig:
     alphas: str = "shared"
     design: str = "concat"
     coarse_scale: int = 2
+    coarse_window: int = 0
     groups: int = 8
     refine_channels: int = 8
     refine_layers: int = 2
@@ -122,6 +126,10 @@ class TrainConfig:
     freeze: names of the network's parts (``feature``, ``matching``, ``refine``, ``fine``,
     ``head``, ``refine_head``, ``upsample_head``, ``fine_head``) whose weights and batch-norm
     statistics stay as initialised (``--init``): to train a new stage on a trained network.
+    fine_loss: how the full-resolution refinement (``network.fine_channels``) learns: ``all``
+    (the default: from every valid pixel, through the disparity's loss) or ``reach`` (only
+    from pixels whose error before it is within its radius, the ones it can correct; the rest
+    of the network still learns from every pixel), see ``losses.disparity_loss``.
     """
 
     epochs: int = 10
@@ -141,6 +149,7 @@ class TrainConfig:
     image_every: int = 1
     stream_windows: int = 0
     freeze: tuple[str, ...] = ()
+    fine_loss: str = "all"
 
 
 @dataclass(frozen=True)
@@ -290,6 +299,12 @@ class StereoConfig:
             need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
         need(n.refine_levels <= 4, "network.refine_levels", "must be at most 4")
         need(
+            isinstance(n.coarse_window, int) and n.coarse_window >= 0,
+            "network.coarse_window",
+            "must be an integer >= 0 (0: all candidates)",
+        )
+        need(n.coarse_window == 0 or n.design == "pyramid", "network.coarse_window", "needs network.design 'pyramid'")
+        need(
             n.upsample in ("bilinear", "convex"),
             "network.upsample",
             f"must be 'bilinear' or 'convex', not {n.upsample!r}",
@@ -320,6 +335,7 @@ class StereoConfig:
                 "train.loss",
                 "must be 'smooth_l1' with network.design 'pyramid' (it has no full disparity distribution)",
             )
+        need(self.train.fine_loss in ("all", "reach"), "train.fine_loss", "must be 'all' or 'reach'")
         need(
             all(isinstance(name, str) and name for name in self.train.freeze),
             "train.freeze",

@@ -48,14 +48,34 @@ def disparity_loss(
     kind: str = "smooth_l1",
     subpixel_b: float = 1.0,
     coarse_weight: float = 0.5,
+    fine_reach: float | None = None,
+    max_disparity: float | None = None,
 ) -> torch.Tensor:
     """The training loss of a network output (``disparity`` [B,H,W], ``log_prob`` [B,D,H,W],
     and for the pyramid network ``coarse`` [B,H,W]) against a collated batch (``disparity``,
-    ``valid``). A ``coarse`` output adds ``coarse_weight`` x its smooth L1 (deep supervision)."""
+    ``valid``). A ``coarse`` output adds ``coarse_weight`` x its smooth L1 (deep supervision).
+
+    With a full-resolution refinement (``fine_base`` + ``fine_residual`` outputs) and a
+    ``fine_reach`` (its radius, the residual's largest magnitude; ``train.fine_loss: reach``),
+    the refinement learns only from the pixels it can correct: the disparity's smooth L1 sends
+    its gradient to the network before the refinement on every valid pixel, and to the
+    refinement only where ``|fine_base - gt| <= fine_reach`` (a second term, summed over those
+    pixels and divided by the valid ones, as in the first). ``max_disparity``: the output's
+    clamp (default none). Without ``fine_reach``, one term on every valid pixel.
+    """
     gt = batch["disparity"].to(output["disparity"].device)
     valid = batch["valid"].to(output["disparity"].device)
     if kind == "smooth_l1":
-        loss = smooth_l1_disparity(output["disparity"], gt, valid)
+        if fine_reach is not None and "fine_residual" in output:
+            base, residual = output["fine_base"], output["fine_residual"]
+            hi = float("inf") if max_disparity is None else float(max_disparity)
+            reach = valid & ((base.detach() - gt).abs() <= float(fine_reach))
+            loss = smooth_l1_disparity((base + residual.detach()).clamp(0.0, hi), gt, valid)
+            loss = loss + smooth_l1_disparity((base.detach() + residual).clamp(0.0, hi), gt, reach) * (
+                reach.sum() / valid.sum().clamp(min=1)
+            )
+        else:
+            loss = smooth_l1_disparity(output["disparity"], gt, valid)
         if "coarse" in output and coarse_weight > 0:
             loss = loss + coarse_weight * smooth_l1_disparity(output["coarse"], gt, valid)
         return loss

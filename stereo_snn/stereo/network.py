@@ -44,6 +44,7 @@ __all__ = [
     "PyramidStereoNet",
     "coarse_levels",
     "event_spikes",
+    "expected_candidate",
     "trellis_configs",
     "build_supernet",
     "borrowed_fine",
@@ -221,7 +222,8 @@ class PyramidStereoNet(nn.Module):
        coincidence volume over every shift of the coarse grid: [T, B, G, D_c, H/3s, W/3s], D_c
        candidates 3s px apart covering 0..max_disparity (binary: the matching net sees spikes);
     3. matching trellis (3D, spiking or ANN per cell) -> per-step 3D conv head -> mean over T
-       -> soft-argmin: the coarse disparity;
+       -> soft-argmin: the coarse disparity (with ``coarse_window`` k > 0, over the candidates
+       within k of the most likely one);
     4. refinement trellis (2D, spiking or ANN per cell) at 1/3 resolution on the local group-wise
        coincidences of the left features with the right features shifted by the (detached,
        rounded) coarse disparity over offsets -R..R, plus the left features (all spikes) ->
@@ -239,7 +241,8 @@ class PyramidStereoNet(nn.Module):
        step 5's disparity. Its head starts at zero, so it starts as the identity.
 
     forward(left, right) -> ``{"disparity": [B, H, W], "coarse": [B, H, W]}`` in full-resolution
-    pixels (``coarse`` is step 3 upsampled, for deep supervision). The cost volume's size grows
+    pixels (``coarse`` is step 3 upsampled, for deep supervision; with step 6 also
+    ``fine_base``, step 5's disparity, and ``fine_residual``, step 6's, for the loss). The cost volume's size grows
     with max_disparity only at 1/(3s) resolution, so 0-128 px at 640x480 stays cheap.
     """
 
@@ -255,6 +258,7 @@ class PyramidStereoNet(nn.Module):
         upsample: str = "bilinear",
         fine: nn.Module | None = None,
         fine_radius: int = 2,
+        coarse_window: int = 0,
     ):
         super().__init__()
         self.feature = feature
@@ -262,6 +266,7 @@ class PyramidStereoNet(nn.Module):
         self.refine = refine
         self.fine = fine
         self.fine_radius = int(fine_radius)
+        self.coarse_window = int(coarse_window)
         self.fine_head: nn.Conv2d | None = None
         if fine is not None:
             # zero weights: uniform over the symmetric offsets, a zero residual to start with
@@ -309,8 +314,7 @@ class PyramidStereoNet(nn.Module):
         cost = self.head(match.flatten(0, 1))
         # the regression in float32 also under autocast: a half-precision expectation is off by up to 0.5 px
         cost = cost.view(t, b, *cost.shape[2:]).float().mean(0).squeeze(1)  # [B, D_c, Hc, Wc]
-        cand = torch.arange(cost.shape[1], device=cost.device, dtype=cost.dtype).view(1, -1, 1, 1)
-        coarse = (torch.softmax(-cost, dim=1) * cand).sum(1, keepdim=True)  # coarse pixels
+        coarse = expected_candidate(cost, self.coarse_window)  # coarse pixels
         d3 = s * F.interpolate(coarse, size=(h3, w3), mode="bilinear", align_corners=False)  # 1/3 pixels
         guide = torch.round(d3.detach().squeeze(1))
         left_f, right_f = feats[:, :b].flatten(0, 1), feats[:, b:].flatten(0, 1)
@@ -327,10 +331,14 @@ class PyramidStereoNet(nn.Module):
             full = 3.0 * convex_upsample(fine, mask)[:, : size[0], : size[1]]
         else:
             full = 3.0 * F.interpolate(fine.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
-        if self.fine is not None:
-            full = full + self._fine_residual(left, right, full.detach())
         coarse_full = 3.0 * F.interpolate(d3, size=size, mode="bilinear", align_corners=False).squeeze(1)
-        return {"disparity": full.clamp(0.0, float(self.max_disparity)), "coarse": coarse_full}
+        out = {"coarse": coarse_full}
+        if self.fine is not None:
+            residual = self._fine_residual(left, right, full.detach())
+            out.update(fine_base=full, fine_residual=residual)  # for the loss (train.fine_loss)
+            full = full + residual
+        out["disparity"] = full.clamp(0.0, float(self.max_disparity))
+        return out
 
     def _fine_residual(self, left: torch.Tensor, right: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
         """Step 6: the full-resolution residual [B, H, W] (px) around ``estimate`` [B, H, W]."""
@@ -346,6 +354,25 @@ class PyramidStereoNet(nn.Module):
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         offs = torch.arange(-r, r + 1, device=logits.device, dtype=logits.dtype).view(1, -1, 1, 1)
         return (torch.softmax(logits, dim=1) * offs).sum(1)
+
+
+def expected_candidate(cost: torch.Tensor, window: int = 0) -> torch.Tensor:
+    """Soft-argmin of ``cost`` [B, D, H, W] -> [B, 1, H, W] in candidate units: the expectation
+    of softmax(-cost) over all D candidates, or (``window`` k > 0) over the candidates within k
+    of the most likely one, renormalised (an ambiguous, two-mode match then gives one of its
+    modes, not a disparity between them).
+
+    >>> cost = torch.tensor([0.0, 9.0, 9.0, 9.0, 0.0]).view(1, 5, 1, 1)  # candidates 0 and 4
+    >>> round(float(expected_candidate(cost)), 2), round(float(expected_candidate(cost, 1)), 2)
+    (2.0, 0.0)
+    """
+    cand = torch.arange(cost.shape[1], device=cost.device, dtype=cost.dtype).view(1, -1, 1, 1)
+    prob = torch.softmax(-cost, dim=1)
+    if window > 0:
+        near = (cand - prob.argmax(1, keepdim=True)).abs() <= window
+        prob = prob * near
+        prob = prob / prob.sum(1, keepdim=True).clamp_min(1e-12)
+    return (prob * cand).sum(1, keepdim=True)
 
 
 def event_spikes(x: torch.Tensor) -> torch.Tensor:
@@ -497,6 +524,7 @@ def _assemble(cfg: StereoConfig, parts: Mapping[str, nn.Module]) -> nn.Module:
         n.upsample,
         parts.get("fine"),
         n.fine_radius,
+        n.coarse_window,
     )
 
 

@@ -128,7 +128,15 @@ def training_loss(cfg: StereoConfig, device: torch.device) -> Callable[[torch.nn
     tc = cfg.train
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        return disparity_loss(forward_batch(m, batch, device), batch, tc.loss, tc.subpixel_b, tc.coarse_weight)
+        return disparity_loss(
+            forward_batch(m, batch, device),
+            batch,
+            tc.loss,
+            tc.subpixel_b,
+            tc.coarse_weight,
+            fine_reach=cfg.network.fine_radius if tc.fine_loss == "reach" else None,
+            max_disparity=cfg.max_disparity,
+        )
 
     return loss_fn
 

@@ -21,6 +21,7 @@ from stereo_snn.stereo.network import (
     coincidence_volume,
     convex_upsample,
     event_spikes,
+    expected_candidate,
     load_state_checked,
     local_coincidence,
     shift_columns,
@@ -390,3 +391,47 @@ def test_train_freeze_setting_reaches_the_optimiser(sim_root, tmp_path):
     assert all(torch.equal(after[k], start[k]) for k in start if k.startswith(("feature.", "matching.")))
     assert any(not torch.equal(after[k], start[k]) for k in start if k.startswith("refine."))
     assert any(not torch.equal(after[k], start[k]) for k in start if k.startswith("fine_head."))
+
+
+def test_reach_loss_trains_the_refinement_only_where_it_can_correct():
+    gt = torch.tensor([[[10.0, 10.0, 10.0, 10.0]]])
+    valid = torch.tensor([[[True, True, True, False]]])
+    base = torch.tensor([[[9.0, 4.0, 11.5, 0.0]]], requires_grad=True)  # errors -1, -6, +1.5
+    residual = torch.tensor([[[0.5, 0.5, -0.5, 0.5]]], requires_grad=True)
+    out = {"disparity": (base + residual).clamp(0, 64), "fine_base": base, "fine_residual": residual}
+    batch = {"disparity": gt, "valid": valid}
+    loss = disparity_loss(out, batch, fine_reach=2, max_disparity=64)
+    plain = smooth_l1_disparity(out["disparity"], gt, valid)
+    within = smooth_l1_disparity(out["disparity"], gt, valid & (base.detach() - gt).abs().le(2)) * 2 / 3
+    assert torch.allclose(loss, plain + within)
+    loss.backward()
+    assert residual.grad[0, 0, 1] == 0 and residual.grad[0, 0, 3] == 0  # beyond reach, not valid
+    assert residual.grad[0, 0, 0] < 0 and residual.grad[0, 0, 2] > 0  # towards the ground truth
+    assert float(base.grad[0, 0, 1]) != 0  # the network before it learns from every valid pixel
+    base.grad = residual.grad = None
+    disparity_loss(out, batch).backward()  # without a reach: one term on every valid pixel
+    assert float(residual.grad[0, 0, 1]) != 0
+    with pytest.raises(ConfigError, match="train.fine_loss"):
+        pyramid_cfg(**{"train.fine_loss": "near"})
+
+
+def test_coarse_window_takes_the_expectation_around_the_most_likely_candidate():
+    cost = torch.full((1, 6, 1, 2), 20.0)
+    cost[0, 1, 0, 0] = cost[0, 2, 0, 0] = 0.0  # one mode between candidates 1 and 2
+    cost[0, 0, 0, 1] = 0.0  # two modes: 0 (slightly more likely) and 5
+    cost[0, 5, 0, 1] = 0.1
+    everywhere, near = expected_candidate(cost), expected_candidate(cost, 1)
+    assert torch.allclose(everywhere[0, 0, 0, 0], near[0, 0, 0, 0], atol=1e-6)  # one mode: the same
+    assert abs(float(near[0, 0, 0, 0]) - 1.5) < 1e-3
+    assert 2.0 < float(everywhere[0, 0, 0, 1]) < 3.0 and float(near[0, 0, 0, 1]) < 1e-3
+    genotype = genotype_without_fine(11)
+    net = build_network(pyramid_cfg(), genotype).eval()
+    windowed = build_network(pyramid_cfg(**{"network.coarse_window": 1}), genotype).eval()
+    load_state_checked(windowed, net.state_dict(), "net.pt")  # no weights of its own
+    left, right = events(pyramid_cfg(), seed=12)
+    with torch.no_grad():
+        assert windowed(left, right)["disparity"].shape == net(left, right)["disparity"].shape
+    with pytest.raises(ConfigError, match="network.coarse_window"):
+        pyramid_cfg(**{"network.coarse_window": -1})
+    with pytest.raises(ConfigError, match="network.coarse_window"):
+        load_config("tiny", {"network.coarse_window": 1})
