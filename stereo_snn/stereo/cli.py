@@ -338,6 +338,15 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reconfigure(args: argparse.Namespace) -> int:
+    from .network import reconfigure_checkpoint
+
+    overrides = _overrides(args.set)
+    reconfigure_checkpoint(args.checkpoint, overrides, args.out)
+    print(f"wrote {args.out}: {args.checkpoint} with " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -486,6 +495,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="write the report here")
     model_opts(p)
     p.set_defaults(func=_cmd_energy)
+
+    p = sub.add_parser(
+        "reconfigure",
+        help="a trained checkpoint with other weight-free settings (network.coarse_window), no retraining",
+    )
+    p.add_argument("checkpoint", help="trained stereo checkpoint")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. --set network.coarse_window=1")
+    p.add_argument("--out", required=True, help="the new checkpoint (a new file)")
+    p.set_defaults(func=_cmd_reconfigure)
 
     p = add_ablation_command(sub, "cpu", "stereo search")
     p.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when present)")

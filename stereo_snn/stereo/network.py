@@ -18,8 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import CheckpointError, ConfigError, DatasetError, GenotypeError
-from ..runtime import load_checkpoint, resolve_device
+from ..atomic import check_output_path
+from ..errors import CheckpointError, ConfigError, DatasetError, GenotypeError, OutputError
+from ..runtime import load_checkpoint, resolve_device, save_checkpoint
 from ..search import (
     ComponentGenotype,
     DGSConfig,
@@ -50,6 +51,8 @@ __all__ = [
     "borrowed_fine",
     "build_network",
     "load_state_checked",
+    "WEIGHT_FREE_SETTINGS",
+    "reconfigure_checkpoint",
     "LoadedModel",
     "read_checkpoint",
     "load_model",
@@ -697,6 +700,37 @@ def load_model(
     dev = resolve_device(device)
     info = {k: state[k] for k in ("data_size", "epoch", "best", "seed") if k in state}
     return LoadedModel(model.to(dev).eval(), cfg, genotype, info)
+
+
+#: settings a trained model can change without retraining: how its output is read, not its
+#: weights or its inputs (:func:`reconfigure_checkpoint`)
+WEIGHT_FREE_SETTINGS = ("network.coarse_window",)
+
+
+def reconfigure_checkpoint(checkpoint: str | Path, overrides: Mapping[str, Any], out: str | Path) -> StereoConfig:
+    """Write ``checkpoint`` with ``overrides`` (settings of :data:`WEIGHT_FREE_SETTINGS`) to
+    ``out`` (atomically; an existing ``out`` or the input itself is refused) and return the new
+    config. The network is rebuilt under the new settings and its weights loaded strictly, so a
+    checkpoint comes out only if it still loads. ConfigError naming a setting that is not weight
+    free, or when nothing is given.
+    """
+    if not overrides:
+        raise ConfigError(f"nothing to change: give --set KEY=VALUE ({', '.join(WEIGHT_FREE_SETTINGS)})")
+    bad = [key for key in overrides if key not in WEIGHT_FREE_SETTINGS]
+    if bad:
+        raise ConfigError(
+            f"{bad[0]}: a trained model cannot change it without retraining "
+            f"(settings it can change: {', '.join(WEIGHT_FREE_SETTINGS)})"
+        )
+    target = check_output_path(out, [checkpoint], "--out")
+    if target.exists():
+        raise OutputError(f"--out {target}: exists; give a new file name")
+    state, cfg = read_checkpoint(checkpoint, ("model", "config", "genotype"), "stereo checkpoint")
+    new = cfg.replace(**dict(overrides))
+    model = build_network(new, genotype_from_dict(state["genotype"], f"{checkpoint}: genotype"))
+    load_state_checked(model, state["model"], str(checkpoint))
+    save_checkpoint(target, {**state, "config": new.to_dict()})
+    return new
 
 
 def make_dgs(model: nn.Module, cfg: StereoConfig, section: str = "train") -> SurrogateSearch:

@@ -435,3 +435,35 @@ def test_coarse_window_takes_the_expectation_around_the_most_likely_candidate():
         pyramid_cfg(**{"network.coarse_window": -1})
     with pytest.raises(ConfigError, match="network.coarse_window"):
         load_config("tiny", {"network.coarse_window": 1})
+
+
+def test_reconfigure_changes_a_weight_free_setting_and_refuses_the_rest(tmp_path, capsys):
+    from stereo_snn.cli import main
+    from stereo_snn.runtime import save_checkpoint
+    from stereo_snn.search import genotype_to_dict
+    from stereo_snn.stereo.network import load_model
+
+    cfg = pyramid_cfg()
+    genotype = genotype_without_fine(13)
+    net = build_network(cfg, genotype)
+    state = {"model": net.state_dict(), "config": cfg.to_dict(), "genotype": genotype_to_dict(genotype), "epoch": 3}
+    src = save_checkpoint(tmp_path / "model.pt", state)
+    out = tmp_path / "windowed.pt"
+    assert main(["reconfigure", str(src), "--set", "network.coarse_window=1", "--out", str(out)]) == 0
+    assert "network.coarse_window=1" in capsys.readouterr().out
+    loaded = load_model(out, device="cpu")
+    assert loaded.config.network.coarse_window == 1 and loaded.model.coarse_window == 1
+    assert loaded.info["epoch"] == 3
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in loaded.model.state_dict().items())
+    assert load_model(src, device="cpu").config.network.coarse_window == 0  # the input is unchanged
+    for args, match in [
+        (["--set", "network.groups=2", "--out", str(tmp_path / "a.pt")], "network.groups: a trained model cannot"),
+        (["--out", str(tmp_path / "b.pt")], "nothing to change"),
+        (["--set", "network.coarse_window=2", "--out", str(out)], "exists"),
+        (["--set", "network.coarse_window=2", "--out", str(src)], "is one of the inputs"),
+        (["--set", "network.coarse_window=-1", "--out", str(tmp_path / "c.pt")], "network.coarse_window"),
+    ]:
+        assert main(["reconfigure", str(src), *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and match in err[0], err
+    assert not (tmp_path / "a.pt").exists() and not (tmp_path / "c.pt").exists()
