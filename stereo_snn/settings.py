@@ -266,10 +266,17 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def setting_differences(saved: Mapping[str, Any], given: Mapping[str, Any], limit: int = 6) -> list[str]:
+def setting_differences(
+    saved: Mapping[str, Any], given: Mapping[str, Any], limit: int = 6, ignore: Iterable[str] = ()
+) -> list[str]:
     """``"key: run <saved>, given <given>"`` for each dotted setting that differs between two
     nested settings mappings (at most ``limit`` lines, then a count), so that a refused
-    ``--resume`` says which ``--set`` would make them agree."""
+    ``--resume`` says which ``--set`` would make them agree. Dotted keys in ``ignore`` (settings
+    that do not change a run's results, e.g. a memory budget) are left out.
+
+    >>> setting_differences({"a": 1, "b": {"c": 2}, "m": 5}, {"a": 1, "b": {"c": 3}, "m": 9}, ignore=["m"])
+    ['b.c: run 2, given 3']
+    """
 
     def flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -284,7 +291,7 @@ def setting_differences(saved: Mapping[str, Any], given: Mapping[str, Any], limi
     missing = "(not set)"
     lines = [
         f"{key}: run {a.get(key, missing)!r}, given {b.get(key, missing)!r}"
-        for key in sorted(set(a) | set(b))
+        for key in sorted((set(a) | set(b)) - set(ignore))
         if a.get(key, missing) != b.get(key, missing)
     ]
     if len(lines) > limit:

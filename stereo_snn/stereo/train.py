@@ -199,7 +199,8 @@ def train_genotype(
             raise CheckpointError(f"{last_path}: holds no run settings ('config')")
         # settings added since the run began take their defaults, so an older run resumes
         saved = StereoConfig.from_dict(saved, f"{last_path}: config").to_dict()
-        differences = setting_differences(saved, cfg.to_dict())
+        # the memory budget of the window cache changes no result: a resumed run may change it
+        differences = setting_differences(saved, cfg.to_dict(), ignore=("cache_mb",))
         if differences:
             raise CheckpointError(
                 f"{last_path}: the run's settings differ from the given ones ({'; '.join(differences)}); "

@@ -79,6 +79,15 @@ def test_resume_refuses_other_settings_and_missing_run(sim_root, tiny_cfg, tiny_
         )
 
 
+def test_resume_takes_another_cache_budget(sim_root, tiny_cfg, tiny_genotype, trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    cfg = tiny_cfg.replace(**{"train.epochs": 1, "cache_mb": tiny_cfg.cache_mb + 7})  # memory only
+    train_genotype(cfg, tiny_genotype, open_sources(sim_root)[:2], [], run, resume=True, progress=False, log=_quiet)
+
+
 def test_resume_of_a_run_older_than_a_setting(sim_root, tiny_cfg, tiny_genotype, trained_run, tmp_path):
     """A setting added after the run began takes its default, so the older run still resumes."""
     import shutil
