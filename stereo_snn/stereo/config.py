@@ -289,20 +289,21 @@ class StereoConfig:
         )
         need(self.window_ms > 0, "window_ms", "must be > 0")
         n = self.network
+
+        def need_int(key: str, low: int = 1, note: str = "") -> None:
+            value = getattr(n, key)
+            need(isinstance(value, int) and value >= low, f"network.{key}", f"must be an integer >= {low}{note}")
+
         for key in ("feature_channels", "matching_channels", "feature_layers", "matching_layers", "steps", "levels"):
-            need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
+            need_int(key)
         need(n.levels <= 4, "network.levels", "must be at most 4")
         # the engine's ALPHA_MODES (stereo_snn.search.config imports torch; a test keeps the two equal)
         need(n.alphas in ("shared", "per_node"), "network.alphas", f"must be 'shared' or 'per_node', not {n.alphas!r}")
         need(n.design in ("concat", "pyramid"), "network.design", f"must be 'concat' or 'pyramid', not {n.design!r}")
         for key in ("coarse_scale", "groups", "refine_channels", "refine_layers", "refine_levels", "refine_radius"):
-            need(isinstance(getattr(n, key), int) and getattr(n, key) >= 1, f"network.{key}", "must be an integer >= 1")
+            need_int(key)
         need(n.refine_levels <= 4, "network.refine_levels", "must be at most 4")
-        need(
-            isinstance(n.coarse_window, int) and n.coarse_window >= 0,
-            "network.coarse_window",
-            "must be an integer >= 0 (0: all candidates)",
-        )
+        need_int("coarse_window", 0, " (0: all candidates)")
         need(n.coarse_window == 0 or n.design == "pyramid", "network.coarse_window", "needs network.design 'pyramid'")
         need(
             n.upsample in ("bilinear", "convex"),
@@ -314,19 +315,11 @@ class StereoConfig:
             "network.upsample",
             "'convex' needs network.design 'pyramid'",
         )
-        need(
-            isinstance(n.fine_channels, int) and n.fine_channels >= 0,
-            "network.fine_channels",
-            "must be an integer >= 0 (0: no full-resolution refinement)",
-        )
+        need_int("fine_channels", 0, " (0: no full-resolution refinement)")
         if n.fine_channels:
             need(n.design == "pyramid", "network.fine_channels", "a full-resolution refinement needs design 'pyramid'")
             for key in ("fine_layers", "fine_levels", "fine_radius", "fine_stride"):
-                need(
-                    isinstance(getattr(n, key), int) and getattr(n, key) >= 1,
-                    f"network.{key}",
-                    "must be an integer >= 1",
-                )
+                need_int(key)
             need(n.fine_levels <= 4, "network.fine_levels", "must be at most 4")
         need(self.train.coarse_weight >= 0, "train.coarse_weight", "must be >= 0")
         if n.design == "pyramid":

@@ -326,8 +326,7 @@ class PyramidStereoNet(nn.Module):
         refined = self.refine(ref_in).flatten(0, 1)
         logits = self.refine_head(refined)
         logits = logits.view(t, b, *logits.shape[1:]).float().mean(0)
-        offs = torch.arange(-self.radius, self.radius + 1, device=logits.device, dtype=logits.dtype).view(1, -1, 1, 1)
-        fine = guide + (torch.softmax(logits, dim=1) * offs).sum(1)  # [B, H3, W3], 1/3 pixels
+        fine = guide + expected_offset(logits, self.radius)  # [B, H3, W3], 1/3 pixels
         if self.upsample_head is not None:
             mask = self.upsample_head(refined)
             mask = mask.view(t, b, 9, 9, h3, w3).float().mean(0)
@@ -355,8 +354,14 @@ class PyramidStereoNet(nn.Module):
         logits = logits.view(t, b, *logits.shape[1:]).float().mean(0)
         if logits.shape[-2:] != (h, w):  # a strided stem: offset logits back to full resolution
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        offs = torch.arange(-r, r + 1, device=logits.device, dtype=logits.dtype).view(1, -1, 1, 1)
-        return (torch.softmax(logits, dim=1) * offs).sum(1)
+        return expected_offset(logits, r)
+
+
+def expected_offset(logits: torch.Tensor, radius: int) -> torch.Tensor:
+    """The expected offset [B, H, W] of softmax(``logits``) [B, 2R+1, H, W] over the offsets
+    -R..R (the refinement steps' residual)."""
+    offs = torch.arange(-radius, radius + 1, device=logits.device, dtype=logits.dtype).view(1, -1, 1, 1)
+    return (torch.softmax(logits, dim=1) * offs).sum(1)
 
 
 def expected_candidate(cost: torch.Tensor, window: int = 0) -> torch.Tensor:
@@ -649,7 +654,7 @@ def read_checkpoint(path: str | Path, keys: Sequence[str], what: str) -> tuple[d
     """A stereo run's checkpoint (``weights_only`` load) and its StereoConfig; CheckpointError
     "not a <what>" naming the first of ``keys`` (and ``config``) it lacks."""
     state = load_checkpoint(path)
-    for key in (*keys, "config"):
+    for key in dict.fromkeys((*keys, "config")):  # in order, each once
         if key not in state:
             raise CheckpointError(f"{path}: not a {what} (no {key!r} entry)")
     return state, StereoConfig.from_dict(state["config"], f"{path}: config")
