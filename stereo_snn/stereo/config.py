@@ -130,6 +130,11 @@ class TrainConfig:
     (the default: from every valid pixel, through the disparity's loss) or ``reach`` (only
     from pixels whose error before it is within its radius, the ones it can correct; the rest
     of the network still learns from every pixel), see ``losses.disparity_loss``.
+    coarse_loss: the pyramid network's deep supervision of its coarse volume (weight
+    ``coarse_weight``): ``smooth_l1`` of its expected disparity, or ``ce``, the cross-entropy
+    of its candidate distribution against the ground truth's two nearest candidates
+    (``losses.coarse_cross_entropy``), which trains the choice of candidate itself (with
+    ``network.coarse_window`` the expectation passes no gradient to far candidates).
     """
 
     epochs: int = 10
@@ -150,6 +155,7 @@ class TrainConfig:
     stream_windows: int = 0
     freeze: tuple[str, ...] = ()
     fine_loss: str = "all"
+    coarse_loss: str = "smooth_l1"
 
 
 @dataclass(frozen=True)
@@ -329,6 +335,12 @@ class StereoConfig:
                 "must be 'smooth_l1' with network.design 'pyramid' (it has no full disparity distribution)",
             )
         need(self.train.fine_loss in ("all", "reach"), "train.fine_loss", "must be 'all' or 'reach'")
+        need(self.train.coarse_loss in ("smooth_l1", "ce"), "train.coarse_loss", "must be 'smooth_l1' or 'ce'")
+        need(
+            self.train.coarse_loss == "smooth_l1" or n.design == "pyramid",
+            "train.coarse_loss",
+            "'ce' needs network.design 'pyramid' (a coarse candidate volume)",
+        )
         need(
             all(isinstance(name, str) and name for name in self.train.freeze),
             "train.freeze",

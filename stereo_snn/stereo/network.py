@@ -243,8 +243,10 @@ class PyramidStereoNet(nn.Module):
        (bilinear to full resolution) -> softmax over the 2r+1 offsets -> a residual added to
        step 5's disparity. Its head starts at zero, so it starts as the identity.
 
-    forward(left, right) -> ``{"disparity": [B, H, W], "coarse": [B, H, W]}`` in full-resolution
-    pixels (``coarse`` is step 3 upsampled, for deep supervision; with step 6 also
+    forward(left, right) -> ``{"disparity": [B, H, W], "coarse": [B, H, W], "coarse_cost": [B,
+    D_c, Hc, Wc]}``, disparities in full-resolution pixels (``coarse`` is step 3 upsampled, for
+    deep supervision; ``coarse_cost`` its cost over the candidates, 3s px apart, for
+    ``train.coarse_loss: ce``; with step 6 also
     ``fine_base``, step 5's disparity, and ``fine_residual``, step 6's, for the loss). The cost volume's size grows
     with max_disparity only at 1/(3s) resolution, so 0-128 px at 640x480 stays cheap.
     """
@@ -334,7 +336,7 @@ class PyramidStereoNet(nn.Module):
         else:
             full = 3.0 * F.interpolate(fine.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
         coarse_full = 3.0 * F.interpolate(d3, size=size, mode="bilinear", align_corners=False).squeeze(1)
-        out = {"coarse": coarse_full}
+        out = {"coarse": coarse_full, "coarse_cost": cost}
         if self.fine is not None:
             residual = self._fine_residual(left, right, full.detach())
             out.update(fine_base=full, fine_residual=residual)  # for the loss (train.fine_loss)

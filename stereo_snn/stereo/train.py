@@ -136,6 +136,8 @@ def training_loss(cfg: StereoConfig, device: torch.device) -> Callable[[torch.nn
             tc.coarse_weight,
             fine_reach=cfg.network.fine_radius if tc.fine_loss == "reach" else None,
             max_disparity=cfg.max_disparity,
+            coarse_loss=tc.coarse_loss,
+            coarse_step=3.0 * cfg.network.coarse_scale,
         )
 
     return loss_fn

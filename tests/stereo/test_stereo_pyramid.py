@@ -11,7 +11,7 @@ from stereo_snn.errors import CheckpointError, ConfigError, GenotypeError
 from stereo_snn.fit import freeze_parts
 from stereo_snn.search import ComponentGenotype, Genotype
 from stereo_snn.stereo.config import load_config
-from stereo_snn.stereo.losses import disparity_loss, smooth_l1_disparity
+from stereo_snn.stereo.losses import coarse_cross_entropy, coarse_target, disparity_loss, smooth_l1_disparity
 from stereo_snn.stereo.network import (
     bilinear_mask_logits,
     borrowed_fine,
@@ -188,10 +188,63 @@ def test_deep_supervision_adds_the_weighted_coarse_error():
     assert torch.allclose(disparity_loss({"disparity": fine, "coarse": coarse}, batch, coarse_weight=0.0), base)
 
 
+def test_coarse_target_averages_cells_and_drops_those_across_a_depth_edge():
+    gt = torch.full((1, 6, 12), 30.0)
+    gt[:, :, 7:] = 90.0  # a depth edge inside the second column of 3x4-px cells
+    valid = torch.ones(1, 6, 12, dtype=torch.bool)
+    valid[:, :3, :4] = False  # the first cell has no ground truth
+    target, mask = coarse_target(gt, valid, (2, 3), step=6.0)
+    assert target.shape == mask.shape == (1, 2, 3)
+    assert torch.allclose(target[0, 1, 0], torch.tensor(5.0))  # 30 px / 6 px per candidate
+    assert torch.allclose(target[0, 1, 2], torch.tensor(15.0))
+    assert mask[0].tolist() == [[False, False, True], [True, False, True]]  # no gt; the edge cells
+
+
+def test_coarse_cross_entropy_is_lowest_for_the_two_hot_target_and_rewards_the_right_candidate():
+    gt = torch.full((1, 6, 6), 15.0)  # candidate 2.5 of spacing 6 px: half on 2, half on 3
+    valid = torch.ones(1, 6, 6, dtype=torch.bool)
+    two_hot = torch.full((1, 5, 1, 1), 1e-9)
+    two_hot[:, 2:4] = 0.5
+    best = coarse_cross_entropy(-two_hot.log().expand(1, 5, 2, 2), gt, valid, step=6.0)
+    assert torch.allclose(best, torch.tensor(2.0).log(), atol=1e-5)  # the target's own entropy
+    torch.manual_seed(0)
+    for _ in range(5):  # any other distribution costs more
+        other = torch.randn(1, 5, 2, 2)
+        assert coarse_cross_entropy(other, gt, valid, step=6.0) > best
+    right = torch.zeros(1, 5, 2, 2)
+    right[:, 2] = -3.0  # low cost at the right candidate
+    wrong = torch.zeros(1, 5, 2, 2)
+    wrong[:, 0] = -3.0
+    assert coarse_cross_entropy(right, gt, valid, 6.0) < coarse_cross_entropy(wrong, gt, valid, 6.0)
+
+
+def test_coarse_loss_ce_trains_the_coarse_volume_of_a_pyramid_network():
+    cfg = pyramid_cfg(**{"train.coarse_loss": "ce"})
+    net = build_supernet(cfg)
+    torch.manual_seed(0)
+    left = (torch.rand(cfg.time_steps, 1, 2, 24, 36) < 0.2).float()
+    right = torch.roll(left, -3, dims=-1)
+    out = net(left, right)
+    assert out["coarse_cost"].shape[1] == coarse_levels(cfg.max_disparity, cfg.network.coarse_scale)
+    batch = {"disparity": torch.full((1, 24, 36), 9.0), "valid": torch.ones(1, 24, 36, dtype=torch.bool)}
+    step = 3.0 * cfg.network.coarse_scale
+    loss = disparity_loss(out, batch, coarse_weight=0.5, coarse_loss="ce", coarse_step=step)
+    expected = smooth_l1_disparity(out["disparity"], batch["disparity"], batch["valid"])
+    expected = expected + 0.5 * coarse_cross_entropy(out["coarse_cost"], batch["disparity"], batch["valid"], step)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert net.head.weight.grad is not None and net.head.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="coarse_loss"):
+        disparity_loss(out, batch, coarse_loss="kl", coarse_step=step)
+    with pytest.raises(ConfigError, match="train.coarse_loss"):
+        load_config("tiny", {"train.coarse_loss": "ce"})  # the concat design has no coarse volume
+
+
 @pytest.mark.parametrize(
     "key,value,match",
     [
         ("network.design", "volume", "network.design"),
+        ("train.coarse_loss", "l2", "train.coarse_loss"),
         ("network.groups", 0, "network.groups"),
         ("network.refine_radius", 0, "network.refine_radius"),
         ("train.loss", "subpixel_ce", "train.loss"),
