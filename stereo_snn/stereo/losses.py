@@ -66,9 +66,7 @@ def coarse_target(
     return (mean / step).squeeze(1), mask.squeeze(1)
 
 
-def coarse_cross_entropy(
-    cost: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, step: float
-) -> torch.Tensor:
+def coarse_cross_entropy(cost: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, step: float) -> torch.Tensor:
     """Cross-entropy of softmax(-``cost``) [B, D_c, Hc, Wc] over candidates 0, step, 2 step, ...
     px against the ground truth's two nearest candidates, weighted so that the target's
     expectation is the cell's ground truth (``coarse_target``), averaged over supervised cells.
