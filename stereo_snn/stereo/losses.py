@@ -74,7 +74,7 @@ def coarse_cross_entropy(cost: torch.Tensor, gt: torch.Tensor, valid: torch.Tens
     levels = cost.shape[1]
     target_c, mask = coarse_target(gt.to(cost.dtype), valid, tuple(cost.shape[-2:]), step)
     target_c = target_c.clamp(0.0, levels - 1)
-    lo = target_c.floor().long().clamp(max=levels - 1)
+    lo = target_c.floor().long()  # <= levels - 1 after the clamp above
     hi = (lo + 1).clamp(max=levels - 1)
     w_hi = target_c - lo.to(cost.dtype)
     log_prob = F.log_softmax(-cost, dim=1)

@@ -44,6 +44,7 @@ __all__ = [
     "StereoNet",
     "PyramidStereoNet",
     "coarse_levels",
+    "coarse_step",
     "event_spikes",
     "expected_candidate",
     "trellis_configs",
@@ -427,10 +428,16 @@ def forward_batch(model: nn.Module, batch: Mapping[str, Any], device: torch.devi
         return model(left, right)
 
 
+def coarse_step(coarse_scale: int) -> int:
+    """Full-resolution pixels between two candidates of the pyramid's coarse volume (one coarse
+    pixel: the 1/3 features max-pooled by ``coarse_scale``)."""
+    return 3 * coarse_scale
+
+
 def coarse_levels(max_disparity: int, coarse_scale: int) -> int:
-    """Candidates of the pyramid's coarse volume: shifts 0, 1, ... coarse pixels (3 * coarse_scale
-    full-resolution pixels each) up to the first one >= max_disparity - 1 px."""
-    step = 3 * coarse_scale
+    """Candidates of the pyramid's coarse volume: shifts 0, 1, ... coarse pixels
+    (``coarse_step`` full-resolution pixels each) up to the first one >= max_disparity - 1 px."""
+    step = coarse_step(coarse_scale)
     return -(-(max_disparity - 1) // step) + 1
 
 

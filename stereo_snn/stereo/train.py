@@ -33,7 +33,7 @@ from .config import StereoConfig
 from .data import StereoSource, StereoWindowDataset, pad_collate, split_loaders
 from .losses import disparity_loss
 from .metrics import MetricAccumulator
-from .network import build_network, forward_batch, load_state_checked, make_dgs, read_checkpoint
+from .network import build_network, coarse_step, forward_batch, load_state_checked, make_dgs, read_checkpoint
 
 __all__ = [
     "TrainResult",
@@ -137,7 +137,7 @@ def training_loss(cfg: StereoConfig, device: torch.device) -> Callable[[torch.nn
             fine_reach=cfg.network.fine_radius if tc.fine_loss == "reach" else None,
             max_disparity=cfg.max_disparity,
             coarse_loss=tc.coarse_loss,
-            coarse_step=3.0 * cfg.network.coarse_scale,
+            coarse_step=float(coarse_step(cfg.network.coarse_scale)),
         )
 
     return loss_fn

@@ -18,6 +18,7 @@ from stereo_snn.stereo.network import (
     build_network,
     build_supernet,
     coarse_levels,
+    coarse_step,
     coincidence_volume,
     convex_upsample,
     event_spikes,
@@ -227,7 +228,7 @@ def test_coarse_loss_ce_trains_the_coarse_volume_of_a_pyramid_network():
     out = net(left, right)
     assert out["coarse_cost"].shape[1] == coarse_levels(cfg.max_disparity, cfg.network.coarse_scale)
     batch = {"disparity": torch.full((1, 24, 36), 9.0), "valid": torch.ones(1, 24, 36, dtype=torch.bool)}
-    step = 3.0 * cfg.network.coarse_scale
+    step = float(coarse_step(cfg.network.coarse_scale))
     loss = disparity_loss(out, batch, coarse_weight=0.5, coarse_loss="ce", coarse_step=step)
     expected = smooth_l1_disparity(out["disparity"], batch["disparity"], batch["valid"])
     expected = expected + 0.5 * coarse_cross_entropy(out["coarse_cost"], batch["disparity"], batch["valid"], step)
