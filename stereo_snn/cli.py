@@ -19,6 +19,7 @@ _REGISTRARS = [
     "stereo_snn.events.cli",
     "stereo_snn.search.cli",
     "stereo_snn.bench.cli",
+    "stereo_snn.fit_cli",
     "stereo_snn.stereo.cli",
     "stereo_snn.stereo.cli_visualize",
     "classification.cli",

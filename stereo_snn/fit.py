@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .atomic import write_json
+from .atomic import check_output_path, write_json
 from .errors import CheckpointError, ConfigError, OutputError, StereoSNNError
 from .runtime import RunDir, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
@@ -55,6 +55,8 @@ __all__ = [
     "add_scalars",
     "write_history_scalars",
     "freeze_parts",
+    "TRAINING_STATE",
+    "export_checkpoint",
 ]
 
 #: fields every training checkpoint holds (the application adds its own, e.g. config and genotype)
@@ -70,6 +72,8 @@ CHECKPOINT_FIELDS = (
     "best",
     "dgs_history",
 )
+#: the fields only continuing a run needs; :func:`export_checkpoint` leaves them out
+TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng")
 #: what runs write into a run folder; ``overwrite`` removes exactly these
 RUN_OUTPUTS = (
     "config.json",
@@ -264,6 +268,11 @@ def read_run_state(run_dir: str | Path, application: str) -> dict[str, Any]:
     if "epochs_done" not in state:
         state = _upgrade(state, found)
     missing = [k for k in CHECKPOINT_FIELDS if k not in state]
+    if missing and all(k in TRAINING_STATE for k in missing):
+        raise CheckpointError(
+            f"{path}: holds no training state (no {missing[0]!r}: an exported model); "
+            "start a new run from it with --init instead of --resume"
+        )
     if missing:
         raise CheckpointError(f"{path}: not a complete training checkpoint (no {missing[0]!r})")
     return state
@@ -495,6 +504,27 @@ def _metrics(
     if task.summary is not None:
         out.update(task.summary(history, best))
     return out
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> tuple[int, int]:
+    """Write the training checkpoint ``checkpoint`` to ``out`` without its training state
+    (:data:`TRAINING_STATE`: optimiser moments, schedule, AMP scaler, RNG states), which only
+    ``--resume`` needs: the model, its settings, genotype, history and best row stay, so
+    ``infer``, ``evaluate``, ``--checkpoint`` and ``--init`` read it as before. Written
+    atomically; the input itself as ``out`` is refused (OutputError), and so is an existing
+    ``out`` unless ``overwrite`` (it is replaced only once the new file is complete). Returns the
+    two file sizes in bytes. CheckpointError when ``checkpoint`` is not a training checkpoint.
+    """
+    src = Path(checkpoint)
+    target = check_output_path(out, [src], "--out")
+    if target.exists() and not overwrite:
+        raise OutputError(f"--out {target}: exists; give a new file name, or replace it with --overwrite")
+    state = load_checkpoint(src)
+    if "model" not in state or not ("application" in state or _legacy_application(state)):
+        raise CheckpointError(f"{src}: not a training checkpoint (no 'model' and 'application' entries)")
+    kept = {k: v for k, v in state.items() if k not in TRAINING_STATE}
+    save_checkpoint(target, kept)
+    return src.stat().st_size, target.stat().st_size
 
 
 def _load_states(task: FitTask, state: Mapping[str, Any], scaler: torch.amp.GradScaler, path: Path) -> None:

@@ -9,7 +9,17 @@ import pytest
 import torch
 
 from stereo_snn.errors import CheckpointError, ConfigError, OutputError
-from stereo_snn.fit import CHECKPOINT_FIELDS, FitSettings, FitTask, StepLoss, fit, prepare_run_dir, read_run_state
+from stereo_snn.fit import (
+    CHECKPOINT_FIELDS,
+    TRAINING_STATE,
+    FitSettings,
+    FitTask,
+    StepLoss,
+    export_checkpoint,
+    fit,
+    prepare_run_dir,
+    read_run_state,
+)
 from stereo_snn.runtime import load_checkpoint, save_checkpoint
 
 X = torch.linspace(-1, 1, 24).unsqueeze(1)
@@ -75,6 +85,37 @@ def test_resumed_run_equals_a_straight_one_and_records_every_field(tmp_path):
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["epochs_done"] == 4 and metrics["best"]["epoch"] == best["epoch"]
     assert any((tmp_path / "a" / "tb").iterdir())
+
+
+def test_export_keeps_the_model_drops_the_training_state_and_cannot_be_resumed(tmp_path):
+    _fit(tmp_path / "run", epochs_this_run=2)
+    src = tmp_path / "run" / "checkpoints" / "last.pt"
+    out = tmp_path / "model.pt"
+    before, after = export_checkpoint(src, out)
+    assert after < before == src.stat().st_size
+    full, small = load_checkpoint(src), load_checkpoint(out)
+    assert set(small) == set(full) - set(TRAINING_STATE) and small["note"] == "toy"
+    for key, value in full["model"].items():
+        assert torch.equal(value, small["model"][key]), key
+    assert small["history"] == full["history"] and small["best"] == full["best"]
+    with pytest.raises(OutputError, match="exists; give a new file name, or replace it with --overwrite"):
+        export_checkpoint(src, out)
+    out.write_bytes(b"old")
+    export_checkpoint(src, out, overwrite=True)
+    assert load_checkpoint(out)["history"] == full["history"]
+    with pytest.raises(OutputError):  # never over its own input
+        export_checkpoint(src, src)
+    foreign = tmp_path / "foreign.pt"
+    save_checkpoint(foreign, {"weights": torch.zeros(2)})
+    with pytest.raises(CheckpointError, match="foreign.pt: not a training checkpoint"):
+        export_checkpoint(foreign, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+    # an exported model put where a run resumes from gets one line saying what to do
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    (resumed / "checkpoints" / "last.pt").write_bytes(out.read_bytes())
+    with pytest.raises(CheckpointError, match="no training state .*--init instead of --resume"):
+        read_run_state(resumed, "toy")
 
 
 def test_a_finished_run_resumes_to_nothing(tmp_path):

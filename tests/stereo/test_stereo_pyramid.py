@@ -521,3 +521,21 @@ def test_reconfigure_changes_a_weight_free_setting_and_refuses_the_rest(tmp_path
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and match in err[0], err
     assert not (tmp_path / "a.pt").exists() and not (tmp_path / "c.pt").exists()
+
+
+def test_the_bundled_models_are_exported_and_export_keeps_the_network(tmp_path, capsys):
+    from stereo_snn.cli import main
+    from stereo_snn.fit import TRAINING_STATE
+    from stereo_snn.runtime import load_checkpoint
+    from stereo_snn.stereo.models import bundled_models
+    from stereo_snn.stereo.network import load_model
+
+    for entry in bundled_models():
+        assert not set(TRAINING_STATE) & set(load_checkpoint(entry.path)), entry.name  # no dead weight shipped
+        out = tmp_path / f"{entry.name}.pt"
+        assert main(["export", str(entry.path), "--out", str(out)]) == 0
+        assert "training state left out" in capsys.readouterr().out
+        full, small = load_model(entry.path, device="cpu"), load_model(out, device="cpu")
+        assert full.config.to_dict() == small.config.to_dict() and full.info == small.info
+        state = small.model.state_dict()
+        assert all(torch.equal(v, state[k]) for k, v in full.model.state_dict().items())
