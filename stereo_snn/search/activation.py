@@ -64,6 +64,18 @@ def derived_value(soft: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
     return chosen.to(device=soft.device, dtype=soft.dtype) + (soft - soft.detach())
 
 
+def input_price(x: torch.Tensor, spikes: bool | None = None) -> float:
+    """The price (pJ) of one synaptic op driven by a network's input ``x``, by the measurement's
+    rule (spikingjelly's counters): spikes drive an AC per weight a spike uses, ``rate *
+    E_AC_PJ`` per op (the rate: the mean of ``x``); anything else a MAC per op. ``spikes``
+    None: whether ``x`` is binary."""
+    if spikes is None:
+        spikes = bool(((x == 0) | (x == 1)).all())
+    if spikes:
+        return float(x.detach().float().mean()) * E_AC_PJ
+    return E_MAC_PJ
+
+
 def neuron_steps(x: torch.Tensor) -> int:
     """Neuron updates per sample of a multi-step tensor ``[T, B, C, *S]``: ``T * C * prod(S)``."""
     return x.shape[0] * x[0, 0].numel()

@@ -32,6 +32,8 @@ __all__ = [
     "make_op",
     "check_candidates",
     "check_dim",
+    "conv_macs",
+    "conv_out_size",
 ]
 
 
@@ -78,8 +80,26 @@ class SeqConvBN(nn.Module):
 
     def macs(self, out_size: Sequence[int]) -> float:
         """Multiply-accumulates per sample and time step for an output of spatial size ``out_size``."""
-        k = self.conv.weight.shape
-        return float(k[0] * k[1] * math.prod(k[2:]) * math.prod(out_size))
+        return conv_macs(self.conv, out_size)
+
+
+def conv_macs(conv: nn.Module, out_size: Sequence[int]) -> float:
+    """Multiply-accumulates of convolution ``conv`` per sample (and time step) for an output of
+    spatial size ``out_size``: every output element takes ``in_channels / groups * prod(kernel)``."""
+    k = conv.weight.shape
+    return float(k[0] * k[1] * math.prod(k[2:]) * math.prod(out_size))
+
+
+def conv_out_size(conv: nn.Module, in_size: Sequence[int]) -> tuple[int, ...]:
+    """Spatial output size of convolution ``conv`` (``nn.Conv2d``/``nn.Conv3d``) for an input of
+    spatial size ``in_size``."""
+    if conv.padding == "same":
+        return tuple(in_size)
+    pad = (0,) * len(in_size) if conv.padding == "valid" else conv.padding
+    return tuple(
+        (n + 2 * p - d * (k - 1) - 1) // s + 1
+        for n, p, d, k, s in zip(in_size, pad, conv.dilation, conv.kernel_size, conv.stride)
+    )
 
 
 class Identity(nn.Module):

@@ -13,7 +13,8 @@ The forward also computes the expected energy of the network (pJ per sample, dif
 in all architecture logits), available from :meth:`SpikingTrellis.expected_energy`: in a
 supernet, its value is that of the network derivation would pick now (path, edges, ops,
 neurons) at the supernet's firing rates, its gradient through the relaxed probabilities
-(:func:`~.activation.derived_value`).
+(:func:`~.activation.derived_value`). It includes the convolutions outside the trellis that read
+its output (:meth:`SpikingTrellis.read_by`), at the output's price.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError
 from ..spiking import reset
-from .activation import E_MAC_PJ, CellNeurons, NodeActivation, choice_key, derived_value
+from .activation import CellNeurons, NodeActivation, choice_key, derived_value, input_price
 from .cell import Cell, Signal, num_edges, op_weights
 from .config import MOVES, MemoryConfig, TrellisConfig
 from .genotype import CellGenotype, ComponentGenotype, decode_cell, viterbi
-from .ops import SeqConvBN
+from .ops import SeqConvBN, conv_macs, conv_out_size
 
 __all__ = ["SpikingTrellis", "is_arch_name", "path_counts", "path_prior", "trellises", "split_parameters"]
 
@@ -194,6 +195,7 @@ class SpikingTrellis(nn.Module):
                 )
         self.out_channels = out_ch(cfg.out_level)
         self._energy: torch.Tensor | None = None
+        self._readers: tuple[nn.Module, ...] = ()  # convolutions outside that read the output (read_by)
         reset(self, rebuilt=True)
 
     @classmethod
@@ -241,7 +243,11 @@ class SpikingTrellis(nn.Module):
         return [p for n, p in self.named_parameters() if not is_arch_name(n)]
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spikes: bool | None = None) -> torch.Tensor:
+        """``x`` ``[T, B, C, *S]``; ``spikes`` says whether the input is spikes in the derived
+        network, which prices the stem's synaptic ops (ACs at the input's rate, or MACs). None:
+        whether ``x`` is binary, the measurement's rule. A supernet whose input comes from
+        another supernet's relaxed output needs it: pass that one's :meth:`output_spikes`."""
         cfg = self.config
         if x.dim() != cfg.dim + 3 or x.shape[2] != cfg.in_channels:
             want = "[T, B, C, H, W]" if cfg.dim == 2 else "[T, B, C, D, H, W]"
@@ -250,7 +256,7 @@ class SpikingTrellis(nn.Module):
         sizes = self.level_sizes(tuple(x.shape[3:]))
         y = self.stem(x)
         stem = Signal(self.stem_act([(y, None)]), self.stem_act.last_cost)
-        energy = self.stem.last_macs * T * E_MAC_PJ + self.stem_act.last_update
+        energy = self.stem.last_macs * T * input_price(x, spikes) + self.stem_act.last_update
         if self.is_supernet:
             probs = self.move_probs()
             path = viterbi(torch.log(probs.detach()), cfg.moves, cfg.out_level)  # the derived path, for the energy
@@ -265,7 +271,7 @@ class SpikingTrellis(nn.Module):
                     cell = self.cells[f"{l}_{d}"]
                     lv0 = self._s0_level(l, d)
                     s0 = h[l - 2][0 if l < 2 else lv0]
-                    acc_x, acc_p, wsum, o = 0.0, 0.0, 0.0, 0.0
+                    acc_x, acc_p, wsum, o, p_out = 0.0, 0.0, 0.0, 0.0, 0.0
                     for s, sig in h[l - 1].items():
                         m = self._move(l, s, d)
                         if m is None or not bool(self.move_mask[l, s, m]):
@@ -277,10 +283,12 @@ class SpikingTrellis(nn.Module):
                         wsum = wsum + p
                         on_path = (0 if l == 0 else path[l - 1]) == s and path[l] == d
                         energy = energy + derived_value(occ[l - 1][s] * p, torch.tensor(float(on_path))) * e
+                        p_out = p_out + derived_value(p, torch.tensor(float(on_path))) * out.price
                         o = o + occ[l - 1][s] * p
                     h[l][d] = Signal(acc_x, acc_p / wsum)
                     occ[l][d] = o
             out_sig = h[cfg.layers - 1][cfg.out_level]
+            out_price = p_out  # the output's price in the derived network (the one incoming move on its path)
         else:
             prev2 = prev1 = (stem, 0)
             for l, d in enumerate(self.path):
@@ -288,8 +296,40 @@ class SpikingTrellis(nn.Module):
                 energy = energy + e
                 prev2, prev1 = prev1, (sig, d)
             out_sig = prev1[0]
+            out_price = out_sig.price
+        energy = energy + T * self.reader_macs(tuple(out_sig.x.shape[3:])) * out_price
         self._energy = energy if torch.is_tensor(energy) else torch.tensor(float(energy), device=x.device)
         return out_sig.x
+
+    def output_spikes(self) -> bool:
+        """Whether the output is spikes in the derived network: its last cell (on the decoded
+        path, for a supernet) spikes rather than being an ANN cell."""
+        cfg = self.config
+        key = f"{cfg.layers - 1}_{cfg.out_level}" if self.is_supernet else str(cfg.layers - 1)
+        return bool(self.cells[key].neurons.spike_prob() >= 0.5)
+
+    def read_by(self, *convs: nn.Module) -> None:
+        """Name the convolutions (``nn.Conv2d``/``nn.Conv3d``, on the output with time merged into
+        the batch) that read this trellis's output outside it: an application's heads. The
+        expected energy then prices their synaptic ops at the output's price, as the measurement
+        counts them: an AC per weight a spike uses when the last cell spikes, MACs when it is an
+        ANN cell. Without them the hybrid choice of the last cell would look free to the search."""
+        want = nn.Conv2d if self.config.dim == 2 else nn.Conv3d
+        for c in convs:
+            if not isinstance(c, want):
+                raise ConfigError(
+                    f"read_by: a {type(c).__name__} cannot read a {self.config.dim}D trellis (want {want.__name__})"
+                )
+            if c.in_channels != self.out_channels:
+                raise ConfigError(
+                    f"read_by: the conv takes {c.in_channels} channels, the trellis gives {self.out_channels}"
+                )
+        self._readers = tuple(convs)  # a plain attribute: the application owns (and registers) them
+
+    def reader_macs(self, out_size: tuple[int, ...]) -> float:
+        """MACs per sample and time step of the convolutions named by :meth:`read_by`, for a
+        trellis output of spatial size ``out_size``."""
+        return sum(conv_macs(c, conv_out_size(c, out_size)) for c in self._readers)
 
     def _run_cell(self, cell: Cell, *args: Any) -> tuple[Signal, torch.Tensor | float]:
         """``cell(*args)``; with ``memory.checkpoint_cells`` (and autograd on) its activations are

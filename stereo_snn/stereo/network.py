@@ -200,6 +200,7 @@ class StereoNet(nn.Module):
         self.max_disparity = int(max_disparity)
         self.levels = int(levels)
         self.head = nn.Conv3d(matching.out_channels, 1, kernel_size=3, padding=1)
+        matching.read_by(self.head)  # priced in the search's expected energy
 
     def components(self) -> dict[str, nn.Module]:
         """The searched parts by genotype component name (``feature``, ``matching``)."""
@@ -212,7 +213,7 @@ class StereoNet(nn.Module):
         t, b = left.shape[:2]
         feats = self.feature(torch.cat([left, right], dim=1))
         volume = concat_cost_volume(feats[:, :b], feats[:, b:], self.levels)
-        match = self.matching(volume)
+        match = self.matching(volume, spikes=self.feature.output_spikes())
         cost = self.head(match.flatten(0, 1))
         cost = cost.view(t, b, *cost.shape[2:]).mean(0).squeeze(1)
         return soft_argmin(cost, self.max_disparity, (left.shape[-2], left.shape[-1]))
@@ -295,6 +296,11 @@ class PyramidStereoNet(nn.Module):
         self.levels = coarse_levels(self.max_disparity, self.coarse_scale)
         self.head = nn.Conv3d(matching.out_channels, 1, kernel_size=3, padding=1)
         self.refine_head = nn.Conv2d(refine.out_channels, 2 * self.radius + 1, kernel_size=3, padding=1)
+        # the heads read the searched parts' outputs: priced in the search's expected energy
+        matching.read_by(self.head)
+        refine.read_by(*(h for h in (self.refine_head, self.upsample_head) if h is not None))
+        if fine is not None:
+            fine.read_by(self.fine_head)
 
     def components(self) -> dict[str, nn.Module]:
         """The searched parts by genotype component name (``feature``, ``matching``, ``refine``
@@ -316,7 +322,8 @@ class PyramidStereoNet(nn.Module):
         pooled = F.max_pool2d(feats.flatten(0, 1), s, ceil_mode=True) if s > 1 else feats.flatten(0, 1)
         pooled = pooled.view(t, 2 * b, *pooled.shape[1:])  # max-pooled spikes stay spikes
         volume = coincidence_volume(pooled[:, :b], pooled[:, b:], self.levels, self.groups)
-        match = self.matching(volume)
+        spikes = self.feature.output_spikes()  # the volumes are spikes when the features are
+        match = self.matching(volume, spikes=spikes)
         cost = self.head(match.flatten(0, 1))
         # the regression in float32 also under autocast: a half-precision expectation is off by up to 0.5 px
         cost = cost.view(t, b, *cost.shape[2:]).float().mean(0).squeeze(1)  # [B, D_c, Hc, Wc]
@@ -326,7 +333,7 @@ class PyramidStereoNet(nn.Module):
         left_f, right_f = feats[:, :b].flatten(0, 1), feats[:, b:].flatten(0, 1)
         corr = local_coincidence(left_f, right_f, guide.repeat(t, 1, 1), self.radius, self.groups)
         ref_in = torch.cat([corr, left_f], dim=1).view(t, b, -1, h3, w3)
-        refined = self.refine(ref_in).flatten(0, 1)
+        refined = self.refine(ref_in, spikes=spikes).flatten(0, 1)
         logits = self.refine_head(refined)
         logits = logits.view(t, b, *logits.shape[1:]).float().mean(0)
         fine = guide + expected_offset(logits, self.radius)  # [B, H3, W3], 1/3 pixels

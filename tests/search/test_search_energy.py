@@ -89,3 +89,61 @@ def test_measured_report_counts_one_ac_per_neuron_update_and_folds_batch_norm():
     assert sum(layer.acs for layer in neuron_rows) == r.neuron_updates and all(layer.macs == 0 for layer in neuron_rows)
     assert not [layer for layer in r.layers if layer.name.endswith("seq.1")]  # the BatchNorm after each conv
     assert r.compute_mj == pytest.approx((r.macs * E_MAC_PJ + r.acs * E_AC_PJ) / PJ_PER_MJ)
+
+
+class _Headed(torch.nn.Module):
+    """A trellis and a conv head that reads its output, as an application puts them together."""
+
+    def __init__(self, net: SpikingTrellis, named: bool = True):
+        super().__init__()
+        self.net = net
+        self.head = torch.nn.Conv2d(net.out_channels, 5, kernel_size=3, padding=1)
+        if named:
+            net.read_by(self.head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net(x).flatten(0, 1))
+
+
+@pytest.mark.parametrize("last_spiking", [True, False])
+def test_expected_energy_prices_the_head_that_reads_the_output_as_measured(last_spiking):
+    # a spiking last cell drives the head with ACs at its firing rate, an ANN last cell with MACs;
+    # both the measurement and (with read_by) the expected term count them
+    import dataclasses
+
+    torch.manual_seed(1)
+    cfg = TrellisConfig(dim=2, in_channels=2, channels=4, layers=2, steps=2, levels=1)
+    g = SpikingTrellis(cfg).derive()
+    cells = list(g.cells)
+    cells[-1] = dataclasses.replace(cells[-1], spiking=last_spiking)
+    g = dataclasses.replace(g, cells=tuple(cells))
+    x = 8 * torch.rand(4, 2, 2, 16, 16, generator=torch.Generator().manual_seed(3))
+    model = _Headed(SpikingTrellis.from_genotype(g))
+    measured = energy_report(model, x)
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    expected_mj = float(model.net.expected_energy()) * x.shape[1] / PJ_PER_MJ
+    assert expected_mj == pytest.approx(measured.compute_mj, rel=0.05)
+    head = model.net.reader_macs((16, 16))
+    assert head == 5 * model.net.out_channels * 9 * 16 * 16
+    unnamed = _Headed(SpikingTrellis.from_genotype(g), named=False)
+    unnamed.load_state_dict(model.state_dict())
+    unnamed.eval()
+    with torch.no_grad():
+        unnamed(x)
+    extra_pj = float(model.net.expected_energy() - unnamed.net.expected_energy())
+    if last_spiking:
+        assert 0 < extra_pj < 4 * head * E_AC_PJ  # ACs at the firing rate, below 1 per step
+    else:
+        assert extra_pj == pytest.approx(4 * head * E_MAC_PJ)  # MACs at every one of the 4 steps
+
+
+def test_read_by_refuses_a_conv_that_cannot_read_the_output():
+    from stereo_snn.errors import ConfigError
+
+    net = SpikingTrellis(TrellisConfig(dim=2, in_channels=2, channels=4, layers=2, steps=2, levels=1))
+    with pytest.raises(ConfigError, match="channels"):
+        net.read_by(torch.nn.Conv2d(net.out_channels + 1, 1, 3))
+    with pytest.raises(ConfigError, match="Conv3d"):
+        net.read_by(torch.nn.Conv3d(net.out_channels, 1, 3))

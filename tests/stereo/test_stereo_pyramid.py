@@ -539,3 +539,34 @@ def test_the_bundled_models_are_exported_and_export_keeps_the_network(tmp_path, 
         assert full.config.to_dict() == small.config.to_dict() and full.info == small.info
         state = small.model.state_dict()
         assert all(torch.equal(v, state[k]) for k, v in full.model.state_dict().items())
+
+
+def test_expected_energy_of_a_whole_frame_matches_the_measured_report():
+    # every searched part with the heads that read it, the volumes' spikes priced as ACs
+    from stereo_snn.search import PJ_PER_MJ, Genotype, energy_report
+    from stereo_snn.stereo.network import RUNS_PER_FRAME
+
+    cfg = pyramid_cfg(**{"network.upsample": "convex", "network.fine_channels": 4})
+    torch.manual_seed(0)
+    supernet = build_supernet(cfg)
+    genotype = Genotype(components={k: c.derive() for k, c in supernet.components().items()}, settings={})
+    net = build_network(cfg, genotype)
+    g = torch.Generator().manual_seed(1)
+    left, right = (8 * torch.rand(2, 1, cfg.input_channels, 24, 36, generator=g) for _ in range(2))
+    heads = ("head", "refine_head", "upsample_head", "fine_head")
+    with torch.no_grad():
+        for name in heads:  # zero weights (the identity start) would count as spikes, no op at all
+            torch.nn.init.normal_(getattr(net, name).weight, std=0.1)
+        net.train()(left, right)  # batch-norm statistics of these inputs: lively neurons
+    net.eval()
+    report = energy_report(net, (left, right))
+    with torch.no_grad():
+        net(left, right)
+    parts = net.components()
+    assert parts["feature"].output_spikes() and parts["feature"]._readers == ()
+    measured = sum(layer.energy_mj for layer in report.layers if layer.name.split(".")[0] in (*parts, *heads))
+    expected = sum(RUNS_PER_FRAME.get(k, 1) * float(c.expected_energy()) for k, c in parts.items()) / PJ_PER_MJ
+    assert expected == pytest.approx(measured, rel=0.1)
+    # the matching net's stem reads spikes: ACs, far below the MACs of a real-valued input
+    stem = [layer for layer in report.layers if layer.name.startswith("matching.stem.")]
+    assert stem and all(layer.macs == 0 and layer.acs > 0 for layer in stem)
