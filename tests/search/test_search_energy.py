@@ -119,6 +119,7 @@ def test_expected_energy_prices_the_head_that_reads_the_output_as_measured(last_
     g = dataclasses.replace(g, cells=tuple(cells))
     x = 8 * torch.rand(4, 2, 2, 16, 16, generator=torch.Generator().manual_seed(3))
     model = _Headed(SpikingTrellis.from_genotype(g))
+    assert model.net.output_spikes() is last_spiking
     measured = energy_report(model, x)
     model.eval()
     with torch.no_grad():
@@ -147,3 +148,22 @@ def test_read_by_refuses_a_conv_that_cannot_read_the_output():
         net.read_by(torch.nn.Conv2d(net.out_channels + 1, 1, 3))
     with pytest.raises(ConfigError, match="Conv3d"):
         net.read_by(torch.nn.Conv3d(net.out_channels, 1, 3))
+
+
+def test_the_stem_is_priced_by_its_input_as_the_measurement_prices_it(make_spikes):
+    # spikes drive ACs at their rate, real values MACs; `spikes` overrides the binary check (a
+    # supernet fed by another supernet's relaxed output)
+    from stereo_snn.search.activation import input_price
+
+    s = make_spikes(2, 3, 2, 8, 8, p=0.25)
+    assert input_price(s) == pytest.approx(float(s.mean()) * E_AC_PJ)
+    assert input_price(0.5 * s) == E_MAC_PJ
+    assert input_price(s, spikes=False) == E_MAC_PJ
+    assert input_price(0.9 * s, spikes=True) == pytest.approx(0.9 * float(s.mean()) * E_AC_PJ)
+    net = _fixed()
+    with torch.no_grad():
+        net(s)
+        spiking = float(net.expected_energy())
+        net(s, spikes=False)
+        real = float(net.expected_energy())
+    assert real - spiking == pytest.approx(net.stem.last_macs * 2 * (E_MAC_PJ - float(s.mean()) * E_AC_PJ), rel=1e-4)
