@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from stereo_snn.errors import ConfigError
-from stereo_snn.search.config import MemoryConfig
+from stereo_snn.search.config import ENERGY_CONSTRAINTS, MemoryConfig
 from stereo_snn.search.dgs import DGSConfig
 from stereo_snn.settings import build_typed, load_mapping, parse_overrides
 
@@ -224,6 +224,7 @@ class SearchConfig:
     max_batches: int | None
     dgs: bool
     energy_dual_lr: float = 0.5
+    energy_constraint: str = "max"
 
     @property
     def energy_term(self) -> bool:
@@ -245,6 +246,10 @@ class SearchConfig:
             raise ConfigError(f"search.energy_target_mj {self.energy_target_mj!r}: must be > 0 (mJ per image) or null")
         if not self.energy_dual_lr >= 0:
             raise ConfigError(f"search.energy_dual_lr {self.energy_dual_lr!r}: must be >= 0")
+        if self.energy_constraint not in ENERGY_CONSTRAINTS:
+            raise ConfigError(
+                f"search.energy_constraint {self.energy_constraint!r}: must be one of {', '.join(ENERGY_CONSTRAINTS)}"
+            )
         try:
             MemoryConfig.of(self)
         except ConfigError as exc:

@@ -50,6 +50,7 @@ def search_config(cfg: ClassifyConfig) -> BilevelConfig:
         energy_weight=s.energy_weight,
         energy_target_mj=s.energy_target_mj,
         energy_dual_lr=s.energy_dual_lr,
+        energy_constraint=s.energy_constraint,
         max_batches=s.max_batches,
         amp=s.amp,
     )

@@ -19,6 +19,7 @@ from torch import nn
 from .. import distributed
 from ..errors import ConfigError
 from ..spiking import reset
+from .config import ENERGY_CONSTRAINTS
 from .dgs import SurrogateSearch
 from .energy import PJ_PER_MJ
 from .genotype import Genotype
@@ -42,6 +43,9 @@ class BilevelConfig:
     ``lambda * (E / target - 1)`` and after every architecture step lambda moves by dual ascent,
     ``lambda <- max(0, lambda + energy_dual_lr * (E / target - 1))`` (it grows while E is over
     the target and shrinks to 0 under it); ``energy_weight`` is then its starting value.
+    ``energy_constraint``: ``max`` (that inequality) or ``equal`` (``E = target``: lambda is not
+    clamped at 0, so under the target it turns negative and pulls the energy up to it; the
+    target is then the energy the user wants to spend, as in a FLOPs-targeted search).
     amp: run both forwards under autocast (float16 with loss scaling on CUDA, bfloat16 on the CPU)."""
 
     epochs: int = 10
@@ -56,6 +60,7 @@ class BilevelConfig:
     energy_weight: float = 0.0
     energy_target_mj: float | None = None
     energy_dual_lr: float = 0.5
+    energy_constraint: str = "max"
     max_batches: int | None = None
     amp: bool = False
 
@@ -74,6 +79,10 @@ class BilevelConfig:
             raise ConfigError(f"search energy_target_mj {self.energy_target_mj}: must be > 0")
         if self.energy_dual_lr < 0:
             raise ConfigError(f"search energy_dual_lr {self.energy_dual_lr}: must be >= 0")
+        if self.energy_constraint not in ENERGY_CONSTRAINTS:
+            raise ConfigError(
+                f"search energy_constraint {self.energy_constraint!r}: must be one of {', '.join(ENERGY_CONSTRAINTS)}"
+            )
 
     @property
     def energy_on(self) -> bool:
@@ -165,7 +174,9 @@ class Searcher:
         c = self.config
         if c.energy_target_mj is not None:
             violation = energy_pj / (c.energy_target_mj * PJ_PER_MJ) - 1.0
-            self.multiplier = max(0.0, self.multiplier + c.energy_dual_lr * violation)
+            self.multiplier += c.energy_dual_lr * violation
+            if c.energy_constraint == "max":
+                self.multiplier = max(0.0, self.multiplier)
             self.multiplier_trace.append(self.multiplier)
         return self.multiplier
 

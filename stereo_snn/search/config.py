@@ -9,7 +9,10 @@ from ..errors import ConfigError
 from ..spiking import SPIKING_KINDS, NeuronConfig
 from .ops import DEFAULT_CANDIDATES, check_candidates, check_dim
 
-__all__ = ["TrellisConfig", "MemoryConfig", "MOVES", "ALPHA_MODES"]
+__all__ = ["TrellisConfig", "MemoryConfig", "MOVES", "ALPHA_MODES", "ENERGY_CONSTRAINTS"]
+
+#: how an energy target binds the search: ``max`` (E <= target) or ``equal`` (E = target)
+ENERGY_CONSTRAINTS = ("max", "equal")
 
 MOVES: dict[str, int] = {"down": 1, "same": 0, "up": -1}  # level change of each move
 

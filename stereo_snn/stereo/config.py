@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..search.config import MemoryConfig
+from ..search.config import ENERGY_CONSTRAINTS, MemoryConfig
 from ..settings import check_field_types, load_mapping
 
 __all__ = [
@@ -165,7 +165,8 @@ class SearchConfig:
     energy_weight: weight of the relative energy term; energy_target_mj: expected energy per
     stereo frame (both views' feature nets, the matching and refinement nets) to aim at, held by
     a Lagrange multiplier (``energy_weight`` is then its start) moved by dual ascent with
-    step ``energy_dual_lr`` (:class:`~stereo_snn.search.BilevelConfig`).
+    step ``energy_dual_lr``; ``energy_constraint``: ``max`` (at most the target) or ``equal``
+    (near it, below or above) (:class:`~stereo_snn.search.BilevelConfig`).
     dgs_*: as in :class:`TrainConfig` (dgs_start None: after ``dgs_every`` epochs and the warm-up).
     """
 
@@ -179,6 +180,7 @@ class SearchConfig:
     energy_weight: float = 0.0
     energy_target_mj: float | None = None
     energy_dual_lr: float = 0.5
+    energy_constraint: str = "max"
     crop: tuple[int, int] | None = None
     dgs_every: int = 0
     dgs_batches: int = 16
@@ -376,6 +378,11 @@ class StereoConfig:
             "must be > 0 (mJ per frame)",
         )
         need(s.energy_dual_lr >= 0, "search.energy_dual_lr", "must be >= 0")
+        need(
+            s.energy_constraint in ENERGY_CONSTRAINTS,
+            "search.energy_constraint",
+            f"must be one of {', '.join(ENERGY_CONSTRAINTS)}",
+        )
         try:
             MemoryConfig.of(s)
         except ConfigError as exc:

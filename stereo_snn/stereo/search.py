@@ -99,6 +99,7 @@ def run_search(
         energy_weight=sc.energy_weight,
         energy_target_mj=sc.energy_target_mj,
         energy_dual_lr=sc.energy_dual_lr,
+        energy_constraint=sc.energy_constraint,
         max_batches=max_batches,
         amp=sc.amp,
     )

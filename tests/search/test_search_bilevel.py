@@ -139,11 +139,17 @@ def test_energy_target_multiplier_rises_over_the_target_and_falls_under_it():
         Searcher(model, _loss, BilevelConfig(), {"body": fixed})
 
 
-def _expected_after(target_mj: float | None, steps: int = 4) -> float:
+def _expected_after(target_mj: float | None, steps: int = 4, constraint: str = "max") -> float:
     torch.manual_seed(0)
     model = _Classifier(CFG)
     cfg = BilevelConfig(
-        epochs=1, warmup_epochs=0, lr=0.05, arch_lr=0.05, energy_target_mj=target_mj, energy_dual_lr=2.0
+        epochs=1,
+        warmup_epochs=0,
+        lr=0.05,
+        arch_lr=0.05,
+        energy_target_mj=target_mj,
+        energy_dual_lr=2.0,
+        energy_constraint=constraint,
     )
     s = Searcher(model, _loss, cfg, {"body": model.body}, log=lambda line: None)
     train, val = _data(8 * steps, 1), _data(8 * steps, 2)
@@ -157,6 +163,20 @@ def test_a_lower_energy_target_gives_a_lower_expected_energy():
     free = _expected_after(None)
     assert _expected_after(10 * free) == pytest.approx(free)  # a target that never binds: lambda stays 0
     assert _expected_after(0.5 * free) < 0.85 * free
+
+
+def test_an_equality_target_also_pulls_the_energy_up_to_it():
+    # `max` leaves an energy under the target alone; `equal` lets lambda turn negative and
+    # spends energy up to the target
+    free = _expected_after(None)
+    assert _expected_after(2 * free) == pytest.approx(free)
+    assert _expected_after(2 * free, constraint="equal") > 1.15 * free
+    assert _expected_after(0.5 * free, constraint="equal") < 0.85 * free
+    model = _Classifier(CFG)
+    s = Searcher(model, _loss, BilevelConfig(energy_target_mj=1e-3, energy_constraint="equal"), {"body": model.body})
+    assert [s.update_multiplier(e * 1e9) for e in (2e-3, 0.5e-3, 0.0)] == pytest.approx([0.5, 0.25, -0.25])
+    with pytest.raises(ConfigError, match="energy_constraint 'near': must be one of max, equal"):
+        BilevelConfig(energy_constraint="near")
 
 
 def test_searcher_runs_dgs_and_records_settings(tmp_path):
