@@ -225,6 +225,7 @@ class SearchConfig:
     dgs: bool
     energy_dual_lr: float = 0.5
     energy_constraint: str = "max"
+    energy_fit: bool = False
 
     @property
     def energy_term(self) -> bool:
@@ -246,6 +247,8 @@ class SearchConfig:
             raise ConfigError(f"search.energy_target_mj {self.energy_target_mj!r}: must be > 0 (mJ per image) or null")
         if not self.energy_dual_lr >= 0:
             raise ConfigError(f"search.energy_dual_lr {self.energy_dual_lr!r}: must be >= 0")
+        if self.energy_fit and self.energy_target_mj is None:
+            raise ConfigError("search.energy_fit: needs search.energy_target_mj")
         if self.energy_constraint not in ENERGY_CONSTRAINTS:
             raise ConfigError(
                 f"search.energy_constraint {self.energy_constraint!r}: must be one of {', '.join(ENERGY_CONSTRAINTS)}"

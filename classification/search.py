@@ -51,6 +51,7 @@ def search_config(cfg: ClassifyConfig) -> BilevelConfig:
         energy_target_mj=s.energy_target_mj,
         energy_dual_lr=s.energy_dual_lr,
         energy_constraint=s.energy_constraint,
+        energy_fit=s.energy_fit,
         max_batches=s.max_batches,
         amp=s.amp,
     )

@@ -9,9 +9,11 @@ over the processes, so weights and architecture stay identical on every rank.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -46,6 +48,9 @@ class BilevelConfig:
     ``energy_constraint``: ``max`` (that inequality) or ``equal`` (``E = target``: lambda is not
     clamped at 0, so under the target it turns negative and pulls the energy up to it; the
     target is then the energy the user wants to spend, as in a FLOPs-targeted search).
+    ``energy_fit``: derive within the target (:meth:`Searcher.fit_to_target`): the learnt
+    spiking-or-ANN choices of the derived cells are changed, least decided first, until the
+    expected energy is under the target (and, with ``equal``, as close under it as they allow).
     amp: run both forwards under autocast (float16 with loss scaling on CUDA, bfloat16 on the CPU)."""
 
     epochs: int = 10
@@ -61,6 +66,7 @@ class BilevelConfig:
     energy_target_mj: float | None = None
     energy_dual_lr: float = 0.5
     energy_constraint: str = "max"
+    energy_fit: bool = False
     max_batches: int | None = None
     amp: bool = False
 
@@ -79,6 +85,8 @@ class BilevelConfig:
             raise ConfigError(f"search energy_target_mj {self.energy_target_mj}: must be > 0")
         if self.energy_dual_lr < 0:
             raise ConfigError(f"search energy_dual_lr {self.energy_dual_lr}: must be >= 0")
+        if self.energy_fit and self.energy_target_mj is None:
+            raise ConfigError("search energy_fit: needs an energy target (energy_target_mj)")
         if self.energy_constraint not in ENERGY_CONSTRAINTS:
             raise ConfigError(
                 f"search energy_constraint {self.energy_constraint!r}: must be one of {', '.join(ENERGY_CONSTRAINTS)}"
@@ -138,6 +146,7 @@ class Searcher:
         self.multiplier_trace: list[float] = []  # lambda after every architecture step
         self.history: list[dict[str, Any]] = []
         self.arch_steps = 0  # architecture steps taken (the noise level of :meth:`report` grows with them)
+        self._last_val: Any = None  # the last architecture batch: energy_fit measures on it
         first = next(iter(self.weights + self.arch), None)
         self.device_type = first.device.type if first is not None else "cpu"
         scale = c.amp and self.device_type == "cuda"  # float16 needs loss scaling; bfloat16 does not
@@ -239,6 +248,7 @@ class Searcher:
             for i, (tb, vb) in enumerate(zip(train_batches, val_batches)):
                 if c.max_batches is not None and i >= c.max_batches:
                     break
+                self._last_val = vb
                 for k, v in self.step(tb, vb, epoch).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n += 1
@@ -254,7 +264,86 @@ class Searcher:
             for name, text in summary["arch"].items():
                 self.log(f"  [{name}] " + text.replace("\n", f"\n  [{name}] "))
         self.log(self.report().headline())  # one line; a warning when the decisions are within noise
-        return self.derive()
+        if not (c.energy_fit and self._last_val is not None):
+            return self.derive()
+        with self.fit_to_target(self._last_val) as fit:
+            genotype = self.derive()
+        self.log(
+            f"derived within the energy target {c.energy_target_mj:g} mJ: expected {fit['before_mj']:.4g} -> "
+            f"{fit['after_mj']:.4g} mJ" + (f" ({'; '.join(fit['changes'])})" if fit["changes"] else " (no change)")
+        )
+        return dataclasses.replace(genotype, settings={**genotype.settings, "energy_fit": fit})
+
+    @contextlib.contextmanager
+    def fit_to_target(self, batch: Any) -> Iterator[dict[str, Any]]:
+        """Within this context the derived cells' spiking-or-ANN choices fit the energy target:
+        measured by the expected energy (``energy_pj``) of one no-grad forward of ``batch`` per
+        trial, with the choices of the cells the derivation keeps forced. Over the target,
+        ANN cells turn spiking, the one with the highest spiking probability first, until under
+        it; with ``energy_constraint: equal`` and under the target, spiking cells turn ANN, the
+        one with the lowest spiking probability first, each kept only if the energy stays under
+        the target. Yields ``{"before_mj", "after_mj", "changes"}``; afterwards the learnt logits
+        and every buffer (BatchNorm statistics) are as before."""
+        c = self.config
+        target = c.energy_target_mj * PJ_PER_MJ
+        cells = [
+            (f"{name} cell {i}", cell)
+            for name, comp in self.components.items()
+            for i, cell in enumerate(comp.path_cells())
+            if cell.neurons.hybrid
+        ]
+        saved = [cell.neurons.arch_hybrid.detach().clone() for _, cell in cells]
+        buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}
+        prob = [float(cell.neurons.spike_prob().detach()) for _, cell in cells]
+        spiking = [p >= 0.5 for p in prob]
+
+        def force(i: int, spike: bool) -> None:
+            logit = cells[i][1].neurons.arch_hybrid
+            with torch.no_grad():
+                logit.copy_(torch.tensor([20.0, -20.0] if spike else [-20.0, 20.0], device=logit.device))
+            spiking[i] = spike
+
+        def energy() -> float:
+            reset(self.model)
+            with torch.no_grad(), self.autocast():
+                self.loss_fn(self.model, batch)
+            e = float(self.energy_pj())
+            if distributed.world_size() > 1:  # one decision on every process: the mean of their energies
+                e = distributed.sum_floats([e])[0] / distributed.world_size()
+            return e
+
+        try:
+            for i, s in enumerate(spiking):
+                force(i, s)
+            before = after = energy()
+            changes = []
+            order = sorted(range(len(cells)), key=lambda i: prob[i])  # the most ANN-leaning first
+            if after > target:
+                for i in reversed(order):
+                    if not spiking[i]:
+                        force(i, True)
+                        after = energy()
+                        changes.append(f"{cells[i][0]} spiking")
+                        if after <= target:
+                            break
+            elif c.energy_constraint == "equal":
+                for i in order:
+                    if spiking[i]:
+                        force(i, False)
+                        trial = energy()
+                        if trial > target:
+                            force(i, True)
+                            continue
+                        after = trial
+                        changes.append(f"{cells[i][0]} ANN")
+            yield {"before_mj": before / PJ_PER_MJ, "after_mj": after / PJ_PER_MJ, "changes": changes}
+        finally:
+            with torch.no_grad():
+                for (_, cell), logit in zip(cells, saved):
+                    cell.neurons.arch_hybrid.copy_(logit)
+                for k, b in self.model.named_buffers():
+                    b.copy_(buffers[k])
+            reset(self.model)
 
     def report(self) -> SearchReport:
         """How far each architecture decision moved and whether it is beyond noise (:mod:`.report`)."""

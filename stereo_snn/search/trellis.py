@@ -348,6 +348,15 @@ class SpikingTrellis(nn.Module):
         return self._energy
 
     # ------------------------------------------------------------------ decoding
+    def path_cells(self) -> list[Cell]:
+        """The cells the derived network keeps: those on the Viterbi path of a supernet, every
+        cell of a fixed network."""
+        if not self.is_supernet:
+            return list(self.cells.values())
+        with torch.no_grad():
+            path = viterbi(torch.log(self.move_probs()), self.config.moves, self.config.out_level)
+        return [self.cells[f"{l}_{d}"] for l, d in enumerate(path)]
+
     def _cell_choice(self, cell: Cell) -> tuple[str, float | None, bool]:
         """The cell's decoded neuron: kind, searched fixed tau (None: the kind's own), spiking."""
         n = cell.neurons

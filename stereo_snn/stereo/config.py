@@ -166,7 +166,8 @@ class SearchConfig:
     stereo frame (both views' feature nets, the matching and refinement nets) to aim at, held by
     a Lagrange multiplier (``energy_weight`` is then its start) moved by dual ascent with
     step ``energy_dual_lr``; ``energy_constraint``: ``max`` (at most the target) or ``equal``
-    (near it, below or above) (:class:`~stereo_snn.search.BilevelConfig`).
+    (near it, below or above); ``energy_fit``: derive within the target (the derived cells'
+    spiking-or-ANN choices fitted to it) (:class:`~stereo_snn.search.BilevelConfig`).
     dgs_*: as in :class:`TrainConfig` (dgs_start None: after ``dgs_every`` epochs and the warm-up).
     """
 
@@ -181,6 +182,7 @@ class SearchConfig:
     energy_target_mj: float | None = None
     energy_dual_lr: float = 0.5
     energy_constraint: str = "max"
+    energy_fit: bool = False
     crop: tuple[int, int] | None = None
     dgs_every: int = 0
     dgs_batches: int = 16
@@ -378,6 +380,7 @@ class StereoConfig:
             "must be > 0 (mJ per frame)",
         )
         need(s.energy_dual_lr >= 0, "search.energy_dual_lr", "must be >= 0")
+        need(not s.energy_fit or s.energy_target_mj is not None, "search.energy_fit", "needs search.energy_target_mj")
         need(
             s.energy_constraint in ENERGY_CONSTRAINTS,
             "search.energy_constraint",

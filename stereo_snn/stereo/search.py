@@ -100,6 +100,7 @@ def run_search(
         energy_target_mj=sc.energy_target_mj,
         energy_dual_lr=sc.energy_dual_lr,
         energy_constraint=sc.energy_constraint,
+        energy_fit=sc.energy_fit,
         max_batches=max_batches,
         amp=sc.amp,
     )

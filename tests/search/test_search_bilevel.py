@@ -206,3 +206,51 @@ def test_searcher_runs_dgs_and_records_settings(tmp_path):
 def test_a_search_without_batches_is_refused_before_it_writes_a_genotype(count):
     with pytest.raises(ConfigError, match=f"search max_batches {count}: must be an integer >= 1"):
         BilevelConfig(max_batches=count)
+
+
+def test_energy_fit_derives_within_the_target_and_leaves_the_supernet_as_it_was():
+    torch.manual_seed(0)
+    model = _Classifier(CFG)
+    batch = _data(8, 2)[0]
+    cells = model.body.path_cells()
+    assert len(cells) == CFG.layers and all(c.neurons.hybrid for c in cells)
+    with torch.no_grad():  # the first cell leans ANN, the second spiking
+        cells[0].neurons.arch_hybrid.copy_(torch.tensor([0.0, 0.2]))
+        cells[1].neurons.arch_hybrid.copy_(torch.tensor([0.2, 0.0]))
+    logits = [c.neurons.arch_hybrid.detach().clone() for c in cells]
+    buffers = {k: b.clone() for k, b in model.named_buffers()}
+
+    def fit(target_mj: float, constraint: str):
+        cfg = BilevelConfig(energy_target_mj=target_mj, energy_constraint=constraint, energy_fit=True)
+        s = Searcher(model, _loss, cfg, {"body": model.body}, log=lambda line: None)
+        with s.fit_to_target(batch) as out:
+            spiking = [c.spiking for c in s.derive().components["body"].cells]
+        return out, spiking
+
+    learnt, spiking = fit(1.0, "max")  # a target far above: the learnt choices
+    assert spiking == [False, True] and learnt["changes"] == [] and learnt["after_mj"] == learnt["before_mj"]
+    low, spiking = fit(1e-9, "max")  # below every choice: every cell spiking
+    assert spiking == [True, True] and low["changes"] == ["body cell 0 spiking"]
+    assert low["after_mj"] < learnt["before_mj"]
+    high, spiking = fit(1.0, "equal")  # spend up to the target: every cell ANN
+    assert spiking == [False, False] and high["changes"] == ["body cell 1 ANN"]
+    assert high["after_mj"] > learnt["before_mj"]
+    between = (low["after_mj"] + learnt["before_mj"]) / 2  # under the learnt choices: the ANN cell turns spiking
+    mid, spiking = fit(between, "equal")
+    assert spiking == [True, True] and mid["after_mj"] <= between
+    for c, logit in zip(cells, logits):  # the supernet keeps its learnt logits and statistics
+        assert torch.equal(c.neurons.arch_hybrid.detach(), logit)
+    assert all(torch.equal(b, buffers[k]) for k, b in model.named_buffers())
+    with pytest.raises(ConfigError, match="energy_fit: needs an energy target"):
+        BilevelConfig(energy_fit=True)
+
+
+def test_a_search_with_energy_fit_records_the_fit_in_the_genotype():
+    torch.manual_seed(0)
+    model = _Classifier(CFG)
+    logs: list[str] = []
+    cfg = BilevelConfig(epochs=1, warmup_epochs=0, max_batches=1, energy_target_mj=1e-9, energy_fit=True)
+    g = Searcher(model, _loss, cfg, {"body": model.body}, log=logs.append).run(_data(8, 1), _data(8, 2))
+    assert all(c.spiking for c in g.components["body"].cells)  # under any target it can reach: all spiking
+    fit = g.settings["energy_fit"]
+    assert fit["after_mj"] <= fit["before_mj"] and any("derived within the energy target" in line for line in logs)
