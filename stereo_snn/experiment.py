@@ -7,7 +7,8 @@ optionally, ``cells: ann | spiking`` (every derived cell retrained as an ANN / s
 A question with ``random: true`` compares its first variant (the searched architecture) with
 random architectures of the same search space whose measured energy is within
 ``random.tolerance`` of it (:func:`stereo_snn.search.sampling.sample_at_energy`), all retrained
-with the same settings. A ``sweep: {key, values}`` question makes one variant per value.
+with the same settings. A ``sweep: {key, values}`` question makes one variant per value
+(``set: [...]`` in the sweep: overrides every one of them gets as well).
 Example (``classification/presets/ablations/digits.yaml`` has the full form)::
 
     base: digits
@@ -175,12 +176,16 @@ def _question(key: str, spec: Any, source: str) -> Question:
         if not (
             isinstance(sweep, Mapping) and isinstance(sweep.get("key"), str) and isinstance(sweep.get("values"), list)
         ):
-            raise ConfigError(f"{where}.sweep: must be {{key: SETTING, values: [...]}}")
+            raise ConfigError(f"{where}.sweep: must be {{key: SETTING, values: [...], set: [...] (optional)}}")
+        unknown = sorted(set(sweep) - {"key", "values", "set"})
+        if unknown:
+            raise ConfigError(f"{where}.sweep: unknown key {unknown[0]!r} (key, values, set)")
         if not sweep["values"]:
             raise ConfigError(f"{where}.sweep.values: empty")
+        extra = _strings(sweep.get("set"), f"{where}.sweep.set")
         for v in sweep["values"]:
             text = json.dumps(v) if not isinstance(v, str) else v
-            variants.append(Variant(f"{sweep['key']}={text}", (f"{sweep['key']}={text}",)))
+            variants.append(Variant(f"{sweep['key']}={text}", (f"{sweep['key']}={text}", *extra)))
     is_random = bool(spec.get("random", False))
     if is_random and not variants:
         variants = [Variant("searched")]

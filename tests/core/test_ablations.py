@@ -213,6 +213,8 @@ def test_pareto_front_respects_the_metric_direction():
         ("questions: {a: {variants: {x: [nokey]}}}", "KEY=VALUE"),
         ("questions: {a: {variants: {x: {set: [], cells: relu}}}}", "cells"),
         ("questions: {a: {sweep: {key: k}}}", "sweep"),
+        ("questions: {a: {sweep: {key: k, values: [1], sets: [x=1]}}}", "unknown key 'sets'"),
+        ("questions: {a: {sweep: {key: k, values: [1], set: [x]}}}", "sweep.set"),
         ("seeds: []\nquestions: {a: {random: true}}", "seeds"),
         ("random: {tolerance: 2}\nquestions: {a: {random: true}}", "tolerance"),
         ("colour: red\nquestions: {a: {random: true}}", "unknown setting 'colour'"),
@@ -267,3 +269,13 @@ def test_init_energy_wakes_the_neurons_of_an_untrained_network_and_keeps_its_set
     assert awake > silent
     bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert bns and all(m.momentum == 0.1 for m in bns) and net.training
+
+
+def test_a_sweep_gives_every_value_its_own_variant_and_the_sweeps_common_overrides(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("questions: {e: {sweep: {key: search.t, values: [0.5, 2], set: [search.mode=equal]}}}")
+    (question,) = load_plan(path).questions
+    assert [(v.name, v.set) for v in question.variants] == [
+        ("search.t=0.5", ("search.t=0.5", "search.mode=equal")),
+        ("search.t=2", ("search.t=2", "search.mode=equal")),
+    ]
